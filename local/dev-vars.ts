@@ -1,0 +1,48 @@
+import { readFileSync, existsSync } from "node:fs";
+
+/**
+ * The Worker's variables on the local stack. Every value points at a local stand-in or is a
+ * throwaway local credential: none of them opens anything outside this machine.
+ */
+export function localWorkerVars(options: {
+  environment: "development" | "test";
+  publicBaseUrl: string;
+  databaseUrl: string;
+  neonHttpEndpoint: string;
+  redisRestUrl: string;
+  redisRestToken: string;
+}): Record<string, string> {
+  return {
+    ENVIRONMENT: options.environment,
+    APP_VERSION: "local",
+    LOG_LEVEL: options.environment === "test" ? "warn" : "info",
+    PUBLIC_BASE_URL: options.publicBaseUrl,
+    CORS_ORIGINS: "http://localhost:8081,http://localhost:19006",
+    DATABASE_URL: options.databaseUrl,
+    NEON_HTTP_ENDPOINT: options.neonHttpEndpoint,
+    UPSTASH_REDIS_REST_URL: options.redisRestUrl,
+    UPSTASH_REDIS_REST_TOKEN: options.redisRestToken,
+    QSTASH_TOKEN: "local-qstash-token",
+    QSTASH_CURRENT_SIGNING_KEY: "local-current-signing-key",
+    QSTASH_NEXT_SIGNING_KEY: "local-next-signing-key",
+  };
+}
+
+/** Reads a dotenv-style file (`KEY=value`, `#` comments, optional quotes); missing file → {}. */
+export function readDotenv(path: string): Record<string, string> {
+  if (!existsSync(path)) return {};
+  const out: Record<string, string> = {};
+  for (const raw of readFileSync(path, "utf8").split(/\r?\n/)) {
+    const line = raw.trim();
+    if (!line || line.startsWith("#")) continue;
+    const eq = line.indexOf("=");
+    if (eq <= 0) continue;
+    const key = line.slice(0, eq).trim();
+    let value = line.slice(eq + 1).trim();
+    if ((value.startsWith('"') && value.endsWith('"')) || (value.startsWith("'") && value.endsWith("'"))) {
+      value = value.slice(1, -1).replace(/\\n/g, "\n");
+    }
+    out[key] = value;
+  }
+  return out;
+}

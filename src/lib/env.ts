@@ -1,0 +1,102 @@
+import { z } from "zod";
+
+/**
+ * What the Workers runtime hands the Worker: resource bindings plus string vars/secrets.
+ * Vars are declared loosely here; `configSchema` is what turns them into typed config.
+ */
+export type Bindings = {
+  IMAGES: R2Bucket;
+  SESSION_ROOM: DurableObjectNamespace;
+} & Partial<Record<ConfigKey, string>>;
+
+const commaList = z
+  .string()
+  .default("")
+  .transform((value) =>
+    value
+      .split(",")
+      .map((item) => item.trim())
+      .filter(Boolean),
+  );
+const optionalSecret = z.string().min(1).optional();
+const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+const usd = (fallback: number) => z.coerce.number().nonnegative().default(fallback);
+const aiModel = z.enum(["gpt-4o", "claude-sonnet", "gemini-flash"]);
+
+/** One schema for every variable the Worker reads. `.dev.vars.example` documents each. */
+export const configSchema = z.object({
+  ENVIRONMENT: z.enum(["development", "test", "staging", "production"]).default("development"),
+  APP_VERSION: z.string().min(1).default("dev"),
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  PUBLIC_BASE_URL: z.url(),
+  CORS_ORIGINS: commaList,
+
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }),
+  // Local stand-in only: where the Neon HTTP driver sends its queries. Unset in production.
+  NEON_HTTP_ENDPOINT: z.url().optional(),
+
+  UPSTASH_REDIS_REST_URL: z.url(),
+  UPSTASH_REDIS_REST_TOKEN: z.string().min(1),
+
+  QSTASH_URL: z.url().default("https://qstash.upstash.io"),
+  QSTASH_TOKEN: optionalSecret,
+  QSTASH_CURRENT_SIGNING_KEY: optionalSecret,
+  QSTASH_NEXT_SIGNING_KEY: optionalSecret,
+
+  CLERK_SECRET_KEY: optionalSecret,
+  CLERK_JWT_KEY: optionalSecret,
+  CLERK_WEBHOOK_SECRET: optionalSecret,
+  CLERK_AUTHORIZED_PARTIES: commaList,
+
+  UPLOAD_SIGNING_SECRET: optionalSecret,
+
+  OPENAI_API_KEY: optionalSecret,
+  ANTHROPIC_API_KEY: optionalSecret,
+  GEMINI_API_KEY: optionalSecret,
+  OPENAI_BASE_URL: z.url().optional(),
+  ANTHROPIC_BASE_URL: z.url().optional(),
+  GEMINI_BASE_URL: z.url().optional(),
+  AI_PROVIDER_STRATEGY_PRIMARY: aiModel.default("gpt-4o"),
+  AI_PROVIDER_STRATEGY_FALLBACKS: commaList.pipe(z.array(aiModel)).default(["claude-sonnet"]),
+  AI_FIRST_TOKEN_TIMEOUT_MS: positiveInt(10_000),
+  AI_TOTAL_TIMEOUT_MS: positiveInt(60_000),
+  AI_OCR_TIMEOUT_MS: positiveInt(30_000),
+  AI_DAILY_BUDGET_USER_USD: usd(0.5),
+  AI_DAILY_BUDGET_TOTAL_USD: usd(50),
+
+  EXPO_ACCESS_TOKEN: optionalSecret,
+  ACCOUNT_PURGE_AFTER_DAYS: positiveInt(30),
+});
+
+export type AppConfig = z.infer<typeof configSchema>;
+export type ConfigKey = keyof z.input<typeof configSchema>;
+
+export type ConfigResult = { ok: true; config: AppConfig } | { ok: false; invalidVariables: string[] };
+
+// Workers reuse one env object per isolate: parse it once and keep the answer beside it.
+const parsed = new WeakMap<object, ConfigResult>();
+
+export function loadConfig(env: Bindings): ConfigResult {
+  const cached = parsed.get(env);
+  if (cached) return cached;
+  const result = configSchema.safeParse(withoutEmptyStrings(env));
+  const answer: ConfigResult = result.success
+    ? { ok: true, config: result.data }
+    : {
+        ok: false,
+        // Names only: values may be secrets and must never reach a response or a log.
+        invalidVariables: [...new Set(result.error.issues.map((issue) => String(issue.path[0])))].sort(),
+      };
+  parsed.set(env, answer);
+  return answer;
+}
+
+/** An empty string in `.dev.vars` or the dashboard means "not set", not "set to nothing". */
+function withoutEmptyStrings(env: Bindings): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(env)) {
+    if (typeof value === "string" && value.trim() === "") continue;
+    out[key] = value;
+  }
+  return out;
+}

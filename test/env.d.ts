@@ -1,0 +1,11 @@
+import type { Bindings } from "../src/lib/env";
+
+declare global {
+  namespace Cloudflare {
+    interface Env extends Bindings {
+      /** Test-only: the global setup's control endpoint (stop/start Redis). */
+      TEST_CONTROL_URL: string;
+      TEST_CONTROL_TOKEN: string;
+    }
+  }
+}

@@ -1,0 +1,58 @@
+import { randomBytes } from "node:crypto";
+import type { TestProject } from "vitest/node";
+import { localWorkerVars } from "../local/dev-vars.ts";
+import { freePort } from "../local/net.ts";
+import { startNeonStandIn } from "../local/neon-http/server.ts";
+import { startRedisServer } from "../local/redis-rest/redis-server.ts";
+import { startRedisRestAdapter } from "../local/redis-rest/server.ts";
+import { applyMigrations } from "../scripts/db-migrate.ts";
+import { startControlServer } from "./control-server.ts";
+
+/** Starts the same stand-ins as `npm run dev`, on free ports, with throwaway data. */
+export default async function setup(project: TestProject) {
+  const quiet = () => {};
+  const stops: Array<() => Promise<void>> = [];
+  try {
+    const neon = await startNeonStandIn({ httpPort: 0, log: quiet });
+    stops.push(() => neon.close());
+    await applyMigrations({ databaseUrl: neon.connectionString, fetchEndpoint: neon.endpoint });
+
+    const redis = await startRedisServer({ port: await freePort(), log: quiet });
+    stops.push(() => redis.stop());
+    const redisToken = randomBytes(16).toString("hex");
+    const redisRest = await startRedisRestAdapter({
+      port: 0,
+      redisUrl: `redis://127.0.0.1:${redis.port}`,
+      token: redisToken,
+      log: quiet,
+    });
+    stops.push(() => redisRest.close());
+
+    const controlToken = randomBytes(16).toString("hex");
+    const control = await startControlServer(
+      { "redis/stop": () => redis.stop(), "redis/start": () => redis.start() },
+      controlToken,
+    );
+    stops.push(() => control.close());
+
+    project.provide("workerVars", {
+      ...localWorkerVars({
+        environment: "test",
+        publicBaseUrl: "http://127.0.0.1:8787",
+        databaseUrl: neon.connectionString,
+        neonHttpEndpoint: neon.endpoint,
+        redisRestUrl: redisRest.url,
+        redisRestToken: redisToken,
+      }),
+      TEST_CONTROL_URL: control.url,
+      TEST_CONTROL_TOKEN: controlToken,
+    });
+  } catch (error) {
+    for (const stop of stops.reverse()) await stop().catch(() => {});
+    throw error;
+  }
+
+  return async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => {});
+  };
+}

@@ -1,0 +1,39 @@
+import { env, SELF } from "cloudflare:test";
+import { sql } from "drizzle-orm";
+import { createDatabase } from "../src/lib/db";
+import { type AppConfig, loadConfig } from "../src/lib/env";
+
+/** The parsed config of the test Worker; fails loudly if the global setup handed in bad vars. */
+export function testConfig(): AppConfig {
+  const loaded = loadConfig(env);
+  if (!loaded.ok) throw new Error(`test config invalid: ${loaded.invalidVariables.join(", ")}`);
+  return loaded.config;
+}
+
+export function testDb() {
+  return createDatabase(testConfig());
+}
+
+/** Empties every application table (not the migration journal) so each test starts clean. */
+export async function resetDatabase(): Promise<void> {
+  const db = testDb();
+  const result = await db.execute<{ tablename: string }>(
+    sql`select tablename from pg_tables where schemaname = 'public'`,
+  );
+  const tables = result.rows.map((row) => `"public"."${row.tablename}"`);
+  if (tables.length > 0) await db.execute(sql.raw(`TRUNCATE ${tables.join(", ")} RESTART IDENTITY CASCADE`));
+}
+
+/** A request to the Worker as deployed (its default export), by path. */
+export function call(path: string, init?: RequestInit): Promise<Response> {
+  return SELF.fetch(`http://127.0.0.1:8787${path}`, init);
+}
+
+/** Stops or starts the real redis-server behind the Upstash REST adapter. */
+export async function controlRedis(action: "stop" | "start"): Promise<void> {
+  const response = await fetch(`${env.TEST_CONTROL_URL}/redis/${action}`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${env.TEST_CONTROL_TOKEN}` },
+  });
+  if (response.status !== 204) throw new Error(`redis ${action} failed: ${await response.text()}`);
+}
