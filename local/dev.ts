@@ -67,7 +67,8 @@ function startWrangler(vars: Record<string, string>): ChildProcess {
       cwd: root,
       // Own process group: Ctrl-C is handled here, and the whole wrangler tree goes down with us.
       detached: true,
-      env: { ...process.env, WRANGLER_SEND_METRICS: "false", FORCE_COLOR: "0" },
+      // No network beyond loopback: skip wrangler telemetry and its Request.cf download.
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", FORCE_COLOR: "0" },
       stdio: ["ignore", "pipe", "pipe"],
     },
   );

@@ -214,14 +214,14 @@ CREATE INDEX "ai_calls_created_idx" ON "ai_calls" USING btree ("created_at");-->
 CREATE INDEX "knowledge_chunks_embedding_hnsw_idx" ON "knowledge_chunks" USING hnsw ("embedding" vector_cosine_ops);--> statement-breakpoint
 CREATE INDEX "knowledge_chunks_phase_idx" ON "knowledge_chunks" USING btree ("phase");--> statement-breakpoint
 CREATE UNIQUE INDEX "knowledge_chunks_source_title_uq" ON "knowledge_chunks" USING btree ("source","title");--> statement-breakpoint
-CREATE INDEX "magic_openers_user_created_idx" ON "magic_openers" USING btree ("user_id","created_at" DESC NULLS LAST,"id" DESC NULLS LAST);--> statement-breakpoint
+CREATE INDEX "magic_openers_user_created_idx" ON "magic_openers" USING btree ("user_id","created_at" DESC NULLS FIRST,"id" DESC NULLS FIRST);--> statement-breakpoint
 CREATE UNIQUE INDEX "magic_openers_generation_rank_uq" ON "magic_openers" USING btree ("generation_id","rank");--> statement-breakpoint
 CREATE INDEX "messages_session_position_idx" ON "messages" USING btree ("session_id","position");--> statement-breakpoint
 CREATE INDEX "push_tokens_user_id_idx" ON "push_tokens" USING btree ("user_id");--> statement-breakpoint
 CREATE UNIQUE INDEX "session_images_session_position_uq" ON "session_images" USING btree ("session_id","position");--> statement-breakpoint
 CREATE INDEX "session_images_sha256_idx" ON "session_images" USING btree ("sha256");--> statement-breakpoint
-CREATE INDEX "sessions_user_created_idx" ON "sessions" USING btree ("user_id","created_at" DESC NULLS LAST,"id" DESC NULLS LAST);--> statement-breakpoint
-CREATE INDEX "suggestion_generations_session_created_idx" ON "suggestion_generations" USING btree ("session_id","created_at" DESC NULLS LAST);--> statement-breakpoint
+CREATE INDEX "sessions_user_created_idx" ON "sessions" USING btree ("user_id","created_at" DESC NULLS FIRST,"id" DESC NULLS FIRST);--> statement-breakpoint
+CREATE INDEX "suggestion_generations_session_created_idx" ON "suggestion_generations" USING btree ("session_id","created_at" DESC NULLS FIRST);--> statement-breakpoint
 CREATE UNIQUE INDEX "suggestions_generation_rank_uq" ON "suggestions" USING btree ("generation_id","rank");--> statement-breakpoint
 CREATE INDEX "suggestions_session_idx" ON "suggestions" USING btree ("session_id");--> statement-breakpoint
 CREATE UNIQUE INDEX "tip_deliveries_user_local_date_uq" ON "tip_deliveries" USING btree ("user_id","local_date");--> statement-breakpoint

@@ -79,6 +79,8 @@ export async function startRedisServer(opts: RedisServerOptions): Promise<RedisP
       for (const line of data.toString().split("\n")) {
         if (!line.trim()) continue;
         output.push(line);
+        // Advice about the host's sysctl, not about the stack: it only adds alarm to the logs.
+        if (line.includes("Memory overcommit")) continue;
         log(line);
       }
     };

@@ -137,7 +137,7 @@ export const sessions = pgTable(
   },
   (t) => [
     // Cursor pagination: newest first, id as tie-breaker.
-    index("sessions_user_created_idx").on(t.userId, t.createdAt.desc(), t.id.desc()),
+    index("sessions_user_created_idx").on(t.userId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
     check("sessions_phase_range", sql`${t.phase} is null or ${t.phase} between 1 and 4`),
     check(
       "sessions_phase_confidence_range",
@@ -206,7 +206,7 @@ export const suggestionGenerations = pgTable(
     updatedAt: updatedAt(),
   },
   (t) => [
-    index("suggestion_generations_session_created_idx").on(t.sessionId, t.createdAt.desc()),
+    index("suggestion_generations_session_created_idx").on(t.sessionId, t.createdAt.desc().nullsFirst()),
     check("suggestion_generations_count_range", sql`${t.count} between 1 and 5`),
   ],
 );
@@ -254,7 +254,7 @@ export const magicOpeners = pgTable(
     updatedAt: updatedAt(),
   },
   (t) => [
-    index("magic_openers_user_created_idx").on(t.userId, t.createdAt.desc(), t.id.desc()),
+    index("magic_openers_user_created_idx").on(t.userId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
     uniqueIndex("magic_openers_generation_rank_uq").on(t.generationId, t.rank),
   ],
 );
