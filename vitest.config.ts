@@ -12,6 +12,7 @@ export default defineConfig({
   ],
   test: {
     globalSetup: ["./test/global-setup.ts"],
+    reporters: ["default", "./test/summary-reporter.ts"],
     // One Postgres and one Redis serve every file; files run one after another so that
     // resetting tables in one never pulls rows from under another.
     fileParallelism: false,
