@@ -1,4 +1,5 @@
 import { env } from "cloudflare:test";
+import { Ratelimit } from "@upstash/ratelimit";
 import { beforeEach, describe, expect, it } from "vitest";
 import { testConfig } from "../../test/helpers";
 import { createRedis } from "./redis";
@@ -59,6 +60,42 @@ describe("@upstash/redis through the local Upstash REST adapter", () => {
     expect(results.slice(0, 3)).toEqual(["OK", 2, 2]);
     expect((results[3] as string[]).sort()).toEqual(["x", "y"]);
     expect(await redis.get(key("m"))).toBe(2);
+  });
+
+  it("runs EVAL and EVALSHA, answering in the client's script SHA", async () => {
+    const script = "return {KEYS[1], ARGV[1], redis.call('INCRBY', KEYS[1], ARGV[1])}";
+    // The SDK deserializes numeric-looking strings: ARGV "4" comes back as 4.
+    expect(await redis.eval(script, [key("lua")], ["4"])).toEqual([key("lua"), 4, 4]);
+    const sha = await redis.scriptLoad(script);
+    const digest = await crypto.subtle.digest("SHA-1", new TextEncoder().encode(script));
+    expect(sha).toBe([...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join(""));
+    expect(await redis.evalsha(sha, [key("lua")], ["1"])).toEqual([key("lua"), 1, 5]);
+  });
+
+  it("runs @upstash/ratelimit's limiters unchanged (their scripts need the adapter's shebang rewrite)", async () => {
+    const limiters = {
+      sliding: Ratelimit.slidingWindow(3, "10 s"),
+      fixed: Ratelimit.fixedWindow(3, "10 s"),
+      bucket: Ratelimit.tokenBucket(3, "10 s", 3),
+    };
+    for (const [name, limiter] of Object.entries(limiters)) {
+      const ratelimit = new Ratelimit({ redis, limiter, prefix: key(`rl:${name}`) });
+      const outcomes = [];
+      for (let i = 0; i < 4; i++) {
+        const { success, remaining, limit, reset } = await ratelimit.limit("user_1");
+        expect(limit, name).toBe(3);
+        expect(reset, name).toBeGreaterThan(Date.now() - 1_000);
+        outcomes.push([success, remaining]);
+      }
+      expect(outcomes, name).toEqual([
+        [true, 2],
+        [true, 1],
+        [true, 0],
+        [false, 0],
+      ]);
+      // Another identifier has its own budget.
+      expect((await ratelimit.limit("user_2")).success, name).toBe(true);
+    }
   });
 
   it("rejects a client with the wrong token", async () => {
