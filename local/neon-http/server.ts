@@ -169,6 +169,10 @@ async function handle(db: PGlite, req: IncomingMessage): Promise<unknown> {
 
   // PGlite is a single session shared with the wire server: each request holds it exclusively.
   return db.runExclusive(async () => {
+    // After a wire client disconnects (Terminate), PGlite swallows the output of the next
+    // message it runs. A bare Sync is harmless either way and absorbs that, so the
+    // statements below always get their replies.
+    await db.execProtocol(protocol.serialize.sync(), { throwOnError: false });
     try {
       if (Array.isArray(payload.queries)) {
         await runSimple(db, beginStatement(req.headers));
