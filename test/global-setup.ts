@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { TestProject } from "vitest/node";
-import { localWorkerVars } from "../local/dev-vars.ts";
+import { fileURLToPath } from "node:url";
+import { localWorkerVars, readDotenv } from "../local/dev-vars.ts";
 import { freePort } from "../local/net.ts";
 import { startNeonStandIn } from "../local/neon-http/server.ts";
 import { startRedisServer } from "../local/redis-rest/redis-server.ts";
@@ -35,7 +36,12 @@ export default async function setup(project: TestProject) {
     );
     stops.push(() => control.close());
 
+    // wrangler also feeds a developer's .dev.vars to the test Worker. Every documented variable
+    // is blanked first (empty = unset) so a real key there never reaches a test.
+    const documented = readDotenv(fileURLToPath(new URL("../.dev.vars.example", import.meta.url)));
+    const blank = Object.fromEntries(Object.keys(documented).map((key) => [key, ""]));
     project.provide("workerVars", {
+      ...blank,
       ...localWorkerVars({
         environment: "test",
         publicBaseUrl: "http://127.0.0.1:8787",

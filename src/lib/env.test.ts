@@ -1,6 +1,6 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { type Bindings, loadConfig } from "./env";
+import { type Bindings, configSchema, loadConfig } from "./env";
 
 const minimal = {
   PUBLIC_BASE_URL: "https://api.example.com",
@@ -47,5 +47,19 @@ describe("loadConfig", () => {
   it("parses an env object once and reuses the answer", () => {
     const bindings = { ...minimal } as Bindings;
     expect(loadConfig(bindings)).toBe(loadConfig(bindings));
+  });
+});
+
+describe(".dev.vars.example", () => {
+  it("documents exactly the variables the config schema reads, each with a comment", async () => {
+    const { default: example } = await import("../../.dev.vars.example?raw");
+    const lines = (example as string).split("\n");
+    const documented = lines.flatMap((line, i) => {
+      const match = /^([A-Z][A-Z0-9_]*)=/.exec(line);
+      if (!match) return [];
+      expect(lines[i - 1]?.startsWith("#"), `${match[1]} needs a comment line above it`).toBe(true);
+      return [match[1]];
+    });
+    expect(documented.sort()).toEqual(Object.keys(configSchema.shape).sort());
   });
 });
