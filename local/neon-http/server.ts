@@ -6,10 +6,10 @@ import { PGlite, protocol } from "@electric-sql/pglite";
 import { vector } from "@electric-sql/pglite-pgvector";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
 import { mkdirSync } from "node:fs";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer, type IncomingMessage } from "node:http";
 import { parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
+import { HttpError, listen, readBody, sendJson } from "../http.ts";
 
 export interface NeonStandIn {
   /** What the Worker sets as `neonConfig.fetchEndpoint`, e.g. http://127.0.0.1:5480/sql */
@@ -51,14 +51,6 @@ class SqlError extends Error {
   constructor(message: string, fields: Record<string, unknown>) {
     super(message);
     this.fields = fields;
-  }
-}
-
-class HttpError extends Error {
-  readonly status: number;
-  constructor(status: number, message: string) {
-    super(message);
-    this.status = status;
   }
 }
 
@@ -138,29 +130,12 @@ function beginStatement(headers: IncomingMessage["headers"]): string {
   return parts.join(" ");
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new HttpError(413, "request body too large");
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString("utf8");
-}
-
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
-  res.end(text);
-}
-
 async function handle(db: PGlite, req: IncomingMessage): Promise<unknown> {
   if (req.method !== "POST") throw new HttpError(405, "only POST is supported");
   if (new URL(req.url ?? "/", "http://x").pathname !== "/sql") throw new HttpError(404, "not found");
   let payload: { query?: string; params?: unknown[]; queries?: Query[] };
   try {
-    payload = JSON.parse(await readBody(req)) as typeof payload;
+    payload = JSON.parse(await readBody(req, MAX_BODY_BYTES, "request body too large")) as typeof payload;
   } catch (error) {
     if (error instanceof HttpError) throw error;
     throw new HttpError(400, "request body is not valid JSON");
@@ -189,15 +164,6 @@ async function handle(db: PGlite, req: IncomingMessage): Promise<unknown> {
   });
 }
 
-function listen(server: ReturnType<typeof createServer>, port: number, host: string, role: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once("error", (error: NodeJS.ErrnoException) =>
-      reject(new Error(error.code === "EADDRINUSE" ? `port ${port} (${role}) is already in use` : `${role}: ${error.message}`)),
-    );
-    server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
-  });
-}
-
 export async function startNeonStandIn(opts: NeonStandInOptions): Promise<NeonStandIn> {
   const host = opts.host ?? "127.0.0.1";
   const log = opts.log ?? (() => {});
@@ -213,12 +179,12 @@ export async function startNeonStandIn(opts: NeonStandInOptions): Promise<NeonSt
 
   const http = createServer((req, res) => {
     handle(db, req).then(
-      (body) => send(res, 200, body),
+      (body) => sendJson(res, 200, body),
       (error: unknown) => {
-        if (error instanceof SqlError) return send(res, 400, { message: error.message, ...error.fields });
-        if (error instanceof HttpError) return send(res, error.status, { message: error.message });
+        if (error instanceof SqlError) return sendJson(res, 400, { message: error.message, ...error.fields });
+        if (error instanceof HttpError) return sendJson(res, error.status, { message: error.message });
         log(`internal error: ${error instanceof Error ? error.message : String(error)}`);
-        send(res, 500, { message: "internal error" });
+        sendJson(res, 500, { message: "internal error" });
       },
     );
   });

@@ -1,12 +1,12 @@
 // Speaks the Upstash Redis REST protocol in front of a plain redis-server, so the unmodified
 // `@upstash/redis` and `@upstash/ratelimit` SDKs run against it with only the URL changed.
 import { createHash, timingSafeEqual } from "node:crypto";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer, type IncomingMessage } from "node:http";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
 import { createClient } from "redis";
+import { HttpError, listen, readBody, sendJson } from "../http.ts";
 import { startRedisServer } from "./redis-server.ts";
 
 export interface RedisRestAdapter {
@@ -29,14 +29,6 @@ type Reply = { result: unknown } | { error: string };
 const MAX_BODY_BYTES = 10 * 1024 * 1024;
 // Commands that hold a connection or change its state; Upstash refuses them over REST too.
 const REFUSED = new Set(["subscribe", "psubscribe", "ssubscribe", "monitor", "multi", "exec", "discard", "watch", "unwatch", "shutdown", "quit", "select", "sync", "psync"]);
-
-class HttpError extends Error {
-  readonly status: number;
-  constructor(status: number, message: string) {
-    super(message);
-    this.status = status;
-  }
-}
 
 const sha1 = (text: string) => createHash("sha1").update(text).digest("hex");
 
@@ -98,24 +90,12 @@ function toArgs(command: unknown): string[] {
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new HttpError(413, "ERR request body too large");
-    chunks.push(chunk as Buffer);
-  }
+  const text = await readBody(req, MAX_BODY_BYTES, "ERR request body too large");
   try {
-    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
+    return JSON.parse(text);
   } catch {
     throw new HttpError(400, "ERR request body is not valid JSON");
   }
-}
-
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
-  res.end(text);
 }
 
 function authorized(header: string | undefined, token: string): boolean {
@@ -221,27 +201,20 @@ export async function startRedisRestAdapter(opts: RedisRestOptions): Promise<Red
     const base64 = String(req.headers["upstash-encoding"] ?? "").toLowerCase() === "base64";
     handle(req).then(
       ({ status, body }) => {
-        if (!base64) return send(res, status, body);
+        if (!base64) return sendJson(res, status, body);
         const encode = (reply: Reply) => ("result" in reply ? { result: encodeReply(reply.result) } : reply);
-        send(res, status, Array.isArray(body) ? (body as Reply[]).map(encode) : encode(body as Reply));
+        sendJson(res, status, Array.isArray(body) ? (body as Reply[]).map(encode) : encode(body as Reply));
       },
       (error: unknown) => {
         const status = error instanceof HttpError ? error.status : 500;
         if (status === 500) log(`internal error: ${error instanceof Error ? error.message : String(error)}`);
-        send(res, status, { error: error instanceof Error ? error.message : "ERR internal error" });
+        sendJson(res, status, { error: error instanceof Error ? error.message : "ERR internal error" });
       },
     );
   });
   server.keepAliveTimeout = 1_000;
 
-  const port = await new Promise<number>((resolve, reject) => {
-    server.once("error", (error: NodeJS.ErrnoException) =>
-      reject(
-        new Error(error.code === "EADDRINUSE" ? `port ${opts.port} (redis-rest) is already in use` : `redis-rest: ${error.message}`),
-      ),
-    );
-    server.listen(opts.port, host, () => resolve((server.address() as AddressInfo).port));
-  }).catch(async (error: unknown) => {
+  const port = await listen(server, opts.port, host, "redis-rest").catch(async (error: unknown) => {
     await Promise.all([client.close(), txClient.close()]).catch(() => {});
     throw error;
   });
