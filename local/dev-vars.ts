@@ -1,4 +1,8 @@
-import { readFileSync, existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { LOCAL_AUTHORIZED_PARTY } from "./clerk/token.ts";
+
+/** The local stack's fixed Svix-style webhook secret (base64 after `whsec_`), for signing test events by hand. */
+export const LOCAL_CLERK_WEBHOOK_SECRET = `whsec_${Buffer.from("charisma-local-clerk-webhooks!!").toString("base64")}`;
 
 /**
  * The Worker's variables on the local stack. Every value points at a local stand-in or is a
@@ -11,6 +15,8 @@ export function localWorkerVars(options: {
   neonHttpEndpoint: string;
   redisRestUrl: string;
   redisRestToken: string;
+  clerkJwtKey: string;
+  clerkWebhookSecret: string;
 }): Record<string, string> {
   return {
     ENVIRONMENT: options.environment,
@@ -25,6 +31,9 @@ export function localWorkerVars(options: {
     QSTASH_TOKEN: "local-qstash-token",
     QSTASH_CURRENT_SIGNING_KEY: "local-current-signing-key",
     QSTASH_NEXT_SIGNING_KEY: "local-next-signing-key",
+    CLERK_JWT_KEY: options.clerkJwtKey,
+    CLERK_AUTHORIZED_PARTIES: LOCAL_AUTHORIZED_PARTY,
+    CLERK_WEBHOOK_SECRET: options.clerkWebhookSecret,
   };
 }
 

@@ -6,7 +6,8 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { applyMigrations } from "../scripts/db-migrate.ts";
-import { localWorkerVars, readDotenv } from "./dev-vars.ts";
+import { ensureLocalClerkKeys } from "./clerk/keys.ts";
+import { LOCAL_CLERK_WEBHOOK_SECRET, localWorkerVars, readDotenv } from "./dev-vars.ts";
 import { pipeLines, prefixedLog } from "./log.ts";
 import { assertPortFree } from "./net.ts";
 import { startNeonStandIn } from "./neon-http/server.ts";
@@ -43,7 +44,10 @@ process.on("SIGINT", () => void shutdown(0));
 process.on("SIGTERM", () => void shutdown(0));
 
 function startWrangler(vars: Record<string, string>): ChildProcess {
-  const overrides = readDotenv(join(root, ".dev.vars"));
+  // An empty value in .dev.vars means "not set" (as for the Worker's own config), so it keeps the default.
+  const overrides = Object.fromEntries(
+    Object.entries(readDotenv(join(root, ".dev.vars"))).filter(([, value]) => value.trim() !== ""),
+  );
   const overridden = Object.keys(overrides);
   if (overridden.length > 0) log(`.dev.vars overrides: ${overridden.sort().join(", ")}`);
   // Pass only the defaults .dev.vars does not set, so .dev.vars wins whatever wrangler's precedence.
@@ -128,6 +132,9 @@ async function main(): Promise<void> {
   cleanups.push(() => redisRest.close());
   redisLog(`Upstash REST endpoint ${redisRest.url}`);
 
+  const clerkKeys = await ensureLocalClerkKeys(join(dataDir, "clerk"));
+  log("local Clerk key in .data/clerk — mint a session token with: npm run token -- user_local_1");
+
   const publicBaseUrl = `http://127.0.0.1:${ports.worker}`;
   const wrangler = startWrangler(
     localWorkerVars({
@@ -137,6 +144,8 @@ async function main(): Promise<void> {
       neonHttpEndpoint: neonStandIn.endpoint,
       redisRestUrl: redisRest.url,
       redisRestToken: REDIS_REST_TOKEN,
+      clerkJwtKey: clerkKeys.publicPem,
+      clerkWebhookSecret: LOCAL_CLERK_WEBHOOK_SECRET,
     }),
   );
   cleanups.push(async () => {

@@ -1,27 +1,78 @@
-import { Hono } from "hono";
+import { swaggerUI } from "@hono/swagger-ui";
+import type { Context, MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
+import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import type { AppEnv } from "./lib/app-env";
+import { requireAuth } from "./lib/auth";
 import { loadConfig } from "./lib/env";
 import { fail } from "./lib/envelope";
-import { AppError } from "./lib/errors";
+import { AppError, type ErrorCode } from "./lib/errors";
 import { createLogger } from "./lib/logger";
+import { createRouter } from "./lib/openapi";
+import { rateLimit } from "./lib/rate-limit";
+import { withServices } from "./lib/services";
 import { createHealthRoutes } from "./modules/health/routes";
+import { createUsersRoutes } from "./modules/users/routes";
+import { resolveUser } from "./modules/users/service";
+import { createWebhookRoutes } from "./modules/webhooks/routes";
+
+const JSON_BODY_LIMIT = 64 * 1024;
+const WEBHOOK_BODY_LIMIT = 512 * 1024;
+
+function limitBody(maxSize: number): MiddlewareHandler<AppEnv> {
+  return bodyLimit({
+    maxSize,
+    onError: () => {
+      throw new AppError("PAYLOAD_TOO_LARGE", { message: `The request body exceeds ${maxSize} bytes` });
+    },
+  });
+}
+
+/** Bodies sent to the JSON API must say they are JSON; anything else is 415, not a parse guess. */
+const requireJsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const hasBody = Number(c.req.header("Content-Length") ?? 0) > 0 || c.req.header("Transfer-Encoding") !== undefined;
+  if (hasBody && !/^application\/([\w.-]+\+)?json\b/i.test(c.req.header("Content-Type") ?? "")) {
+    throw new AppError("UNSUPPORTED_MEDIA_TYPE", { message: "Send the body as application/json" });
+  }
+  await next();
+};
+
+function corsFromConfig(): MiddlewareHandler<AppEnv> {
+  return cors({
+    origin: (origin, c: Context<AppEnv>) => {
+      const loaded = loadConfig(c.env);
+      return loaded.ok && loaded.config.CORS_ORIGINS.includes(origin) ? origin : null;
+    },
+    allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+    allowHeaders: ["Authorization", "Content-Type", "X-Request-Id"],
+    exposeHeaders: ["X-Request-Id", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After"],
+    maxAge: 600,
+  });
+}
+
+function errorCodeForHttpException(error: HTTPException): ErrorCode {
+  if (error.status === 400 && /malformed json/i.test(error.message)) return "INVALID_JSON";
+  if (error.status === 413) return "PAYLOAD_TOO_LARGE";
+  if (error.status === 415) return "UNSUPPORTED_MEDIA_TYPE";
+  if (error.status === 404) return "NOT_FOUND";
+  if (error.status === 401) return "UNAUTHORIZED";
+  if (error.status === 400) return "VALIDATION_ERROR";
+  return "INTERNAL_ERROR";
+}
 
 export function createApp() {
-  const app = new Hono<AppEnv>();
+  const app = createRouter();
 
   app.use(requestId({ headerName: "X-Request-Id" }));
   app.use(async (c, next) => {
     const loaded = loadConfig(c.env);
-    const logger = createLogger({
-      level: loaded.ok ? loaded.config.LOG_LEVEL : "info",
-      base: { requestId: c.var.requestId },
-    });
-    c.set("logger", logger);
+    c.set("logger", createLogger({ level: loaded.ok ? loaded.config.LOG_LEVEL : "info", base: { requestId: c.var.requestId } }));
     const started = Date.now();
     await next();
-    logger.info("request", {
+    c.var.logger.info("request", {
       method: c.req.method,
       route: c.req.routePath,
       status: c.res.status,
@@ -29,14 +80,49 @@ export function createApp() {
     });
   });
   app.use(secureHeaders());
+  app.use(corsFromConfig());
+  app.use("/api/v1/*", limitBody(JSON_BODY_LIMIT), requireJsonBody);
+  app.use("/api/webhooks/*", limitBody(WEBHOOK_BODY_LIMIT));
 
-  const v1 = new Hono<AppEnv>();
+  const authenticated = [
+    withServices(),
+    requireAuth((c, session) => resolveUser(c.var.db, session)),
+    rateLimit("user"),
+  ];
+
+  const v1 = createRouter();
   v1.route("/health", createHealthRoutes());
+  v1.route("/users", createUsersRoutes(authenticated));
   app.route("/api/v1", v1);
+  app.route("/api/webhooks", createWebhookRoutes([withServices(), rateLimit("ip")]));
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
+    type: "http",
+    scheme: "bearer",
+    bearerFormat: "JWT",
+    description: "A Clerk session token",
+  });
+  app.doc31("/api/v1/openapi.json", (c) => ({
+    openapi: "3.1.0",
+    info: {
+      title: "Charisma API",
+      version: loadConfig(c.env).ok ? (c.env.APP_VERSION ?? "dev") : "dev",
+      description:
+        "Every response is an envelope: `{success: true, data}` or `{success: false, error: {code, message, details?}}`.",
+    },
+  }));
+  app.get("/api/v1/docs", swaggerUI({ url: "/api/v1/openapi.json", title: "Charisma API" }));
 
   app.notFound((c) => fail(c, "NOT_FOUND", `No route for ${c.req.method} ${new URL(c.req.url).pathname}`));
   app.onError((error, c) => {
-    if (error instanceof AppError) return fail(c, error.code, error.message, error.details);
+    if (error instanceof AppError) {
+      if (error.status >= 500) c.var.logger?.error("request failed", { code: error.code, error });
+      return fail(c, error.code, error.message, error.details);
+    }
+    if (error instanceof HTTPException) {
+      const code = errorCodeForHttpException(error);
+      return fail(c, code, code === "INTERNAL_ERROR" ? undefined : error.message);
+    }
     c.var.logger?.error("unhandled error", { error });
     return fail(c, "INTERNAL_ERROR", undefined, { requestId: c.var.requestId });
   });

@@ -6,6 +6,8 @@ declare global {
       /** Test-only: the global setup's control endpoint (stop/start Redis). */
       TEST_CONTROL_URL: string;
       TEST_CONTROL_TOKEN: string;
+      /** Test-only: the private half of CLERK_JWT_KEY, to mint session tokens. */
+      TEST_CLERK_PRIVATE_JWK: string;
     }
   }
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { TestProject } from "vitest/node";
 import { fileURLToPath } from "node:url";
+import { generateClerkKeys } from "../local/clerk/keys.ts";
 import { localWorkerVars, readDotenv } from "../local/dev-vars.ts";
 import { freePort } from "../local/net.ts";
 import { startNeonStandIn } from "../local/neon-http/server.ts";
@@ -29,6 +30,9 @@ export default async function setup(project: TestProject) {
     });
     stops.push(() => redisRest.close());
 
+    const clerk = await generateClerkKeys();
+    const webhookSecret = `whsec_${randomBytes(24).toString("base64")}`;
+
     const controlToken = randomBytes(16).toString("hex");
     const control = await startControlServer(
       { "redis/stop": () => redis.stop(), "redis/start": () => redis.start() },
@@ -49,7 +53,10 @@ export default async function setup(project: TestProject) {
         neonHttpEndpoint: neon.endpoint,
         redisRestUrl: redisRest.url,
         redisRestToken: redisToken,
+        clerkJwtKey: clerk.publicPem,
+        clerkWebhookSecret: webhookSecret,
       }),
+      TEST_CLERK_PRIVATE_JWK: JSON.stringify(clerk.privateJwk),
       TEST_CONTROL_URL: control.url,
       TEST_CONTROL_TOKEN: controlToken,
     });

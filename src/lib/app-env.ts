@@ -1,8 +1,21 @@
-import type { Bindings } from "./env";
+import type { users } from "../db/schema";
+import type { Database } from "./db";
+import type { AppConfig, Bindings } from "./env";
 import type { Logger } from "./logger";
+
+export type User = typeof users.$inferSelect;
 
 /** Hono's type parameter for every router: typed bindings and per-request variables. */
 export type AppEnv = {
   Bindings: Bindings;
-  Variables: { requestId: string; logger: Logger };
+  Variables: {
+    requestId: string;
+    logger: Logger;
+    /** Set by `withServices` on every route but health. */
+    config: AppConfig;
+    db: Database;
+    /** Set by `requireAuth`. */
+    user: User;
+    auth: { clerkUserId: string; sessionId: string | undefined };
+  };
 };

@@ -9,8 +9,8 @@ export type ErrorBody = {
   error: { code: ErrorCode; message: string; details?: unknown };
 };
 
-export function ok<T>(c: Context, data: T, status: ContentfulStatusCode = 200) {
-  return c.json({ success: true, data } satisfies SuccessBody<T>, status);
+export function ok<T, S extends ContentfulStatusCode = 200>(c: Context, data: T, status?: S) {
+  return c.json({ success: true as const, data }, (status ?? 200) as S);
 }
 
 export function errorBody(code: ErrorCode, message?: string, details?: unknown): ErrorBody {
@@ -19,6 +19,6 @@ export function errorBody(code: ErrorCode, message?: string, details?: unknown):
   return { success: false, error };
 }
 
-export function fail(c: Context, code: ErrorCode, message?: string, details?: unknown) {
-  return c.json(errorBody(code, message, details), errorCatalog[code].status);
+export function fail<C extends ErrorCode>(c: Context, code: C, message?: string, details?: unknown) {
+  return c.json(errorBody(code, message, details), errorCatalog[code].status as (typeof errorCatalog)[C]["status"]);
 }

@@ -4,6 +4,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 export const errorCatalog = {
   VALIDATION_ERROR: { status: 400, message: "The request is invalid" },
   INVALID_JSON: { status: 400, message: "The request body is not valid JSON" },
+  WEBHOOK_SIGNATURE_INVALID: { status: 400, message: "The webhook signature is missing, invalid or stale" },
   UNAUTHORIZED: { status: 401, message: "Authentication required" },
   TOKEN_EXPIRED: { status: 401, message: "The session token has expired" },
   NOT_FOUND: { status: 404, message: "Not found" },

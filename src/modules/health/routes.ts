@@ -1,26 +1,64 @@
-import { Hono } from "hono";
-import type { AppEnv } from "../../lib/app-env";
+import { createRoute, z } from "@hono/zod-openapi";
 import { createDatabase } from "../../lib/db";
 import { loadConfig } from "../../lib/env";
-import { fail, ok } from "../../lib/envelope";
+import { ok } from "../../lib/envelope";
+import { AppError } from "../../lib/errors";
+import { createRouter, errorResponses, jsonResponse } from "../../lib/openapi";
 import { createRedis } from "../../lib/redis";
 import { checkReadiness } from "./service";
 
+const checkSchema = z.object({
+  ok: z.boolean(),
+  error: z.string().optional(),
+  latencyMs: z.number().optional(),
+  variables: z.array(z.string()).optional(),
+});
+
+const livenessRoute = createRoute({
+  method: "get",
+  path: "/",
+  tags: ["health"],
+  summary: "Liveness: the Worker runs",
+  responses: {
+    200: jsonResponse(
+      z.object({ status: z.literal("ok"), timestamp: z.string(), environment: z.string(), version: z.string() }),
+      "Alive",
+    ),
+  },
+});
+
+const readinessRoute = createRoute({
+  method: "get",
+  path: "/ready",
+  tags: ["health"],
+  summary: "Readiness: configuration, Postgres, Redis and the job queue configuration",
+  responses: {
+    200: jsonResponse(
+      z.object({
+        status: z.literal("ready"),
+        checks: z.object({ config: checkSchema, database: checkSchema, redis: checkSchema, jobs: checkSchema }),
+      }),
+      "Every dependency answers",
+    ),
+    ...errorResponses("SERVICE_UNAVAILABLE", "CONFIG_INVALID"),
+  },
+});
+
 export function createHealthRoutes() {
-  const routes = new Hono<AppEnv>();
+  const routes = createRouter();
 
   // Liveness answers even with broken config: it says the isolate runs, nothing more.
-  routes.get("/", (c) => {
+  routes.openapi(livenessRoute, (c) => {
     const loaded = loadConfig(c.env);
     return ok(c, {
-      status: "ok",
+      status: "ok" as const,
       timestamp: new Date().toISOString(),
       environment: loaded.ok ? loaded.config.ENVIRONMENT : (c.env.ENVIRONMENT ?? "unknown"),
       version: loaded.ok ? loaded.config.APP_VERSION : (c.env.APP_VERSION ?? "unknown"),
     });
   });
 
-  routes.get("/ready", async (c) => {
+  routes.openapi(readinessRoute, async (c) => {
     const loaded = loadConfig(c.env);
     const report = await checkReadiness(
       loaded.ok
@@ -32,19 +70,21 @@ export function createHealthRoutes() {
         : { config: loaded },
     );
     c.header("Cache-Control", "no-store");
-    if (report.ready) return ok(c, { status: "ready", checks: report.checks });
+    if (report.ready) return ok(c, { status: "ready" as const, checks: report.checks });
 
     const failing = Object.entries(report.checks)
       .filter(([, check]) => !check.ok)
       .map(([name]) => name);
     c.var.logger.warn("readiness failed", { failing });
     if (!loaded.ok) {
-      return fail(c, "CONFIG_INVALID", `Not ready: invalid configuration (${loaded.invalidVariables.join(", ")})`, {
-        checks: report.checks,
+      throw new AppError("CONFIG_INVALID", {
+        message: `Not ready: invalid configuration (${loaded.invalidVariables.join(", ")})`,
+        details: { checks: report.checks },
       });
     }
-    return fail(c, "SERVICE_UNAVAILABLE", `Not ready: ${failing.join(", ")}`, { checks: report.checks });
+    throw new AppError("SERVICE_UNAVAILABLE", { message: `Not ready: ${failing.join(", ")}`, details: { checks: report.checks } });
   });
 
   return routes;
 }
+

@@ -1,0 +1,57 @@
+import { verifyToken } from "@clerk/backend";
+import type { MiddlewareHandler } from "hono";
+import type { AppEnv, User } from "./app-env";
+import type { AppConfig } from "./env";
+import { AppError } from "./errors";
+
+/** Tolerated clock difference between Clerk and this Worker when checking exp/nbf/iat. */
+const CLOCK_SKEW_MS = 5_000;
+
+export type VerifiedSession = { clerkUserId: string; sessionId: string | undefined; email: string | undefined };
+
+/** Verifies a Clerk session JWT: networkless with the PEM key when set, else via the secret key's JWKS. */
+export async function verifySessionToken(token: string, config: AppConfig): Promise<VerifiedSession> {
+  if (!config.CLERK_JWT_KEY && !config.CLERK_SECRET_KEY) {
+    throw new AppError("CONFIG_INVALID", { message: "Authentication is not configured" });
+  }
+  // The exported verifyToken throws a TokenVerificationError (with a `reason`) on any failure.
+  let payload: unknown;
+  try {
+    payload = await verifyToken(token, {
+      ...(config.CLERK_JWT_KEY ? { jwtKey: config.CLERK_JWT_KEY } : { secretKey: config.CLERK_SECRET_KEY }),
+      authorizedParties: config.CLERK_AUTHORIZED_PARTIES.length > 0 ? config.CLERK_AUTHORIZED_PARTIES : undefined,
+      clockSkewInMs: CLOCK_SKEW_MS,
+    });
+  } catch (error) {
+    if ((error as { reason?: string }).reason === "token-expired") throw new AppError("TOKEN_EXPIRED");
+    throw new AppError("UNAUTHORIZED", { message: "Invalid session token" });
+  }
+  const claims = payload as { sub: string; sid?: unknown; email?: unknown };
+  return {
+    clerkUserId: claims.sub,
+    sessionId: typeof claims.sid === "string" ? claims.sid : undefined,
+    email: typeof claims.email === "string" ? claims.email : undefined,
+  };
+}
+
+export function bearerToken(header: string | undefined): string | undefined {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "");
+  return match?.[1];
+}
+
+/**
+ * Authenticates the request and loads (or provisions) the internal user. `resolveUser` comes
+ * from the users module, so this infrastructure never reaches into a feature's tables.
+ */
+export function requireAuth(resolveUser: (c: Parameters<MiddlewareHandler<AppEnv>>[0], session: VerifiedSession) => Promise<User>): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const token = bearerToken(c.req.header("Authorization"));
+    if (!token) throw new AppError("UNAUTHORIZED", { message: "Missing bearer token" });
+    const session = await verifySessionToken(token, c.var.config);
+    const user = await resolveUser(c, session);
+    c.set("auth", { clerkUserId: session.clerkUserId, sessionId: session.sessionId });
+    c.set("user", user);
+    c.set("logger", c.var.logger.child({ userId: user.id }));
+    await next();
+  };
+}

@@ -1,0 +1,59 @@
+import { OpenAPIHono, z } from "@hono/zod-openapi";
+import type { AppEnv } from "./app-env";
+import { AppError, type ErrorCode, errorCatalog } from "./errors";
+
+/** Every router is an OpenAPIHono: its zod schemas validate requests and document the API. */
+export function createRouter() {
+  return new OpenAPIHono<AppEnv>({
+    defaultHook: (result) => {
+      if (!result.success) {
+        throw new AppError("VALIDATION_ERROR", {
+          details: {
+            target: result.target,
+            issues: result.error.issues.map(({ path, message, code }) => ({ path, message, code })),
+          },
+        });
+      }
+    },
+  });
+}
+
+export const successEnvelope = <T extends z.ZodType>(data: T) =>
+  z.object({ success: z.literal(true), data });
+
+export const errorEnvelopeSchema = z
+  .object({
+    success: z.literal(false),
+    error: z.object({
+      code: z.enum(Object.keys(errorCatalog) as [ErrorCode, ...ErrorCode[]]),
+      message: z.string(),
+      details: z.unknown().optional(),
+    }),
+  })
+  .openapi("ErrorEnvelope");
+
+/** `{ 200: …, 404: … }`-style response entries for the documented error statuses of a route. */
+export function errorResponses(...codes: ErrorCode[]) {
+  const byStatus = new Map<number, ErrorCode[]>();
+  for (const code of codes) {
+    const status = errorCatalog[code].status;
+    byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
+  }
+  return Object.fromEntries(
+    [...byStatus].map(([status, list]) => [
+      status,
+      { description: list.join(" | "), content: { "application/json": { schema: errorEnvelopeSchema } } },
+    ]),
+  );
+}
+
+export function jsonResponse<T extends z.ZodType>(schema: T, description: string) {
+  return { description, content: { "application/json": { schema: successEnvelope(schema) } } };
+}
+
+export function jsonBody<T extends z.ZodType>(schema: T) {
+  return { required: true, content: { "application/json": { schema } } };
+}
+
+/** Errors any authenticated route can answer, beyond its own. */
+export const authErrors = ["UNAUTHORIZED", "TOKEN_EXPIRED", "RATE_LIMITED", "INTERNAL_ERROR"] as const;

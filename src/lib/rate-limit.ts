@@ -1,0 +1,84 @@
+import { Ratelimit } from "@upstash/ratelimit";
+import type { Context, MiddlewareHandler } from "hono";
+import type { AppEnv } from "./app-env";
+import type { AppConfig } from "./env";
+import { AppError } from "./errors";
+import { createRedis } from "./redis";
+
+/**
+ * `user`: authenticated routes, keyed by user. `ip`: unauthenticated routes, keyed by client IP.
+ * `ai`: routes that spend AI money, keyed by user, stricter.
+ */
+export type RateLimitTier = "user" | "ip" | "ai";
+
+const WINDOW = "60 s";
+// A Redis that does not answer within this is treated as down (see `failClosed`).
+const REDIS_TIMEOUT_MS = 1_000;
+
+/**
+ * When Redis is down, ordinary routes stay available (fail open: a brief loss of limits is
+ * better than an outage), but routes that spend AI money refuse (fail closed: an unlimited
+ * burst could cost real money).
+ */
+const failClosed: Record<RateLimitTier, boolean> = { user: false, ip: false, ai: true };
+
+const limiters = new WeakMap<AppConfig, Record<RateLimitTier, Ratelimit>>();
+
+function limitersFor(config: AppConfig): Record<RateLimitTier, Ratelimit> {
+  let cached = limiters.get(config);
+  if (!cached) {
+    const redis = createRedis(config, { retries: 0 });
+    const make = (tier: RateLimitTier, perMinute: number) =>
+      new Ratelimit({
+        redis,
+        limiter: Ratelimit.slidingWindow(perMinute, WINDOW),
+        prefix: `rl:${tier}`,
+        timeout: REDIS_TIMEOUT_MS,
+        analytics: false,
+      });
+    cached = {
+      user: make("user", config.RATE_LIMIT_USER_PER_MINUTE),
+      ip: make("ip", config.RATE_LIMIT_IP_PER_MINUTE),
+      ai: make("ai", config.RATE_LIMIT_AI_PER_MINUTE),
+    };
+    limiters.set(config, cached);
+  }
+  return cached;
+}
+
+export function clientIp(c: Context<AppEnv>): string {
+  return (
+    c.req.header("CF-Connecting-IP") ??
+    c.req.header("X-Forwarded-For")?.split(",")[0]?.trim() ??
+    "unknown"
+  );
+}
+
+export function rateLimit(tier: RateLimitTier): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const identifier = tier === "ip" ? `ip:${clientIp(c)}` : `user:${c.var.user.id}`;
+    let outcome: Awaited<ReturnType<Ratelimit["limit"]>>;
+    try {
+      outcome = await limitersFor(c.var.config)[tier].limit(identifier);
+    } catch (error) {
+      outcome = { success: true, limit: 0, remaining: 0, reset: 0, pending: Promise.resolve(), reason: "timeout" };
+      c.var.logger.warn("rate limiter unavailable", { tier, error });
+    }
+    if (outcome.reason === "timeout") {
+      if (failClosed[tier]) throw new AppError("SERVICE_UNAVAILABLE", { message: "Rate limiting is unavailable; try again shortly" });
+      c.var.logger.warn("rate limit skipped: Redis unavailable", { tier });
+      await next();
+      return;
+    }
+    c.executionCtx.waitUntil(outcome.pending);
+    const resetSeconds = Math.max(0, Math.ceil((outcome.reset - Date.now()) / 1000));
+    c.header("RateLimit-Limit", String(outcome.limit));
+    c.header("RateLimit-Remaining", String(Math.max(0, outcome.remaining)));
+    c.header("RateLimit-Reset", String(resetSeconds));
+    if (!outcome.success) {
+      c.header("Retry-After", String(Math.max(1, resetSeconds)));
+      throw new AppError("RATE_LIMITED", { details: { retryAfterSeconds: Math.max(1, resetSeconds) } });
+    }
+    await next();
+  };
+}

@@ -1,0 +1,31 @@
+import type { MiddlewareHandler } from "hono";
+import type { AppEnv } from "./app-env";
+import { createDatabase, type Database } from "./db";
+import { type AppConfig, loadConfig } from "./env";
+import { AppError } from "./errors";
+
+const databases = new WeakMap<AppConfig, Database>();
+
+/** The per-isolate database handle for a parsed config. */
+export function databaseFor(config: AppConfig): Database {
+  let db = databases.get(config);
+  if (!db) {
+    db = createDatabase(config);
+    databases.set(config, db);
+  }
+  return db;
+}
+
+/** Puts the parsed config and the database on the context; a broken config answers 503. */
+export function withServices(): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const loaded = loadConfig(c.env);
+    if (!loaded.ok) {
+      c.var.logger.error("invalid configuration", { variables: loaded.invalidVariables });
+      throw new AppError("CONFIG_INVALID");
+    }
+    c.set("config", loaded.config);
+    c.set("db", databaseFor(loaded.config));
+    await next();
+  };
+}

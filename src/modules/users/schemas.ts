@@ -1,0 +1,125 @@
+import { z } from "@hono/zod-openapi";
+
+export const toneSchema = z.enum(["playful", "flirty", "witty", "sincere", "confident", "casual"]);
+export const genderSchema = z.enum(["male", "female", "non_binary", "other", "prefer_not_to_say"]);
+export const lookingForSchema = z.enum(["men", "women", "everyone"]);
+export const ageRangeSchema = z.enum(["18-24", "25-34", "35-44", "45-54", "55+"]);
+export const datingGoalSchema = z.enum(["casual", "relationship", "marriage", "friendship", "not_sure"]);
+
+const timezoneSchema = z
+  .string()
+  .max(64)
+  .refine((zone) => {
+    try {
+      new Intl.DateTimeFormat("en-US", { timeZone: zone });
+      return true;
+    } catch {
+      return false;
+    }
+  }, "Unknown IANA time zone")
+  .openapi({ example: "Europe/Paris" });
+
+export const preferencesSchema = z
+  .object({
+    defaultTone: toneSchema.optional(),
+    language: z
+      .string()
+      .regex(/^[a-z]{2,3}(-[A-Z]{2})?$/, "Expected a language tag like en or pt-BR")
+      .optional(),
+    suggestionCount: z.number().int().min(1).max(5).optional(),
+  })
+  .strict()
+  .openapi("Preferences");
+
+const name = z.string().trim().min(1).max(80);
+
+export const userSchema = z
+  .object({
+    id: z.string(),
+    email: z.string().nullable(),
+    firstName: z.string().nullable(),
+    lastName: z.string().nullable(),
+    gender: genderSchema.nullable(),
+    lookingFor: lookingForSchema.nullable(),
+    ageRange: ageRangeSchema.nullable(),
+    datingGoal: datingGoalSchema.nullable(),
+    preferences: preferencesSchema,
+    timezone: z.string(),
+    dailyTipsEnabled: z.boolean(),
+    onboardingCompleted: z.boolean(),
+    onboardingCompletedAt: z.string().datetime().nullable(),
+    createdAt: z.string().datetime(),
+    updatedAt: z.string().datetime(),
+  })
+  .openapi("User");
+
+export const updateUserSchema = z
+  .object({
+    firstName: name.nullable(),
+    lastName: name.nullable(),
+    gender: genderSchema.nullable(),
+    lookingFor: lookingForSchema.nullable(),
+    ageRange: ageRangeSchema.nullable(),
+    datingGoal: datingGoalSchema.nullable(),
+    preferences: preferencesSchema,
+    timezone: timezoneSchema,
+    dailyTipsEnabled: z.boolean(),
+  })
+  .partial()
+  .strict()
+  .refine((body) => Object.keys(body).length > 0, "Send at least one field to update")
+  .openapi("UpdateUser");
+
+export const onboardingSchema = z
+  .object({
+    firstName: name.optional(),
+    gender: genderSchema,
+    lookingFor: lookingForSchema,
+    ageRange: ageRangeSchema,
+    datingGoal: datingGoalSchema,
+    timezone: timezoneSchema.optional(),
+    preferences: preferencesSchema.optional(),
+    dailyTipsEnabled: z.boolean().optional(),
+  })
+  .strict()
+  .openapi("Onboarding");
+
+export const deletedAccountSchema = z
+  .object({ deleted: z.literal(true), purgeAfter: z.string().datetime() })
+  .openapi("DeletedAccount");
+
+// Expo's push token shapes: ExponentPushToken[…] (classic) and ExpoPushToken[…].
+export const expoPushTokenSchema = z
+  .string()
+  .max(200)
+  .regex(/^Expo(nent)?PushToken\[[A-Za-z0-9_-]{10,}\]$/, "Expected an Expo push token like ExponentPushToken[xxxx]")
+  .openapi({ example: "ExponentPushToken[xxxxxxxxxxxxxxxxxxxxxx]" });
+
+export const registerPushTokenSchema = z
+  .object({ token: expoPushTokenSchema, platform: z.enum(["ios", "android", "web"]) })
+  .strict()
+  .openapi("RegisterPushToken");
+
+export const pushTokenSchema = z
+  .object({
+    token: z.string(),
+    platform: z.enum(["ios", "android", "web"]).nullable(),
+    createdAt: z.string().datetime(),
+    updatedAt: z.string().datetime(),
+  })
+  .openapi("PushToken");
+
+export const pushTokenParamsSchema = z.object({
+  token: expoPushTokenSchema.openapi({ param: { name: "token", in: "path" } }),
+});
+
+export const usageSchema = z
+  .object({
+    date: z.string().openapi({ description: "UTC calendar day the budget applies to", example: "2026-11-23" }),
+    calls: z.number().int(),
+    costUsd: z.number(),
+    budgetUsd: z.number(),
+    remainingUsd: z.number(),
+    byKind: z.record(z.string(), z.object({ calls: z.number().int(), costUsd: z.number() })),
+  })
+  .openapi("Usage");

@@ -1,0 +1,160 @@
+import type { z } from "@hono/zod-openapi";
+import { and, eq, gte, sql } from "drizzle-orm";
+import { aiCalls, pushTokens, users } from "../../db/schema";
+import type { User } from "../../lib/app-env";
+import type { VerifiedSession } from "../../lib/auth";
+import type { Database } from "../../lib/db";
+import { AppError } from "../../lib/errors";
+import type { onboardingSchema, registerPushTokenSchema, updateUserSchema, userSchema } from "./schemas";
+
+type PublicUser = z.infer<typeof userSchema>;
+
+/** The API's view of a user: no Clerk id, no soft-delete marker, dates as ISO strings. */
+export function toPublicUser(user: User): PublicUser {
+  return {
+    id: user.id,
+    email: user.email,
+    firstName: user.firstName,
+    lastName: user.lastName,
+    gender: user.gender as PublicUser["gender"],
+    lookingFor: user.lookingFor as PublicUser["lookingFor"],
+    ageRange: user.ageRange as PublicUser["ageRange"],
+    datingGoal: user.datingGoal as PublicUser["datingGoal"],
+    preferences: user.preferences as PublicUser["preferences"],
+    timezone: user.timezone,
+    dailyTipsEnabled: user.dailyTipsEnabled,
+    onboardingCompleted: user.onboardingCompletedAt !== null,
+    onboardingCompletedAt: user.onboardingCompletedAt?.toISOString() ?? null,
+    createdAt: user.createdAt.toISOString(),
+    updatedAt: user.updatedAt.toISOString(),
+  };
+}
+
+async function findByClerkId(db: Database, clerkId: string): Promise<User | undefined> {
+  const [user] = await db.select().from(users).where(eq(users.clerkId, clerkId)).limit(1);
+  return user;
+}
+
+/**
+ * The internal user behind a verified Clerk session, created on first sight (the webhook may
+ * lag) and restored if it was soft-deleted. Concurrent first requests race on the unique
+ * clerk_id: the losers insert nothing and read the winner's row.
+ */
+export async function resolveUser(db: Database, session: VerifiedSession): Promise<User> {
+  const existing = await findByClerkId(db, session.clerkUserId);
+  if (existing && !existing.deletedAt) return existing;
+  if (existing) {
+    const [restored] = await db
+      .update(users)
+      .set({ deletedAt: null })
+      .where(eq(users.id, existing.id))
+      .returning();
+    return restored ?? existing;
+  }
+  const [created] = await db
+    .insert(users)
+    .values({ clerkId: session.clerkUserId, email: session.email ?? null })
+    .onConflictDoNothing()
+    .returning();
+  if (created) return created;
+  const raced = await findByClerkId(db, session.clerkUserId);
+  if (raced) return raced;
+  // The email belongs to another account (e.g. a Clerk user re-created): keep the user, not the email.
+  const [withoutEmail] = await db
+    .insert(users)
+    .values({ clerkId: session.clerkUserId })
+    .onConflictDoNothing({ target: users.clerkId })
+    .returning();
+  return withoutEmail ?? (await findByClerkId(db, session.clerkUserId))!;
+}
+
+export async function updateProfile(db: Database, userId: string, patch: z.infer<typeof updateUserSchema>): Promise<User> {
+  const [user] = await db.update(users).set(patch).where(eq(users.id, userId)).returning();
+  if (!user) throw new AppError("NOT_FOUND", { message: "User not found" });
+  return user;
+}
+
+export async function completeOnboarding(
+  db: Database,
+  userId: string,
+  answers: z.infer<typeof onboardingSchema>,
+): Promise<User> {
+  const [user] = await db
+    .update(users)
+    // Re-submitting onboarding updates the answers but keeps the first completion time.
+    .set({ ...answers, onboardingCompletedAt: sql`coalesce(${users.onboardingCompletedAt}, now())` })
+    .where(eq(users.id, userId))
+    .returning();
+  if (!user) throw new AppError("NOT_FOUND", { message: "User not found" });
+  return user;
+}
+
+/** Marks the account deleted; the purge job removes rows and images after `purgeAfterDays`. */
+export async function softDeleteUser(db: Database, userId: string, purgeAfterDays: number) {
+  const [user] = await db
+    .update(users)
+    .set({ deletedAt: sql`coalesce(${users.deletedAt}, now())` })
+    .where(eq(users.id, userId))
+    .returning({ deletedAt: users.deletedAt });
+  const deletedAt = user?.deletedAt ?? new Date();
+  return { deleted: true as const, purgeAfter: new Date(deletedAt.getTime() + purgeAfterDays * 86_400_000).toISOString() };
+}
+
+/** Upserts by token: a device that changes hands (another user signs in on it) moves to the new owner. */
+export async function registerPushToken(db: Database, userId: string, input: z.infer<typeof registerPushTokenSchema>) {
+  const [row] = await db
+    .insert(pushTokens)
+    .values({ userId, token: input.token, platform: input.platform })
+    .onConflictDoUpdate({
+      target: pushTokens.token,
+      set: { userId, platform: input.platform, disabledAt: null, updatedAt: new Date() },
+    })
+    .returning();
+  return {
+    token: row!.token,
+    platform: row!.platform,
+    createdAt: row!.createdAt.toISOString(),
+    updatedAt: row!.updatedAt.toISOString(),
+  };
+}
+
+export async function removePushToken(db: Database, userId: string, token: string): Promise<void> {
+  const removed = await db
+    .delete(pushTokens)
+    .where(and(eq(pushTokens.token, token), eq(pushTokens.userId, userId)))
+    .returning({ id: pushTokens.id });
+  if (removed.length === 0) throw new AppError("NOT_FOUND", { message: "Push token not found" });
+}
+
+/** Today's (UTC) AI spend from `ai_calls`, against the per-user daily budget. */
+export async function usageToday(db: Database, userId: string, budgetUsd: number, now = new Date()) {
+  const dayStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
+  const rows = await db
+    .select({
+      kind: aiCalls.kind,
+      calls: sql<number>`count(*)::int`,
+      costUsd: sql<string>`coalesce(sum(${aiCalls.costUsd}), 0)`,
+    })
+    .from(aiCalls)
+    .where(and(eq(aiCalls.userId, userId), gte(aiCalls.createdAt, dayStart)))
+    .groupBy(aiCalls.kind);
+  const byKind: Record<string, { calls: number; costUsd: number }> = {};
+  let calls = 0;
+  let costUsd = 0;
+  for (const row of rows) {
+    const cost = Number(row.costUsd);
+    byKind[row.kind] = { calls: row.calls, costUsd: cost };
+    calls += row.calls;
+    costUsd += cost;
+  }
+  costUsd = Math.round(costUsd * 1e6) / 1e6;
+  return {
+    date: dayStart.toISOString().slice(0, 10),
+    calls,
+    costUsd,
+    budgetUsd,
+    remainingUsd: Math.max(0, Math.round((budgetUsd - costUsd) * 1e6) / 1e6),
+    byKind,
+  };
+}
+
