@@ -1,4 +1,6 @@
 import { env, SELF } from "cloudflare:test";
+import type { JWK } from "jose";
+import { type MintOptions, mintSessionToken } from "../local/clerk/token";
 import { sql } from "drizzle-orm";
 import { createDatabase } from "../src/lib/db";
 import { type AppConfig, loadConfig } from "../src/lib/env";
@@ -36,4 +38,33 @@ export async function controlRedis(action: "stop" | "start"): Promise<void> {
     headers: { authorization: `Bearer ${env.TEST_CONTROL_TOKEN}` },
   });
   if (response.status !== 204) throw new Error(`redis ${action} failed: ${await response.text()}`);
+}
+
+/** A Clerk-shaped session token signed with the key the test Worker trusts. */
+export function mintToken(sub: string, options: Omit<MintOptions, "sub"> = {}): Promise<string> {
+  return mintSessionToken(JSON.parse(env.TEST_CLERK_PRIVATE_JWK) as JWK, { sub, ...options });
+}
+
+/** A fresh Clerk-like user id, so tests never share users by accident. */
+export function clerkId(): string {
+  return `user_${crypto.randomUUID().replaceAll("-", "")}`;
+}
+
+/** A request to the Worker with a bearer token and, when given, a JSON body. */
+export async function callAs(token: string, path: string, init: { method?: string; json?: unknown; headers?: Record<string, string> } = {}) {
+  const headers: Record<string, string> = { Authorization: `Bearer ${token}`, ...init.headers };
+  let body: string | undefined;
+  if (init.json !== undefined) {
+    headers["Content-Type"] ??= "application/json";
+    body = JSON.stringify(init.json);
+  }
+  return call(path, { method: init.method ?? "GET", headers, body });
+}
+
+export type Envelope<T = Record<string, unknown>> =
+  | { success: true; data: T }
+  | { success: false; error: { code: string; message: string; details?: unknown } };
+
+export async function json<T = Record<string, unknown>>(response: Response): Promise<Envelope<T>> {
+  return (await response.json()) as Envelope<T>;
 }

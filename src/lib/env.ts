@@ -64,9 +64,10 @@ export const configSchema = z.object({
   AI_DAILY_BUDGET_USER_USD: usd(0.5),
   AI_DAILY_BUDGET_TOTAL_USD: usd(50),
 
-  RATE_LIMIT_USER_PER_MINUTE: positiveInt(120),
-  RATE_LIMIT_IP_PER_MINUTE: positiveInt(60),
-  RATE_LIMIT_AI_PER_MINUTE: positiveInt(10),
+  RATE_LIMIT_USER: positiveInt(120),
+  RATE_LIMIT_IP: positiveInt(60),
+  RATE_LIMIT_AI: positiveInt(10),
+  RATE_LIMIT_WINDOW_SECONDS: positiveInt(60),
 
   EXPO_ACCESS_TOKEN: optionalSecret,
   ACCOUNT_PURGE_AFTER_DAYS: positiveInt(30),

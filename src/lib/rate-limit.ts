@@ -11,7 +11,6 @@ import { createRedis } from "./redis";
  */
 export type RateLimitTier = "user" | "ip" | "ai";
 
-const WINDOW = "60 s";
 // A Redis that does not answer within this is treated as down (see `failClosed`).
 const REDIS_TIMEOUT_MS = 1_000;
 
@@ -28,18 +27,18 @@ function limitersFor(config: AppConfig): Record<RateLimitTier, Ratelimit> {
   let cached = limiters.get(config);
   if (!cached) {
     const redis = createRedis(config, { retries: 0 });
-    const make = (tier: RateLimitTier, perMinute: number) =>
+    const make = (tier: RateLimitTier, perWindow: number) =>
       new Ratelimit({
         redis,
-        limiter: Ratelimit.slidingWindow(perMinute, WINDOW),
+        limiter: Ratelimit.slidingWindow(perWindow, `${config.RATE_LIMIT_WINDOW_SECONDS} s`),
         prefix: `rl:${tier}`,
         timeout: REDIS_TIMEOUT_MS,
         analytics: false,
       });
     cached = {
-      user: make("user", config.RATE_LIMIT_USER_PER_MINUTE),
-      ip: make("ip", config.RATE_LIMIT_IP_PER_MINUTE),
-      ai: make("ai", config.RATE_LIMIT_AI_PER_MINUTE),
+      user: make("user", config.RATE_LIMIT_USER),
+      ip: make("ip", config.RATE_LIMIT_IP),
+      ai: make("ai", config.RATE_LIMIT_AI),
     };
     limiters.set(config, cached);
   }

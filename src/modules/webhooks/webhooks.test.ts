@@ -1,0 +1,115 @@
+import { env } from "cloudflare:test";
+import { eq } from "drizzle-orm";
+import { Webhook } from "standardwebhooks";
+import { beforeEach, describe, expect, it } from "vitest";
+import { call, clerkId, json, resetDatabase, testDb } from "../../../test/helpers";
+import { users, webhookEvents } from "../../db/schema";
+
+function clerkUser(id: string, overrides: Record<string, unknown> = {}) {
+  return {
+    id,
+    object: "user",
+    first_name: "Robin",
+    last_name: "Lee",
+    primary_email_address_id: "idn_2",
+    email_addresses: [
+      { id: "idn_1", email_address: "old@example.com" },
+      { id: "idn_2", email_address: "robin@example.com" },
+    ],
+    ...overrides,
+  };
+}
+
+/** Signs like Svix does for Clerk: the same standard-webhooks scheme, the Worker's secret. */
+function signed(payload: unknown, options: { svixId?: string; timestamp?: Date; secret?: string } = {}) {
+  const svixId = options.svixId ?? `msg_${crypto.randomUUID()}`;
+  const timestamp = options.timestamp ?? new Date();
+  const body = JSON.stringify(payload);
+  const signature = new Webhook(options.secret ?? env.CLERK_WEBHOOK_SECRET!).sign(svixId, timestamp, body);
+  return {
+    svixId,
+    init: {
+      method: "POST",
+      headers: {
+        "Content-Type": "application/json",
+        "svix-id": svixId,
+        "svix-timestamp": String(Math.floor(timestamp.getTime() / 1000)),
+        "svix-signature": signature,
+      },
+      body,
+    } satisfies RequestInit,
+  };
+}
+
+const post = (init: RequestInit) => call("/api/webhooks/clerk", init);
+
+describe("POST /api/webhooks/clerk", () => {
+  beforeEach(resetDatabase);
+
+  it("creates, updates and soft-deletes users from Clerk events", async () => {
+    const id = clerkId();
+    const created = await post(signed({ type: "user.created", data: clerkUser(id) }).init);
+    expect(created.status).toBe(200);
+    expect(await json(created)).toMatchObject({ data: { received: true, duplicate: false, handled: true } });
+    let [row] = await testDb().select().from(users).where(eq(users.clerkId, id));
+    expect(row).toMatchObject({ email: "robin@example.com", firstName: "Robin", lastName: "Lee", deletedAt: null });
+
+    await post(signed({ type: "user.updated", data: clerkUser(id, { first_name: "Rob" }) }).init);
+    [row] = await testDb().select().from(users).where(eq(users.clerkId, id));
+    expect(row?.firstName).toBe("Rob");
+
+    await post(signed({ type: "user.deleted", data: { id, deleted: true, object: "user" } }).init);
+    [row] = await testDb().select().from(users).where(eq(users.clerkId, id));
+    expect(row?.deletedAt).toBeInstanceOf(Date);
+  });
+
+  it("treats a replayed delivery as a 200 no-op", async () => {
+    const id = clerkId();
+    const delivery = signed({ type: "user.created", data: clerkUser(id) });
+    expect((await post(delivery.init)).status).toBe(200);
+    // Meanwhile the user renamed themselves in the app.
+    await testDb().update(users).set({ firstName: "Changed in app" }).where(eq(users.clerkId, id));
+
+    const replay = await post(delivery.init);
+    expect(replay.status).toBe(200);
+    expect(await json(replay)).toMatchObject({ data: { duplicate: true, handled: false } });
+    const [row] = await testDb().select().from(users).where(eq(users.clerkId, id));
+    expect(row?.firstName).toBe("Changed in app");
+    expect(await testDb().select().from(webhookEvents)).toHaveLength(1);
+  });
+
+  it("rejects a bad, missing or stale signature with 400 and writes nothing", async () => {
+    const payload = { type: "user.created", data: clerkUser(clerkId()) };
+    const otherSecret = `whsec_${btoa("another secret entirely, 32 bytes")}`;
+    const attempts: RequestInit[] = [
+      signed(payload, { secret: otherSecret }).init,
+      signed(payload, { timestamp: new Date(Date.now() - 10 * 60_000) }).init,
+      { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(payload) },
+    ];
+    // A body changed after signing.
+    const tampered = signed(payload).init;
+    attempts.push({ ...tampered, body: tampered.body.replace("Robin", "Mallory") });
+
+    for (const init of attempts) {
+      const response = await post(init);
+      expect(response.status).toBe(400);
+      expect(await json(response)).toMatchObject({ error: { code: "WEBHOOK_SIGNATURE_INVALID" } });
+    }
+    expect(await testDb().select().from(users)).toHaveLength(0);
+    expect(await testDb().select().from(webhookEvents)).toHaveLength(0);
+  });
+
+  it("acknowledges unknown event types without acting on them", async () => {
+    const response = await post(signed({ type: "session.created", data: { id: "sess_1" } }).init);
+    expect(response.status).toBe(200);
+    expect(await json(response)).toMatchObject({ data: { received: true, handled: false } });
+    expect(await testDb().select().from(users)).toHaveLength(0);
+  });
+
+  it("answers 400 VALIDATION_ERROR for a signed user event without a user id", async () => {
+    const response = await post(signed({ type: "user.created", data: { first_name: "No id" } }).init);
+    expect(response.status).toBe(400);
+    expect(await json(response)).toMatchObject({ error: { code: "VALIDATION_ERROR" } });
+    expect(await testDb().select().from(webhookEvents)).toHaveLength(0);
+  });
+});
