@@ -4,6 +4,7 @@ import { type MintOptions, mintSessionToken } from "../local/clerk/token";
 import { sql } from "drizzle-orm";
 import { createDatabase } from "../src/lib/db";
 import { type AppConfig, loadConfig } from "../src/lib/env";
+import { createRedis } from "../src/lib/redis";
 
 /** The parsed config of the test Worker; fails loudly if the global setup handed in bad vars. */
 export function testConfig(): AppConfig {
@@ -38,6 +39,16 @@ export async function controlRedis(action: "stop" | "start"): Promise<void> {
     headers: { authorization: `Bearer ${env.TEST_CONTROL_TOKEN}` },
   });
   if (response.status !== 204) throw new Error(`redis ${action} failed: ${await response.text()}`);
+  if (action === "start") {
+    // The adapter reconnects with a short backoff: wait until commands go through again.
+    const redis = createRedis(testConfig(), { retries: 0 });
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      if (await redis.ping().then(() => true, () => false)) return;
+      if (Date.now() > deadline) throw new Error("redis did not come back within 10 s");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
 }
 
 /** A Clerk-shaped session token signed with the key the test Worker trusts. */

@@ -37,3 +37,45 @@ describe("logger", () => {
     });
   });
 });
+
+describe("request logs", () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it("carry request id, user id, route, status and latency, but no token, email or message text", async () => {
+    const { createExecutionContext, env, waitOnExecutionContext } = await import("cloudflare:test");
+    const { createApp } = await import("../app");
+    const { clerkId, mintToken, resetDatabase } = await import("../../test/helpers");
+    await resetDatabase();
+    const lines: string[] = [];
+    for (const method of ["log", "info", "warn", "error", "debug"] as const) {
+      vi.spyOn(console, method).mockImplementation((...args: unknown[]) => void lines.push(args.map(String).join(" ")));
+    }
+    const email = "private.person@example.com";
+    const messageText = "meet me at the secret garden at nine";
+    const token = await mintToken(clerkId(), { email });
+    const app = createApp();
+    const bindings = { ...env, LOG_LEVEL: "debug" };
+    const send = async (init: RequestInit) => {
+      const ctx = createExecutionContext();
+      const response = await app.fetch(new Request("http://127.0.0.1/api/v1/users/me", init), bindings, ctx);
+      await waitOnExecutionContext(ctx);
+      return response;
+    };
+    const headers = { Authorization: `Bearer ${token}`, "Content-Type": "application/json" };
+    expect((await send({ headers })).status).toBe(200);
+    // A rejected body echoes nothing of itself into the logs either.
+    expect((await send({ method: "PUT", headers, body: JSON.stringify({ bio: messageText, email }) })).status).toBe(400);
+    expect((await send({ method: "PUT", headers: { ...headers, "Content-Type": "application/json" }, body: `{"x": "${messageText}` })).status).toBe(400);
+
+    const requestLines = lines.filter((line) => line.includes('"msg":"request"')).map((line) => JSON.parse(line));
+    expect(requestLines).toHaveLength(3);
+    expect(requestLines[0]).toMatchObject({ route: "/api/v1/users/me", status: 200, method: "GET", userId: expect.any(String) });
+    expect(requestLines[0].requestId).toEqual(expect.any(String));
+    expect(requestLines[0].latencyMs).toEqual(expect.any(Number));
+    const everything = lines.join("\n");
+    expect(everything).not.toContain(token);
+    expect(everything).not.toContain(token.split(".")[1]);
+    expect(everything).not.toContain(email);
+    expect(everything).not.toContain("secret garden");
+  });
+});
