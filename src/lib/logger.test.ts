@@ -18,6 +18,18 @@ describe("logger", () => {
     expect(spy).not.toHaveBeenCalled();
   });
 
+  it("keeps a failed query's SQL but drops its parameters, and keeps the cause's code", () => {
+    const cause = Object.assign(new Error("relation \"nope\" does not exist"), { code: "42P01" });
+    const error = new Error("Failed query: select * from nope where note = $1\nparams: meet me at nine", { cause });
+    expect(redact({ error })).toEqual({
+      error: {
+        name: "Error",
+        message: "Failed query: select * from nope where note = $1",
+        cause: { name: "Error", message: 'relation "nope" does not exist', code: "42P01" },
+      },
+    });
+  });
+
   it("redacts tokens, emails, message text and image keys, however deep", () => {
     const out = redact({
       authorization: "Bearer abc.def.ghi",

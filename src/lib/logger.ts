@@ -22,7 +22,15 @@ const REDACTED = "[redacted]";
 export function redact(value: unknown, depth = 0): unknown {
   if (depth > 6) return "[truncated]";
   if (typeof value === "string") return value.replace(bearerPattern, `$1${REDACTED}`).replace(emailPattern, REDACTED);
-  if (value instanceof Error) return { name: value.name, message: redact(value.message, depth + 1) };
+  if (value instanceof Error) {
+    // drizzle appends the query's parameters (user data) to its message: keep only the SQL text.
+    const message = value.message.split("\nparams:")[0] ?? "";
+    const out: Record<string, unknown> = { name: value.name, message: redact(message, depth + 1) };
+    const code = (value as { code?: unknown }).code;
+    if (typeof code === "string") out.code = code;
+    if (value.cause !== undefined) out.cause = redact(value.cause, depth + 1);
+    return out;
+  }
   if (Array.isArray(value)) return value.map((item) => redact(item, depth + 1));
   if (value && typeof value === "object") {
     const out: Record<string, unknown> = {};
