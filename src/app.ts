@@ -111,7 +111,8 @@ export function createApp() {
         "Every response is an envelope: `{success: true, data}` or `{success: false, error: {code, message, details?}}`.",
     },
   }));
-  app.get("/api/v1/docs", swaggerUI({ url: "/api/v1/openapi.json", title: "Charisma API" }));
+  // The UI's files are static assets of this Worker (see wrangler.toml), not a CDN's.
+  app.get("/api/v1/docs", swaggerUI({ url: "/api/v1/openapi.json", title: "Charisma API", baseUrl: "/api/v1/docs/assets" }));
 
   app.notFound((c) => fail(c, "NOT_FOUND", `No route for ${c.req.method} ${new URL(c.req.url).pathname}`));
   app.onError((error, c) => {

@@ -7,6 +7,8 @@ import { z } from "zod";
 export type Bindings = {
   IMAGES: R2Bucket;
   SESSION_ROOM: DurableObjectNamespace;
+  /** Static assets (Swagger UI's files); the platform serves them before the Worker runs. */
+  ASSETS: Fetcher;
 } & Partial<Record<ConfigKey, string>>;
 
 const commaList = z
