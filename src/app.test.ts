@@ -1,7 +1,6 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
-import { generateKeyPair, SignJWT } from "jose";
 import { beforeEach, describe, expect, it } from "vitest";
-import { call, callAs, clerkId, json, mintToken, resetDatabase } from "../test/helpers";
+import { call, callAs, clerkId, forgedToken, json, mintToken, resetDatabase } from "../test/helpers";
 import { createApp } from "./app";
 import type { Bindings } from "./lib/env";
 
@@ -19,17 +18,6 @@ const authenticatedRoutes: Array<{ method: string; path: string; json?: unknown 
   { method: "DELETE", path: `/api/v1/users/me/push-tokens/${encodeURIComponent("ExponentPushToken[abcdefghijklmnop]")}` },
   { method: "GET", path: "/api/v1/users/me/usage" },
 ];
-
-async function forgedToken(): Promise<string> {
-  const { privateKey } = await generateKeyPair("RS256");
-  const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ azp: "http://localhost:8081" })
-    .setProtectedHeader({ alg: "RS256", typ: "JWT", kid: "local-dev" })
-    .setSubject(clerkId())
-    .setIssuedAt(now)
-    .setExpirationTime(now + 600)
-    .sign(privateKey);
-}
 
 describe("every authenticated route", () => {
   beforeEach(resetDatabase);

@@ -1,5 +1,5 @@
 import { env, SELF } from "cloudflare:test";
-import type { JWK } from "jose";
+import { generateKeyPair, type JWK, SignJWT } from "jose";
 import { type MintOptions, mintSessionToken } from "../local/clerk/token";
 import { sql } from "drizzle-orm";
 import { createDatabase } from "../src/lib/db";
@@ -78,4 +78,16 @@ export type Envelope<T = Record<string, unknown>> =
 
 export async function json<T = Record<string, unknown>>(response: Response): Promise<Envelope<T>> {
   return (await response.json()) as Envelope<T>;
+}
+
+/** A well-formed session token signed by a key the Worker does not trust. */
+export async function forgedToken(sub = clerkId()): Promise<string> {
+  const { privateKey } = await generateKeyPair("RS256");
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({ azp: "http://localhost:8081", sid: "sess_forged" })
+    .setProtectedHeader({ alg: "RS256", typ: "JWT", kid: "local-dev" })
+    .setSubject(sub)
+    .setIssuedAt(now)
+    .setExpirationTime(now + 600)
+    .sign(privateKey);
 }

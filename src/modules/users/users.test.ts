@@ -1,7 +1,6 @@
 import { eq } from "drizzle-orm";
-import { SignJWT, generateKeyPair } from "jose";
 import { beforeEach, describe, expect, it } from "vitest";
-import { call, callAs, clerkId, json, mintToken, resetDatabase, testDb } from "../../../test/helpers";
+import { call, callAs, clerkId, forgedToken, json, mintToken, resetDatabase, testDb } from "../../../test/helpers";
 import { aiCalls, pushTokens, users } from "../../db/schema";
 
 type PublicUser = { id: string; email: string | null; onboardingCompleted: boolean; onboardingCompletedAt: string | null } & Record<string, unknown>;
@@ -86,14 +85,7 @@ describe("authentication on /api/v1/users/*", () => {
   });
 
   it("answers 401 for a token signed by another key", async () => {
-    const { privateKey } = await generateKeyPair("RS256");
-    const now = Math.floor(Date.now() / 1000);
-    const forged = await new SignJWT({ azp: "http://localhost:8081", sid: "sess_x" })
-      .setProtectedHeader({ alg: "RS256", typ: "JWT", kid: "local-dev" })
-      .setSubject(clerkId())
-      .setIssuedAt(now)
-      .setExpirationTime(now + 600)
-      .sign(privateKey);
+    const forged = await forgedToken();
     const response = await callAs(forged, "/api/v1/users/me");
     expect(response.status).toBe(401);
     expect(await json(response)).toMatchObject({ error: { code: "UNAUTHORIZED" } });
