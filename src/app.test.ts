@@ -70,7 +70,12 @@ describe("cross-cutting behaviour", () => {
     const token = await mintToken(clerkId());
     const response = await app.fetch(
       new Request("http://127.0.0.1/api/v1/users/me", { headers: { Authorization: `Bearer ${token}`, "X-Request-Id": "req-500-check" } }),
-      { ...env, NEON_HTTP_ENDPOINT: "http://127.0.0.1:9/sql", LOG_LEVEL: "error" } as Bindings,
+      {
+        ...env,
+        DATABASE_URL: "postgresql://postgres:postgres@127.0.0.2:5999/postgres",
+        NEON_HTTP_ENDPOINT: "http://127.0.0.1:9/sql",
+        LOG_LEVEL: "error",
+      } as Bindings,
       ctx,
     );
     await waitOnExecutionContext(ctx);

@@ -106,7 +106,7 @@ export function createApp() {
     openapi: "3.1.0",
     info: {
       title: "Charisma API",
-      version: loadConfig(c.env).ok ? (c.env.APP_VERSION ?? "dev") : "dev",
+      version: c.env?.APP_VERSION ?? "dev",
       description:
         "Every response is an envelope: `{success: true, data}` or `{success: false, error: {code, message, details?}}`.",
     },

@@ -3,6 +3,7 @@ import { eq, sql } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
 import { resetDatabase, testConfig, testDb } from "../../test/helpers";
 import { users } from "../db/schema";
+import { createDatabase } from "./db";
 
 describe("Neon HTTP driver against the local endpoint", () => {
   beforeEach(resetDatabase);
@@ -22,6 +23,16 @@ describe("Neon HTTP driver against the local endpoint", () => {
     });
     expect(written).toEqual([{ id: "u2" }]);
     expect(await client`select clerk_id from users order by clerk_id`).toEqual([{ clerk_id: "c2" }]);
+  });
+
+  it("keeps each database host on its own endpoint, whichever handle was created last", async () => {
+    const healthy = testDb();
+    const broken = createDatabase({
+      DATABASE_URL: "postgresql://postgres:postgres@127.0.0.2:5999/postgres",
+      NEON_HTTP_ENDPOINT: "http://127.0.0.1:9/sql",
+    });
+    await expect(broken.execute(sql`select 1`)).rejects.toThrow();
+    expect((await healthy.execute(sql`select 1 as one`)).rows).toEqual([{ one: 1 }]);
   });
 
   it("passes Postgres error details through drizzle to the caller, and the session stays usable", async () => {

@@ -92,8 +92,11 @@ describe("GET /api/v1/health/ready", () => {
   });
 
   it("answers 503 naming the database when Postgres is unreachable", async () => {
-    // A closed port: the Neon driver's request fails at once.
-    const response = await callWith({ NEON_HTTP_ENDPOINT: "http://127.0.0.1:9/sql" }, "/api/v1/health/ready");
+    // Another database host whose endpoint is a closed port: the driver's request fails at once.
+    const response = await callWith(
+      { DATABASE_URL: "postgresql://postgres:postgres@127.0.0.2:5999/postgres", NEON_HTTP_ENDPOINT: "http://127.0.0.1:9/sql" },
+      "/api/v1/health/ready",
+    );
     const body = (await response.json()) as Envelope;
     expect(response.status).toBe(503);
     expect(body.error?.message).toBe("Not ready: database");

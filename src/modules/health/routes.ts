@@ -1,10 +1,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { createDatabase } from "../../lib/db";
 import { loadConfig } from "../../lib/env";
 import { ok } from "../../lib/envelope";
 import { AppError } from "../../lib/errors";
 import { createRouter, errorResponses, jsonResponse } from "../../lib/openapi";
 import { createRedis } from "../../lib/redis";
+import { databaseFor } from "../../lib/services";
 import { checkReadiness } from "./service";
 
 const checkSchema = z.object({
@@ -64,7 +64,7 @@ export function createHealthRoutes() {
       loaded.ok
         ? {
             config: loaded,
-            database: createDatabase(loaded.config),
+            database: databaseFor(loaded.config),
             redis: createRedis(loaded.config, { retries: 0 }),
           }
         : { config: loaded },
