@@ -1,0 +1,407 @@
+// A local upstream that speaks the wire protocols of OpenAI (chat completions, embeddings),
+// Anthropic (messages) and Gemini (generateContent, streamGenerateContent, embeddings), so the
+// official SDKs run unchanged against it with only their base URL changed. Output is
+// deterministic; tests inject faults per request and read back what was received.
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { parseArgs } from "node:util";
+import { pathToFileURL } from "node:url";
+import { HttpError, listen, readBody, sendJson } from "../http.ts";
+import { countTokens, embed, generateTokens, seededRandom, valueForSchema } from "./generate.ts";
+
+export type Vendor = "openai" | "anthropic" | "gemini";
+
+/** What a test can ask of one request (header `x-upstream-fault`, JSON, or the control queue). */
+export interface Fault {
+  /** Answer with this HTTP status in the vendor's error shape (429, 500, 503, 400, 401…). */
+  status?: number;
+  retryAfterSeconds?: number;
+  firstTokenDelayMs?: number;
+  tokenDelayMs?: number;
+  /** Close the connection after this many streamed tokens, without finishing the stream. */
+  cutAfterTokens?: number;
+  /** Accept the request and never answer. */
+  hang?: boolean;
+  /** Answer 200 with a body that is not valid JSON (or, streaming, a broken event). */
+  malformed?: boolean;
+}
+
+export interface RecordedRequest {
+  id: string;
+  vendor: Vendor;
+  path: string;
+  body: unknown;
+  fault: Fault | undefined;
+  /** The client went away before the answer was complete (e.g. an aborted request). */
+  aborted: boolean;
+  completed: boolean;
+}
+
+export interface AiUpstream {
+  url: string;
+  baseUrls: { openai: string; anthropic: string; gemini: string };
+  requests(): RecordedRequest[];
+  enqueueFault(vendor: Vendor | "any", fault: Fault): void;
+  reset(): void;
+  close(): Promise<void>;
+}
+
+const MAX_BODY_BYTES = 20 * 1024 * 1024;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+type Json = Record<string, any>;
+type Exchange = { req: IncomingMessage; res: ServerResponse; body: Json; record: RecordedRequest; fault: Fault };
+
+function vendorError(vendor: Vendor, status: number, message: string) {
+  const kind = status === 429 ? "rate_limit" : status === 401 ? "authentication" : status >= 500 ? "server" : "invalid_request";
+  if (vendor === "openai") {
+    return { error: { message, type: kind === "server" ? "server_error" : `${kind}_error`, code: kind === "rate_limit" ? "rate_limit_exceeded" : null } };
+  }
+  if (vendor === "anthropic") {
+    const type = status === 529 || status === 503 ? "overloaded_error" : kind === "server" ? "api_error" : `${kind}_error`;
+    return { type: "error", error: { type, message } };
+  }
+  const statusName = { rate_limit: "RESOURCE_EXHAUSTED", authentication: "UNAUTHENTICATED", server: "INTERNAL", invalid_request: "INVALID_ARGUMENT" }[kind];
+  return { error: { code: status, message, status: status === 503 ? "UNAVAILABLE" : statusName } };
+}
+
+function sse(res: ServerResponse): void {
+  res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
+  res.flushHeaders();
+}
+
+/**
+ * Streams `tokens` through `write`, honouring delays and cuts, and stops early when the client
+ * disconnects. Resolves true when every token went out and the caller should finish the stream.
+ */
+async function streamTokens(x: Exchange, tokens: string[], write: (token: string, index: number) => void): Promise<boolean> {
+  if (x.fault.firstTokenDelayMs) await sleep(x.fault.firstTokenDelayMs);
+  for (let i = 0; i < tokens.length; i++) {
+    if (x.record.aborted) return false;
+    if (x.fault.cutAfterTokens !== undefined && i >= x.fault.cutAfterTokens) {
+      // Let what was written reach the client, then drop the connection mid-stream.
+      await new Promise<void>((resolve) => x.res.write("", () => resolve()));
+      x.res.socket?.destroy();
+      return false;
+    }
+    if (i > 0 && x.fault.tokenDelayMs) await sleep(x.fault.tokenDelayMs);
+    if (x.record.aborted) return false;
+    write(tokens[i]!, i);
+  }
+  return true;
+}
+
+/** Structured answers stream as JSON text in small pieces, the way vendors chunk them. */
+function chunked(text: string, size = 12): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < text.length; i += size) out.push(text.slice(i, i + size));
+  return out.length > 0 ? out : [""];
+}
+
+// ---- OpenAI -----------------------------------------------------------------------------
+
+async function openaiChat(x: Exchange): Promise<void> {
+  const { body } = x;
+  const model = String(body.model ?? "gpt-4o");
+  const seed = `${model}:${JSON.stringify(body.messages ?? [])}`;
+  const format = body.response_format as Json | undefined;
+  const structured =
+    format?.type === "json_schema"
+      ? JSON.stringify(valueForSchema(format.json_schema?.schema, seededRandom(seed)))
+      : format?.type === "json_object"
+        ? JSON.stringify({ text: generateTokens(seed).join("") })
+        : undefined;
+  const tokens = structured !== undefined ? chunked(structured) : generateTokens(seed, body.max_tokens ?? body.max_completion_tokens);
+  const usage = {
+    prompt_tokens: countTokens(JSON.stringify(body.messages ?? [])),
+    completion_tokens: tokens.length,
+    total_tokens: 0,
+  };
+  usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+  const id = `chatcmpl-${randomUUID()}`;
+  const created = Math.floor(Date.now() / 1000);
+
+  if (!body.stream) {
+    if (x.fault.firstTokenDelayMs) await sleep(x.fault.firstTokenDelayMs);
+    const message = { role: "assistant", content: tokens.join(""), refusal: null };
+    sendJson(x.res, 200, {
+      id,
+      object: "chat.completion",
+      created,
+      model,
+      choices: [{ index: 0, message, finish_reason: "stop", logprobs: null }],
+      usage,
+    });
+    return;
+  }
+  sse(x.res);
+  const chunk = (choices: unknown[], extra: Json = {}) =>
+    x.res.write(`data: ${JSON.stringify({ id, object: "chat.completion.chunk", created, model, choices, ...extra })}\n\n`);
+  const done = await streamTokens(x, tokens, (token, i) =>
+    chunk([{ index: 0, delta: i === 0 ? { role: "assistant", content: token } : { content: token }, finish_reason: null }]),
+  );
+  if (!done) return;
+  chunk([{ index: 0, delta: {}, finish_reason: "stop" }]);
+  if (body.stream_options?.include_usage) chunk([], { usage });
+  x.res.end("data: [DONE]\n\n");
+}
+
+function openaiEmbeddings(x: Exchange): void {
+  const inputs: string[] = Array.isArray(x.body.input) ? x.body.input.map(String) : [String(x.body.input ?? "")];
+  const dimensions = Number(x.body.dimensions ?? 1536);
+  const base64 = x.body.encoding_format === "base64";
+  const data = inputs.map((input, index) => {
+    const vector = embed(input, dimensions);
+    return {
+      object: "embedding",
+      index,
+      embedding: base64 ? Buffer.from(new Float32Array(vector).buffer).toString("base64") : vector,
+    };
+  });
+  const tokens = inputs.reduce((sum, input) => sum + countTokens(input), 0);
+  sendJson(x.res, 200, { object: "list", data, model: x.body.model, usage: { prompt_tokens: tokens, total_tokens: tokens } });
+}
+
+// ---- Anthropic --------------------------------------------------------------------------
+
+async function anthropicMessages(x: Exchange): Promise<void> {
+  const { body } = x;
+  const model = String(body.model ?? "claude-sonnet");
+  const seed = `${model}:${JSON.stringify(body.system ?? "")}:${JSON.stringify(body.messages ?? [])}`;
+  const forcedTool =
+    body.tool_choice?.type === "tool"
+      ? (body.tools as Json[] | undefined)?.find((tool) => tool.name === body.tool_choice.name)
+      : undefined;
+  const toolInput = forcedTool ? JSON.stringify(valueForSchema(forcedTool.input_schema, seededRandom(seed))) : undefined;
+  const tokens = toolInput !== undefined ? chunked(toolInput) : generateTokens(seed, body.max_tokens);
+  const inputTokens = countTokens(JSON.stringify([body.system ?? "", body.messages ?? []]));
+  const id = `msg_${randomUUID().replaceAll("-", "")}`;
+  const stopReason = forcedTool ? "tool_use" : "end_turn";
+  const block = forcedTool
+    ? { type: "tool_use", id: `toolu_${randomUUID().replaceAll("-", "")}`, name: forcedTool.name, input: {} }
+    : { type: "text", text: "" };
+
+  if (!body.stream) {
+    if (x.fault.firstTokenDelayMs) await sleep(x.fault.firstTokenDelayMs);
+    const content = forcedTool ? [{ ...block, input: JSON.parse(toolInput!) }] : [{ type: "text", text: tokens.join("") }];
+    sendJson(x.res, 200, {
+      id,
+      type: "message",
+      role: "assistant",
+      model,
+      content,
+      stop_reason: stopReason,
+      stop_sequence: null,
+      usage: { input_tokens: inputTokens, output_tokens: tokens.length },
+    });
+    return;
+  }
+  sse(x.res);
+  const event = (type: string, data: Json) => x.res.write(`event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`);
+  event("message_start", {
+    message: { id, type: "message", role: "assistant", model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: inputTokens, output_tokens: 1 } },
+  });
+  event("content_block_start", { index: 0, content_block: block });
+  event("ping", {});
+  const done = await streamTokens(x, tokens, (token) =>
+    event("content_block_delta", {
+      index: 0,
+      delta: forcedTool ? { type: "input_json_delta", partial_json: token } : { type: "text_delta", text: token },
+    }),
+  );
+  if (!done) return;
+  event("content_block_stop", { index: 0 });
+  event("message_delta", { delta: { stop_reason: stopReason, stop_sequence: null }, usage: { output_tokens: tokens.length } });
+  event("message_stop", {});
+  x.res.end();
+}
+
+// ---- Gemini -----------------------------------------------------------------------------
+
+function geminiText(body: Json): { seed: string; structured: string | undefined } {
+  const seed = JSON.stringify([body.systemInstruction ?? null, body.contents ?? []]);
+  const config = (body.generationConfig ?? {}) as Json;
+  const schema = config.responseJsonSchema ?? config.responseSchema;
+  const structured =
+    config.responseMimeType === "application/json"
+      ? JSON.stringify(schema ? valueForSchema(schema, seededRandom(seed)) : { text: generateTokens(seed).join("") })
+      : undefined;
+  return { seed, structured };
+}
+
+async function geminiGenerate(x: Exchange, model: string, stream: boolean): Promise<void> {
+  const { seed, structured } = geminiText(x.body);
+  const tokens = structured !== undefined ? chunked(structured) : generateTokens(`${model}:${seed}`, x.body.generationConfig?.maxOutputTokens);
+  const usageMetadata = {
+    promptTokenCount: countTokens(JSON.stringify(x.body.contents ?? [])),
+    candidatesTokenCount: tokens.length,
+    totalTokenCount: 0,
+  };
+  usageMetadata.totalTokenCount = usageMetadata.promptTokenCount + usageMetadata.candidatesTokenCount;
+  const candidate = (text: string, finished: boolean) => ({
+    content: { parts: [{ text }], role: "model" },
+    index: 0,
+    ...(finished ? { finishReason: "STOP" } : {}),
+  });
+
+  if (!stream) {
+    if (x.fault.firstTokenDelayMs) await sleep(x.fault.firstTokenDelayMs);
+    sendJson(x.res, 200, { candidates: [candidate(tokens.join(""), true)], usageMetadata, modelVersion: model });
+    return;
+  }
+  sse(x.res);
+  const last = tokens.length - 1;
+  const done = await streamTokens(x, tokens, (token, i) => {
+    const chunk = { candidates: [candidate(token, i === last)], modelVersion: model, ...(i === last ? { usageMetadata } : {}) };
+    x.res.write(`data: ${JSON.stringify(chunk)}\r\n\r\n`);
+  });
+  if (done) x.res.end();
+}
+
+function geminiEmbed(x: Exchange, batch: boolean): void {
+  const textOf = (content: Json | undefined) => ((content?.parts ?? []) as Json[]).map((part) => part.text ?? "").join(" ");
+  const dimensions = (request: Json) => Number(request.outputDimensionality ?? request.config?.outputDimensionality ?? 1536);
+  if (batch) {
+    const requests = (x.body.requests ?? []) as Json[];
+    sendJson(x.res, 200, { embeddings: requests.map((request) => ({ values: embed(textOf(request.content), dimensions(request)) })) });
+    return;
+  }
+  sendJson(x.res, 200, { embedding: { values: embed(textOf(x.body.content), dimensions(x.body)) } });
+}
+
+// ---- routing ----------------------------------------------------------------------------
+
+function route(vendor: Vendor, path: string): ((x: Exchange) => Promise<void> | void) | undefined {
+  if (vendor === "openai") {
+    if (path === "/v1/chat/completions") return openaiChat;
+    if (path === "/v1/embeddings") return openaiEmbeddings;
+    return undefined;
+  }
+  if (vendor === "anthropic") return path === "/v1/messages" ? anthropicMessages : undefined;
+  const match = /^\/v1(?:beta)?\/models\/([^/:]+):(generateContent|streamGenerateContent|embedContent|batchEmbedContents)$/.exec(path);
+  if (!match) return undefined;
+  const [, model = "", method] = match;
+  if (method === "generateContent") return (x) => geminiGenerate(x, model, false);
+  if (method === "streamGenerateContent") return (x) => geminiGenerate(x, model, true);
+  return (x) => geminiEmbed(x, method === "batchEmbedContents");
+}
+
+function hasCredentials(vendor: Vendor, req: IncomingMessage): boolean {
+  if (vendor === "openai") return /^Bearer \S+/.test(req.headers.authorization ?? "");
+  // The Anthropic SDK sends its key as x-api-key or, in recent versions, as a bearer token.
+  if (vendor === "anthropic") return Boolean(req.headers["x-api-key"]) || /^Bearer \S+/.test(req.headers.authorization ?? "");
+  return Boolean(req.headers["x-goog-api-key"]) || new URL(req.url ?? "/", "http://x").searchParams.has("key");
+}
+
+export async function startAiUpstream(opts: { port: number; host?: string; log?: (line: string) => void }): Promise<AiUpstream> {
+  const host = opts.host ?? "127.0.0.1";
+  const log = opts.log ?? (() => {});
+  const recorded: RecordedRequest[] = [];
+  const queued: Array<{ vendor: Vendor | "any"; fault: Fault }> = [];
+
+  const takeFault = (vendor: Vendor, req: IncomingMessage): Fault | undefined => {
+    const header = req.headers["x-upstream-fault"];
+    if (typeof header === "string") {
+      try {
+        return JSON.parse(header) as Fault;
+      } catch {
+        throw new HttpError(400, "x-upstream-fault must be JSON");
+      }
+    }
+    const index = queued.findIndex((entry) => entry.vendor === vendor || entry.vendor === "any");
+    return index === -1 ? undefined : queued.splice(index, 1)[0]!.fault;
+  };
+
+  const control = async (req: IncomingMessage, res: ServerResponse, path: string): Promise<void> => {
+    if (req.method === "GET" && path === "/__control/requests") return sendJson(res, 200, recorded);
+    if (req.method === "POST" && path === "/__control/reset") {
+      recorded.length = 0;
+      queued.length = 0;
+      return sendJson(res, 200, { ok: true });
+    }
+    if (req.method === "POST" && path === "/__control/faults") {
+      const { vendor = "any", fault } = JSON.parse(await readBody(req, 64 * 1024, "too large")) as { vendor?: Vendor | "any"; fault: Fault };
+      queued.push({ vendor, fault });
+      return sendJson(res, 200, { queued: queued.length });
+    }
+    throw new HttpError(404, "unknown control path");
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? "/", "http://x");
+    if (url.pathname.startsWith("/__control/")) return control(req, res, url.pathname);
+    const [, vendorName = "", ...rest] = url.pathname.split("/");
+    const vendor = (["openai", "anthropic", "gemini"] as const).find((name) => name === vendorName);
+    if (!vendor) throw new HttpError(404, "unknown vendor");
+    const path = `/${rest.join("/")}`;
+    const handler = route(vendor, path);
+    if (!handler || req.method !== "POST") {
+      return sendJson(res, 404, vendorError(vendor, 404, `no such endpoint: ${req.method} ${path}`));
+    }
+    let body: Json;
+    try {
+      body = JSON.parse(await readBody(req, MAX_BODY_BYTES, "request too large")) as Json;
+    } catch {
+      return sendJson(res, 400, vendorError(vendor, 400, "request body is not valid JSON"));
+    }
+    const fault = takeFault(vendor, req) ?? {};
+    const record: RecordedRequest = { id: randomUUID(), vendor, path, body, fault: Object.keys(fault).length ? fault : undefined, aborted: false, completed: false };
+    recorded.push(record);
+    res.on("close", () => {
+      if (!res.writableFinished) record.aborted = true;
+    });
+    res.on("finish", () => {
+      record.completed = true;
+    });
+
+    if (!hasCredentials(vendor, req)) return sendJson(res, 401, vendorError(vendor, 401, "missing API key"));
+    if (fault.hang) return; // never answers; the client's timeout or abort ends it
+    if (fault.status) {
+      if (fault.firstTokenDelayMs) await sleep(fault.firstTokenDelayMs);
+      if (fault.retryAfterSeconds !== undefined) res.setHeader("retry-after", String(fault.retryAfterSeconds));
+      return sendJson(res, fault.status, vendorError(vendor, fault.status, `injected ${fault.status}`));
+    }
+    if (fault.malformed) {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end('{"choices": [ this is not json');
+      return;
+    }
+    await handler({ req, res, body, record, fault });
+  };
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      const status = error instanceof HttpError ? error.status : 500;
+      if (status === 500) log(`internal error: ${error instanceof Error ? error.message : String(error)}`);
+      if (!res.headersSent) sendJson(res, status, { error: { message: error instanceof Error ? error.message : "internal error" } });
+      else res.destroy();
+    });
+  });
+  server.keepAliveTimeout = 1_000;
+  const port = await listen(server, opts.port, host, "ai-upstream");
+  const url = `http://${host}:${port}`;
+  log(`AI upstream on ${url} (openai, anthropic, gemini)`);
+  return {
+    url,
+    baseUrls: { openai: `${url}/openai/v1`, anthropic: `${url}/anthropic`, gemini: `${url}/gemini` },
+    requests: () => recorded,
+    enqueueFault: (vendor, fault) => void queued.push({ vendor, fault }),
+    reset: () => {
+      recorded.length = 0;
+      queued.length = 0;
+    },
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const { values } = parseArgs({ options: { port: { type: "string", default: "8090" } } });
+  const log = (line: string) => console.log(`[ai] ${line}`);
+  const upstream = await startAiUpstream({ port: Number(values.port), log });
+  const stop = () => void upstream.close().then(() => process.exit(0));
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+}
