@@ -17,6 +17,8 @@ export function localWorkerVars(options: {
   redisRestToken: string;
   clerkJwtKey: string;
   clerkWebhookSecret: string;
+  /** Base URLs of the local AI upstream, for every vendor that has no real key. */
+  aiBaseUrls: { openai: string; anthropic: string; gemini: string };
 }): Record<string, string> {
   return {
     ENVIRONMENT: options.environment,
@@ -34,6 +36,12 @@ export function localWorkerVars(options: {
     CLERK_JWT_KEY: options.clerkJwtKey,
     CLERK_AUTHORIZED_PARTIES: LOCAL_AUTHORIZED_PARTY,
     CLERK_WEBHOOK_SECRET: options.clerkWebhookSecret,
+    OPENAI_API_KEY: "local-openai-key",
+    OPENAI_BASE_URL: options.aiBaseUrls.openai,
+    ANTHROPIC_API_KEY: "local-anthropic-key",
+    ANTHROPIC_BASE_URL: options.aiBaseUrls.anthropic,
+    GEMINI_API_KEY: "local-gemini-key",
+    GEMINI_BASE_URL: options.aiBaseUrls.gemini,
   };
 }
 

@@ -6,6 +6,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { applyMigrations } from "../scripts/db-migrate.ts";
+import { startAiUpstream } from "./ai-upstream/server.ts";
 import { ensureLocalClerkKeys } from "./clerk/keys.ts";
 import { LOCAL_CLERK_WEBHOOK_SECRET, localWorkerVars, readDotenv } from "./dev-vars.ts";
 import { pipeLines, prefixedLog } from "./log.ts";
@@ -23,6 +24,7 @@ const ports = {
   postgres: envPort("LOCAL_POSTGRES_PORT", 5433),
   redis: envPort("LOCAL_REDIS_PORT", 6390),
   redisRest: envPort("LOCAL_REDIS_REST_PORT", 8079),
+  aiUpstream: envPort("LOCAL_AI_UPSTREAM_PORT", 8090),
 };
 const REDIS_REST_TOKEN = "local-redis-token";
 
@@ -51,6 +53,14 @@ function startWrangler(vars: Record<string, string>): ChildProcess {
   const overridden = Object.keys(overrides);
   if (overridden.length > 0) log(`.dev.vars overrides: ${overridden.sort().join(", ")}`);
   // Pass only the defaults .dev.vars does not set, so .dev.vars wins whatever wrangler's precedence.
+  // A real vendor key in .dev.vars sends that vendor's calls to the vendor, not the local upstream.
+  for (const [keyVar, urlVar] of [
+    ["OPENAI_API_KEY", "OPENAI_BASE_URL"],
+    ["ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"],
+    ["GEMINI_API_KEY", "GEMINI_BASE_URL"],
+  ] as const) {
+    if (keyVar in overrides && !(urlVar in overrides)) delete vars[urlVar];
+  }
   const varArgs = Object.entries(vars)
     .filter(([key]) => !(key in overrides))
     .flatMap(([key, value]) => ["--var", `${key}:${value}`]);
@@ -103,6 +113,7 @@ async function main(): Promise<void> {
   await assertPortFree(ports.postgres, "postgres wire protocol");
   await assertPortFree(ports.redis, "redis");
   await assertPortFree(ports.redisRest, "redis-rest");
+  await assertPortFree(ports.aiUpstream, "ai-upstream");
   mkdirSync(dataDir, { recursive: true });
 
   const pgLog = prefixedLog("pg");
@@ -132,6 +143,9 @@ async function main(): Promise<void> {
   cleanups.push(() => redisRest.close());
   redisLog(`Upstash REST endpoint ${redisRest.url}`);
 
+  const aiUpstream = await startAiUpstream({ port: ports.aiUpstream, log: prefixedLog("ai") });
+  cleanups.push(() => aiUpstream.close());
+
   const clerkKeys = await ensureLocalClerkKeys(join(dataDir, "clerk"));
   log("local Clerk key in .data/clerk — mint a session token with: npm run token -- user_local_1");
 
@@ -146,6 +160,7 @@ async function main(): Promise<void> {
       redisRestToken: REDIS_REST_TOKEN,
       clerkJwtKey: clerkKeys.publicPem,
       clerkWebhookSecret: LOCAL_CLERK_WEBHOOK_SECRET,
+      aiBaseUrls: aiUpstream.baseUrls,
     }),
   );
   cleanups.push(async () => {

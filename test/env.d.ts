@@ -8,6 +8,8 @@ declare global {
       TEST_CONTROL_TOKEN: string;
       /** Test-only: the private half of CLERK_JWT_KEY, to mint session tokens. */
       TEST_CLERK_PRIVATE_JWK: string;
+      /** Test-only: the local AI upstream (its /__control endpoints inject faults, list requests). */
+      TEST_AI_UPSTREAM_URL: string;
     }
   }
 }

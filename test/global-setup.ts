@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { TestProject } from "vitest/node";
 import { fileURLToPath } from "node:url";
+import { startAiUpstream } from "../local/ai-upstream/server.ts";
 import { generateClerkKeys } from "../local/clerk/keys.ts";
 import { localWorkerVars, readDotenv } from "../local/dev-vars.ts";
 import { freePort } from "../local/net.ts";
@@ -30,6 +31,9 @@ export default async function setup(project: TestProject) {
     });
     stops.push(() => redisRest.close());
 
+    const aiUpstream = await startAiUpstream({ port: 0, log: quiet });
+    stops.push(() => aiUpstream.close());
+
     const clerk = await generateClerkKeys();
     const webhookSecret = `whsec_${randomBytes(24).toString("base64")}`;
 
@@ -55,7 +59,9 @@ export default async function setup(project: TestProject) {
         redisRestToken: redisToken,
         clerkJwtKey: clerk.publicPem,
         clerkWebhookSecret: webhookSecret,
+        aiBaseUrls: aiUpstream.baseUrls,
       }),
+      TEST_AI_UPSTREAM_URL: aiUpstream.url,
       TEST_CLERK_PRIVATE_JWK: JSON.stringify(clerk.privateJwk),
       TEST_CONTROL_URL: control.url,
       TEST_CONTROL_TOKEN: controlToken,

@@ -1,0 +1,72 @@
+import { env } from "cloudflare:test";
+import { beforeEach, describe, expect, it } from "vitest";
+import { testConfig } from "../../../test/helpers";
+import { models } from "../models";
+import type { GenerateRequest, ProviderEvent, ProviderName } from "../types";
+import { createAdapters } from "./index";
+
+const request: GenerateRequest = {
+  system: "You are a dating coach. Reply with one short suggestion.",
+  messages: [{ role: "user", content: "They wrote: 'I just got back from Lisbon!'" }],
+  maxTokens: 200,
+};
+const phaseSchema = {
+  type: "object",
+  properties: { phase: { type: "integer", minimum: 1, maximum: 4 }, confidence: { type: "number", minimum: 0, maximum: 1 } },
+  required: ["phase", "confidence"],
+};
+const apiModel: Record<ProviderName, string> = {
+  openai: models["gpt-4o"].apiModel,
+  anthropic: models["claude-sonnet"].apiModel,
+  gemini: models["gemini-flash"].apiModel,
+};
+
+async function collect(events: AsyncIterable<ProviderEvent>) {
+  const deltas: string[] = [];
+  let usage: { inputTokens: number; outputTokens: number } | undefined;
+  for await (const event of events) {
+    if (event.type === "delta") deltas.push(event.text);
+    else usage = event.usage;
+  }
+  return { deltas, usage };
+}
+
+describe.each(["openai", "anthropic", "gemini"] as const)("%s adapter (official SDK, inside workerd)", (provider) => {
+  const adapter = createAdapters(testConfig())[provider]!;
+  beforeEach(async () => {
+    await fetch(`${env.TEST_AI_UPSTREAM_URL}/__control/reset`, { method: "POST" });
+  });
+
+  it("streams deltas and reports usage", async () => {
+    const { deltas, usage } = await collect(adapter.stream(apiModel[provider], request, new AbortController().signal));
+    expect(deltas.length).toBeGreaterThan(5);
+    expect(deltas.join("").length).toBeGreaterThan(20);
+    expect(usage?.outputTokens).toBe(deltas.length);
+    expect(usage?.inputTokens).toBeGreaterThan(0);
+    const recorded = (await (await fetch(`${env.TEST_AI_UPSTREAM_URL}/__control/requests`)).json()) as Array<{ vendor: string; body: unknown }>;
+    expect(recorded).toHaveLength(1);
+    expect(recorded[0]?.vendor).toBe(provider);
+    // The conversation travels as a message, apart from the instructions.
+    expect(JSON.stringify(recorded[0]?.body)).toContain("Lisbon");
+  });
+
+  it("returns structured output that fits the requested schema", async () => {
+    const { deltas } = await collect(
+      adapter.stream(apiModel[provider], { ...request, jsonSchema: { name: "phase", schema: phaseSchema } }, new AbortController().signal),
+    );
+    const parsed = JSON.parse(deltas.join("")) as { phase: number; confidence: number };
+    expect(parsed.phase).toBeGreaterThanOrEqual(1);
+    expect(parsed.phase).toBeLessThanOrEqual(4);
+    expect(parsed.confidence).toBeGreaterThanOrEqual(0);
+  });
+
+  it("sends images as the vendor's image parts", async () => {
+    const withImage: GenerateRequest = {
+      ...request,
+      messages: [{ role: "user", content: "Read this screenshot", images: [{ mimeType: "image/png", base64: "iVBORw0KGgo=" }] }],
+    };
+    await collect(adapter.stream(apiModel[provider], withImage, new AbortController().signal));
+    const [recorded] = (await (await fetch(`${env.TEST_AI_UPSTREAM_URL}/__control/requests`)).json()) as Array<{ body: unknown }>;
+    expect(JSON.stringify(recorded?.body)).toContain("iVBORw0KGgo=");
+  });
+});

@@ -1,0 +1,26 @@
+export type ModelId = "gpt-4o" | "claude-sonnet" | "gemini-flash";
+export type ProviderName = "openai" | "anthropic" | "gemini";
+export type AiCallKind = "ocr" | "phase" | "embedding" | "suggestions" | "opener" | "tip";
+
+export type ImageInput = { mimeType: string; base64: string };
+export type ChatMessage = { role: "user" | "assistant"; content: string; images?: ImageInput[] };
+
+/** One generation request, the same for every vendor. */
+export interface GenerateRequest {
+  /** The instructions. Conversation data never goes in here, only in `messages`. */
+  system: string;
+  messages: ChatMessage[];
+  maxTokens: number;
+  temperature?: number;
+  /** Ask for JSON that fits this JSON Schema (structured output). */
+  jsonSchema?: { name: string; schema: Record<string, unknown> };
+}
+
+export type Usage = { inputTokens: number; outputTokens: number };
+export type ProviderEvent = { type: "delta"; text: string } | { type: "usage"; usage: Usage };
+
+/** A vendor behind its official SDK: everything is a stream of deltas plus final usage. */
+export interface ProviderAdapter {
+  provider: ProviderName;
+  stream(model: string, request: GenerateRequest, signal: AbortSignal): AsyncIterable<ProviderEvent>;
+}
