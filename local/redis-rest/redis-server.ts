@@ -1,10 +1,8 @@
-// Supervises Debian's redis-server for the local stack and tests: loopback only, our own port
-// and directory, never the system service.
+// Supervises Debian's redis-server for the local stack and tests: loopback only, our own
+// port and data directory, never the system service.
 import { type ChildProcess, spawn } from "node:child_process";
-import { accessSync, constants, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { connect } from "node:net";
-import { tmpdir } from "node:os";
-import { delimiter, join, resolve } from "node:path";
 import { assertPortFree } from "../net.ts";
 
 export interface RedisProcess {
@@ -15,167 +13,113 @@ export interface RedisProcess {
 }
 
 export interface RedisServerOptions {
-  /** A concrete free port; redis-server cannot report an OS-chosen one back to us. */
   port: number;
-  /** undefined = no persistence; otherwise an append-only file in this directory. */
+  /** undefined = no persistence */
   dataDir?: string;
-  /** Default: `redis-server` on PATH, then /usr/bin/redis-server, /usr/sbin/redis-server. */
   bin?: string;
   log?: (line: string) => void;
 }
 
 const START_TIMEOUT_MS = 10_000;
-const STOP_TIMEOUT_MS = 5_000;
-
-function executable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function findBinary(explicit?: string): string {
-  const onPath = (process.env.PATH ?? "").split(delimiter).filter(Boolean).map((dir) => join(dir, "redis-server"));
-  const candidates = explicit ? [explicit] : [...onPath, "/usr/bin/redis-server", "/usr/sbin/redis-server"];
-  const found = candidates.find(executable);
-  if (found) return found;
-  throw new Error(
-    "redis-server not found: run `apt-get install redis-server` (Debian/Ubuntu, as root) or `brew install redis`" +
-      (explicit ? ` — looked for ${explicit}` : " — looked on PATH, /usr/bin and /usr/sbin"),
-  );
+  const candidates = explicit ? [explicit] : ["/usr/bin/redis-server", "/usr/sbin/redis-server", "/usr/local/bin/redis-server"];
+  const path = (process.env.PATH ?? "").split(":").map((dir) => `${dir}/redis-server`);
+  const found = [...candidates, ...(explicit ? [] : path)].find((candidate) => existsSync(candidate));
+  if (!found) {
+    throw new Error(
+      "redis-server not found: run `npm run dev` or `npm test` as root to have it installed with apt-get, " +
+        "or install it yourself (`apt-get install redis-server`, `brew install redis`)",
+    );
+  }
+  return found;
 }
 
-/** True once the server answers PING; false on refusal, LOADING or silence. */
+/** True once the server answers PING on the port. */
 function ping(port: number): Promise<boolean> {
-  return new Promise((done) => {
+  return new Promise((resolve) => {
     const socket = connect({ port, host: "127.0.0.1" });
-    const finish = (ok: boolean) => {
+    const done = (ok: boolean) => {
       socket.destroy();
-      done(ok);
+      resolve(ok);
     };
-    socket.setTimeout(500, () => finish(false));
-    socket.once("error", () => finish(false));
+    socket.setTimeout(500, () => done(false));
+    socket.once("error", () => done(false));
     socket.once("connect", () => socket.write("PING\r\n"));
-    socket.once("data", (data) => finish(data.toString().startsWith("+PONG")));
+    socket.once("data", (data) => done(data.toString().startsWith("+PONG")));
   });
 }
-
-const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
 export async function startRedisServer(opts: RedisServerOptions): Promise<RedisProcess> {
   const bin = findBinary(opts.bin);
   const log = opts.log ?? (() => {});
-  const { port } = opts;
-  const dataDir = opts.dataDir === undefined ? undefined : resolve(opts.dataDir);
-  if (dataDir) mkdirSync(dataDir, { recursive: true });
-  // Even without persistence redis-server needs a working directory: a private temporary one
-  // keeps a stray SAVE from dropping dump.rdb into the project, or a later run from loading it.
-  const workDir = dataDir ?? mkdtempSync(join(tmpdir(), "redis-ephemeral-"));
+  const persistence = opts.dataDir
+    ? ["--dir", opts.dataDir, "--appendonly", "yes", "--appendfsync", "everysec", "--save", "300 1"]
+    : ["--save", "", "--appendonly", "no"];
+  if (opts.dataDir) mkdirSync(opts.dataDir, { recursive: true });
   const args = [
-    "--port", String(port),
+    "--port", String(opts.port),
     "--bind", "127.0.0.1",
     "--protected-mode", "yes",
     "--daemonize", "no",
     "--loglevel", "warning",
-    "--dir", workDir,
-    "--save", "",
-    ...(dataDir ? ["--appendonly", "yes", "--appendfsync", "everysec"] : ["--appendonly", "no"]),
+    ...persistence,
   ];
-
   let child: ChildProcess | undefined;
-  let stopping = false;
-  let starting: Promise<void> | undefined;
-  const alive = (proc: ChildProcess | undefined): proc is ChildProcess =>
-    proc !== undefined && proc.exitCode === null && proc.signalCode === null;
+  const killOnExit = () => child?.kill("SIGKILL");
+  process.once("exit", killOnExit);
 
-  // SIGTERM, not SIGKILL: redis-server then flushes its append-only file even though we are gone.
-  const onParentExit = () => {
-    if (alive(child)) child.kill("SIGTERM");
-    if (!dataDir) rmSync(workDir, { recursive: true, force: true });
-  };
-  process.on("exit", onParentExit);
-
-  const spawnAndWait = async (): Promise<void> => {
-    await assertPortFree(port, "redis");
-    const recent: string[] = [];
+  const start = async (): Promise<void> => {
+    if (child && child.exitCode === null) return;
+    await assertPortFree(opts.port, "redis");
+    const output: string[] = [];
     const proc = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
     child = proc;
     const collect = (data: Buffer) => {
       for (const line of data.toString().split("\n")) {
         if (!line.trim()) continue;
-        recent.push(line);
-        if (recent.length > 20) recent.shift();
+        output.push(line);
         // Advice about the host's sysctl, not about the stack: it only adds alarm to the logs.
-        if (line.includes("Memory overcommit") || line.includes("vm.overcommit_memory")) continue;
+        if (line.includes("Memory overcommit")) continue;
         log(line);
       }
     };
     proc.stdout?.on("data", collect);
     proc.stderr?.on("data", collect);
-
-    let ready = false;
     const exited = new Promise<never>((_, reject) => {
-      proc.once("error", (error) => reject(new Error(`redis-server could not be started (${bin}): ${error.message}`)));
-      proc.once("exit", (code, signal) => {
-        if (!ready) {
-          const output = recent.join(" | ");
-          reject(
-            new Error(
-              /Address already in use/i.test(output)
-                ? `port ${port} (redis) is already in use`
-                : `redis-server exited during startup (${signal ?? `code ${code}`}): ${output || "no output"}`,
-            ),
-          );
-        } else if (!stopping) {
-          log(`redis-server on port ${port} exited unexpectedly (${signal ?? `code ${code}`}); start() restarts it`);
-        }
-      });
+      proc.once("exit", (code) =>
+        reject(new Error(`redis-server exited early (code ${code}): ${output.slice(-3).join(" | ")}`)),
+      );
+      proc.once("error", (error) => reject(new Error(`redis-server could not start: ${error.message}`)));
     });
     exited.catch(() => {});
-
     const deadline = Date.now() + START_TIMEOUT_MS;
     while (Date.now() < deadline) {
-      if (await Promise.race([ping(port), exited])) {
-        ready = true;
-        return;
-      }
-      await Promise.race([sleep(50), exited]);
+      if (await Promise.race([ping(opts.port), exited])) return;
+      await new Promise((resolve) => setTimeout(resolve, 50));
     }
     proc.kill("SIGKILL");
-    throw new Error(`redis-server did not answer PING on port ${port} within ${START_TIMEOUT_MS / 1000} s`);
-  };
-
-  const start = (): Promise<void> => {
-    if (alive(child) && !starting) return Promise.resolve();
-    // Concurrent start() calls share one spawn instead of racing for the port.
-    starting ??= spawnAndWait().finally(() => {
-      starting = undefined;
-    });
-    return starting;
+    throw new Error(`redis-server did not answer on port ${opts.port} within ${START_TIMEOUT_MS / 1000} s`);
   };
 
   const stop = async (): Promise<void> => {
-    await starting?.catch(() => {});
     const proc = child;
-    if (!alive(proc)) return;
-    stopping = true;
-    const exited = new Promise<void>((done) => proc.once("exit", () => done()));
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
     proc.kill("SIGTERM");
-    const timer = setTimeout(() => proc.kill("SIGKILL"), STOP_TIMEOUT_MS);
+    const timer = setTimeout(() => proc.kill("SIGKILL"), 5_000);
     await exited;
     clearTimeout(timer);
-    stopping = false;
   };
 
-  try {
-    await start();
-  } catch (error) {
-    process.off("exit", onParentExit);
-    if (!dataDir) rmSync(workDir, { recursive: true, force: true });
-    throw error;
-  }
-  log(`redis-server on port ${port} ready (${dataDir ? `data in ${dataDir}` : "no persistence"})`);
-  return { port, start, stop, running: () => alive(child) && !starting };
+  await start();
+  log(`redis-server ${opts.port} ready (${opts.dataDir ? `data in ${opts.dataDir}` : "no persistence"})`);
+  return {
+    port: opts.port,
+    start,
+    stop: async () => {
+      await stop();
+    },
+    running: () => child !== undefined && child.exitCode === null && child.signalCode === null,
+  };
 }
