@@ -1,8 +1,10 @@
-// Supervises Debian's redis-server for the local stack and tests: loopback only, our own
-// port and data directory, never the system service.
+// Supervises Debian's redis-server for the local stack and tests: loopback only, our own port
+// and directory, never the system service.
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { accessSync, constants, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { delimiter, join, resolve } from "node:path";
 import { assertPortFree } from "../net.ts";
 
 export interface RedisProcess {
@@ -13,113 +15,169 @@ export interface RedisProcess {
 }
 
 export interface RedisServerOptions {
+  /** A concrete free port; redis-server cannot report an OS-chosen one back to us. */
   port: number;
-  /** undefined = no persistence */
+  /** undefined = no persistence; otherwise an append-only file in this directory. */
   dataDir?: string;
+  /** Default: `redis-server` on PATH, then /usr/bin/redis-server, /usr/sbin/redis-server. */
   bin?: string;
   log?: (line: string) => void;
 }
 
 const START_TIMEOUT_MS = 10_000;
+const STOP_TIMEOUT_MS = 5_000;
+// Lines redis-server prints on every start and stop, and its advice about the host's sysctl:
+// not news about the stack. They still appear in the error if it dies during startup.
+const ROUTINE =
+  /Redis is starting|Redis version=|Configuration loaded|Server initialized|Received SIG|User requested shutdown|ready to exit|overcommit/i;
+
+function executable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 function findBinary(explicit?: string): string {
-  const candidates = explicit ? [explicit] : ["/usr/bin/redis-server", "/usr/sbin/redis-server", "/usr/local/bin/redis-server"];
-  const path = (process.env.PATH ?? "").split(":").map((dir) => `${dir}/redis-server`);
-  const found = [...candidates, ...(explicit ? [] : path)].find((candidate) => existsSync(candidate));
-  if (!found) {
-    throw new Error(
-      "redis-server not found: run `npm run dev` or `npm test` as root to have it installed with apt-get, " +
-        "or install it yourself (`apt-get install redis-server`, `brew install redis`)",
-    );
-  }
-  return found;
+  const onPath = (process.env.PATH ?? "").split(delimiter).filter(Boolean).map((dir) => join(dir, "redis-server"));
+  const candidates = explicit ? [explicit] : [...onPath, "/usr/bin/redis-server", "/usr/sbin/redis-server"];
+  const found = candidates.find(executable);
+  if (found) return found;
+  throw new Error(
+    "redis-server not found: run `apt-get install redis-server` (Debian/Ubuntu, as root) or `brew install redis`" +
+      (explicit ? ` — looked for ${explicit}` : " — looked on PATH, /usr/bin and /usr/sbin"),
+  );
 }
 
-/** True once the server answers PING on the port. */
+/** True once the server answers PING; false on refusal, LOADING or silence. */
 function ping(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
+  return new Promise((done) => {
     const socket = connect({ port, host: "127.0.0.1" });
-    const done = (ok: boolean) => {
+    const finish = (ok: boolean) => {
       socket.destroy();
-      resolve(ok);
+      done(ok);
     };
-    socket.setTimeout(500, () => done(false));
-    socket.once("error", () => done(false));
+    socket.setTimeout(500, () => finish(false));
+    socket.once("error", () => finish(false));
     socket.once("connect", () => socket.write("PING\r\n"));
-    socket.once("data", (data) => done(data.toString().startsWith("+PONG")));
+    socket.once("data", (data) => finish(data.toString().startsWith("+PONG")));
   });
 }
+
+const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
 export async function startRedisServer(opts: RedisServerOptions): Promise<RedisProcess> {
   const bin = findBinary(opts.bin);
   const log = opts.log ?? (() => {});
-  const persistence = opts.dataDir
-    ? ["--dir", opts.dataDir, "--appendonly", "yes", "--appendfsync", "everysec", "--save", "300 1"]
-    : ["--save", "", "--appendonly", "no"];
-  if (opts.dataDir) mkdirSync(opts.dataDir, { recursive: true });
+  const { port } = opts;
+  const dataDir = opts.dataDir === undefined ? undefined : resolve(opts.dataDir);
+  if (dataDir) mkdirSync(dataDir, { recursive: true });
+  // Even without persistence redis-server needs a working directory: a private temporary one
+  // keeps a stray SAVE from dropping dump.rdb into the project, or a later run from loading it.
+  const workDir = dataDir ?? mkdtempSync(join(tmpdir(), "redis-ephemeral-"));
   const args = [
-    "--port", String(opts.port),
+    "--port", String(port),
     "--bind", "127.0.0.1",
     "--protected-mode", "yes",
     "--daemonize", "no",
     "--loglevel", "warning",
-    ...persistence,
+    "--dir", workDir,
+    "--save", "",
+    ...(dataDir ? ["--appendonly", "yes", "--appendfsync", "everysec"] : ["--appendonly", "no"]),
   ];
-  let child: ChildProcess | undefined;
-  const killOnExit = () => child?.kill("SIGKILL");
-  process.once("exit", killOnExit);
 
-  const start = async (): Promise<void> => {
-    if (child && child.exitCode === null) return;
-    await assertPortFree(opts.port, "redis");
-    const output: string[] = [];
+  let child: ChildProcess | undefined;
+  let stopping = false;
+  let starting: Promise<void> | undefined;
+  const alive = (proc: ChildProcess | undefined): proc is ChildProcess =>
+    proc !== undefined && proc.exitCode === null && proc.signalCode === null;
+
+  // SIGTERM, not SIGKILL: redis-server then flushes its append-only file even though we are gone.
+  const onParentExit = () => {
+    if (alive(child)) child.kill("SIGTERM");
+    if (!dataDir) rmSync(workDir, { recursive: true, force: true });
+  };
+  process.on("exit", onParentExit);
+
+  const spawnAndWait = async (): Promise<void> => {
+    await assertPortFree(port, "redis");
+    const recent: string[] = [];
     const proc = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
     child = proc;
     const collect = (data: Buffer) => {
       for (const line of data.toString().split("\n")) {
         if (!line.trim()) continue;
-        output.push(line);
-        // Advice about the host's sysctl, not about the stack: it only adds alarm to the logs.
-        if (line.includes("Memory overcommit")) continue;
-        log(line);
+        recent.push(line);
+        if (recent.length > 20) recent.shift();
+        if (!ROUTINE.test(line)) log(line);
       }
     };
     proc.stdout?.on("data", collect);
     proc.stderr?.on("data", collect);
+
+    let ready = false;
     const exited = new Promise<never>((_, reject) => {
-      proc.once("exit", (code) =>
-        reject(new Error(`redis-server exited early (code ${code}): ${output.slice(-3).join(" | ")}`)),
-      );
-      proc.once("error", (error) => reject(new Error(`redis-server could not start: ${error.message}`)));
+      proc.once("error", (error) => reject(new Error(`redis-server could not be started (${bin}): ${error.message}`)));
+      proc.once("exit", (code, signal) => {
+        if (!ready) {
+          const output = recent.join(" | ");
+          reject(
+            new Error(
+              /Address already in use/i.test(output)
+                ? `port ${port} (redis) is already in use`
+                : `redis-server exited during startup (${signal ?? `code ${code}`}): ${output || "no output"}`,
+            ),
+          );
+        } else if (!stopping) {
+          log(`redis-server on port ${port} exited unexpectedly (${signal ?? `code ${code}`}); start() restarts it`);
+        }
+      });
     });
     exited.catch(() => {});
+
     const deadline = Date.now() + START_TIMEOUT_MS;
     while (Date.now() < deadline) {
-      if (await Promise.race([ping(opts.port), exited])) return;
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      if (await Promise.race([ping(port), exited])) {
+        ready = true;
+        return;
+      }
+      await Promise.race([sleep(50), exited]);
     }
     proc.kill("SIGKILL");
-    throw new Error(`redis-server did not answer on port ${opts.port} within ${START_TIMEOUT_MS / 1000} s`);
+    throw new Error(`redis-server did not answer PING on port ${port} within ${START_TIMEOUT_MS / 1000} s`);
+  };
+
+  const start = (): Promise<void> => {
+    if (alive(child) && !starting) return Promise.resolve();
+    // Concurrent start() calls share one spawn instead of racing for the port.
+    starting ??= spawnAndWait().finally(() => {
+      starting = undefined;
+    });
+    return starting;
   };
 
   const stop = async (): Promise<void> => {
+    await starting?.catch(() => {});
     const proc = child;
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
+    if (!alive(proc)) return;
+    stopping = true;
+    const exited = new Promise<void>((done) => proc.once("exit", () => done()));
     proc.kill("SIGTERM");
-    const timer = setTimeout(() => proc.kill("SIGKILL"), 5_000);
+    const timer = setTimeout(() => proc.kill("SIGKILL"), STOP_TIMEOUT_MS);
     await exited;
     clearTimeout(timer);
+    stopping = false;
   };
 
-  await start();
-  log(`redis-server ${opts.port} ready (${opts.dataDir ? `data in ${opts.dataDir}` : "no persistence"})`);
-  return {
-    port: opts.port,
-    start,
-    stop: async () => {
-      await stop();
-    },
-    running: () => child !== undefined && child.exitCode === null && child.signalCode === null,
-  };
+  try {
+    await start();
+  } catch (error) {
+    process.off("exit", onParentExit);
+    if (!dataDir) rmSync(workDir, { recursive: true, force: true });
+    throw error;
+  }
+  log(`redis-server on port ${port} ready (${dataDir ? `data in ${dataDir}` : "no persistence"})`);
+  return { port, start, stop, running: () => alive(child) && !starting };
 }

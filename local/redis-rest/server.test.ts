@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -61,6 +62,42 @@ describe("Upstash REST adapter over redis-server", () => {
     expect((await send("/", ["PING"], { authorization: "Bearer wrong" })).status).toBe(401);
     expect(await (await send("/", ["SUBSCRIBE", "ch"])).json()).toEqual({ error: expect.stringMatching(/not allowed/) });
     expect((await send("/nope", ["PING"])).status).toBe(404);
+  });
+
+  it("runs @upstash/ratelimit-style scripts: drops the shebang flag Redis 7.0 rejects, keeps the client's SHA", async () => {
+    const script = "#!lua flags=allow-key-locking\nreturn redis.call('INCR', KEYS[1])";
+    const sha = createHash("sha1").update(script).digest("hex");
+    expect(await (await send("/pipeline", [["EVALSHA", sha, 1, "lua"]])).json()).toEqual([
+      { error: expect.stringMatching(/^NOSCRIPT/) },
+    ]);
+    expect(await (await send("/pipeline", [["EVAL", script, 1, "lua"]])).json()).toEqual([{ result: 1 }]);
+    expect(await (await send("/pipeline", [["EVALSHA", sha, 1, "lua"]])).json()).toEqual([{ result: 2 }]);
+    expect(await (await send("/", ["SCRIPT", "LOAD", script])).json()).toEqual({ result: sha });
+    expect(await (await send("/", ["SCRIPT", "EXISTS", sha])).json()).toEqual({ result: [1] });
+  });
+
+  it("discards a transaction with a command Redis would not queue, and reports per-command runtime errors", async () => {
+    const discarded = await send("/multi-exec", [["SET", "tx", "1"], ["SET", "tx"]]);
+    expect(discarded.status).toBe(400);
+    expect(await discarded.json()).toEqual({ error: expect.stringMatching(/wrong number of arguments/) });
+    expect(await (await send("/", ["EXISTS", "tx"])).json()).toEqual({ result: 0 });
+    expect(await (await send("/multi-exec", [["SET", "tx", "a"], ["INCR", "tx"]])).json()).toEqual([
+      { result: "OK" },
+      { error: expect.stringMatching(/not an integer/) },
+    ]);
+  });
+
+  it("gives a blocking command its own connection, so other requests are not stalled behind it", async () => {
+    const blocked = send("/", ["BLPOP", "empty-list", 0.5]);
+    const started = Date.now();
+    expect(await (await send("/", ["PING"])).json()).toEqual({ result: "PONG" });
+    expect(Date.now() - started).toBeLessThan(500);
+    expect(await (await blocked).json()).toEqual({ result: null });
+  });
+
+  it("answers 405 to other methods and 413 to oversized bodies", async () => {
+    expect((await fetch(adapter.url, { headers: { authorization: `Bearer ${token}` } })).status).toBe(405);
+    expect((await send("/", ["SET", "big", "x".repeat(10 * 1024 * 1024 + 1)])).status).toBe(413);
   });
 
   it("fails fast while Redis is down and recovers, with the data, when it is back", async () => {
