@@ -12,6 +12,7 @@ export const errorCatalog = {
   PAYLOAD_TOO_LARGE: { status: 413, message: "The request body is too large" },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: "Unsupported content type" },
   RATE_LIMITED: { status: 429, message: "Too many requests" },
+  AI_BUDGET_EXCEEDED: { status: 429, message: "The daily AI budget is used up" },
   INTERNAL_ERROR: { status: 500, message: "An unexpected error occurred" },
   CONFIG_INVALID: { status: 503, message: "The service is misconfigured" },
   SERVICE_UNAVAILABLE: { status: 503, message: "A dependency is unavailable" },
