@@ -296,6 +296,8 @@ export const knowledgeChunks = pgTable(
     phase: smallint("phase"),
     tags: text("tags").array().notNull().default(sql`'{}'::text[]`),
     embedding: vector("embedding", { dimensions: EMBEDDING_DIMENSIONS }),
+    // sha256 of title + content: an unchanged chunk is not embedded again.
+    contentHash: text("content_hash"),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
