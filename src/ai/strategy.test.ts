@@ -97,7 +97,7 @@ describe("AI strategy against the local upstream", () => {
     expect(await calls()).toEqual([
       { model: "gpt-4o", status: "failed", errorCode: "UPSTREAM_RATE_LIMITED", fallbackFrom: null },
       { model: "gpt-4o", status: "failed", errorCode: "UPSTREAM_RATE_LIMITED", fallbackFrom: null },
-      { model: "claude-sonnet-4-5", status: "succeeded", errorCode: null, fallbackFrom: "gpt-4o" },
+      { model: "claude-sonnet-5-5", status: "succeeded", errorCode: null, fallbackFrom: "gpt-4o" },
     ]);
   });
 
