@@ -86,13 +86,13 @@ describe("local AI upstream through the official SDKs", () => {
   });
 
   it("Anthropic: messages, streamed text events and a forced tool's structured input", async () => {
-    const message = await anthropic.messages.create({ model: "claude-sonnet-4-5", max_tokens: 200, messages });
+    const message = await anthropic.messages.create({ model: "claude-sonnet-5-5", max_tokens: 200, messages });
     const text = message.content.map((block) => (block.type === "text" ? block.text : "")).join("");
     expect(text.length).toBeGreaterThan(10);
     expect(message.usage.output_tokens).toBeGreaterThan(0);
 
     const deltas: string[] = [];
-    const stream = anthropic.messages.stream({ model: "claude-sonnet-4-5", max_tokens: 200, messages });
+    const stream = anthropic.messages.stream({ model: "claude-sonnet-5-5", max_tokens: 200, messages });
     stream.on("text", (delta) => deltas.push(delta));
     const final = await stream.finalMessage();
     expect(deltas.join("")).toBe(text);
@@ -100,7 +100,7 @@ describe("local AI upstream through the official SDKs", () => {
     expect(final.stop_reason).toBe("end_turn");
 
     const tool = await anthropic.messages.create({
-      model: "claude-sonnet-4-5",
+      model: "claude-sonnet-5-5",
       max_tokens: 200,
       messages,
       tools: [{ name: "report_phase", description: "Report the phase", input_schema: phaseSchema as Anthropic.Tool.InputSchema }],
