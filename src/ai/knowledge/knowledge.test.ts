@@ -41,6 +41,24 @@ function embedder() {
   });
 }
 
+const shippedFiles = import.meta.glob("./chunks/*.md", { query: "?raw", import: "default", eager: true }) as Record<string, string>;
+
+describe("the shipped knowledge base", () => {
+  const shipped = Object.entries(shippedFiles).flatMap(([path, text]) => parseChunkFile(path.split("/").pop()!, text));
+
+  it("has at least 80 chunks spread over the four phases, with unique titles and substantial bodies", () => {
+    expect(shipped.length).toBeGreaterThanOrEqual(80);
+    for (const phase of [1, 2, 3, 4]) expect(shipped.filter((chunk) => chunk.phase === phase).length, `phase ${phase}`).toBeGreaterThanOrEqual(20);
+    expect(new Set(shipped.map((chunk) => chunk.title)).size).toBe(shipped.length);
+    for (const chunk of shipped) {
+      const words = chunk.content.split(/\s+/).length;
+      expect(words, chunk.title).toBeGreaterThanOrEqual(40);
+      expect(words, chunk.title).toBeLessThanOrEqual(160);
+      expect(chunk.tags.length, chunk.title).toBeGreaterThanOrEqual(2);
+    }
+  });
+});
+
 describe("knowledge base", () => {
   let chunks: KnowledgeChunk[];
   beforeEach(async () => {
