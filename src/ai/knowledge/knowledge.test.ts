@@ -52,8 +52,8 @@ describe("the shipped knowledge base", () => {
     expect(new Set(shipped.map((chunk) => chunk.title)).size).toBe(shipped.length);
     for (const chunk of shipped) {
       const words = chunk.content.split(/\s+/).length;
-      expect(words, chunk.title).toBeGreaterThanOrEqual(40);
-      expect(words, chunk.title).toBeLessThanOrEqual(160);
+      expect(words, chunk.title).toBeGreaterThanOrEqual(60);
+      expect(words, chunk.title).toBeLessThanOrEqual(140);
       expect(chunk.tags.length, chunk.title).toBeGreaterThanOrEqual(2);
     }
   });
