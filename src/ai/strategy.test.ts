@@ -6,7 +6,8 @@ import { aiCalls } from "../db/schema";
 import { createAiCallRecorder } from "./calls";
 import { costUsd } from "./models";
 import { createAdapters } from "./providers";
-import { AiError, type EngineDeps, type EngineEvent, generate } from "./strategy";
+import { z } from "zod";
+import { AiError, completeStructured, type EngineDeps, type EngineEvent, generate } from "./strategy";
 import type { GenerateRequest } from "./types";
 
 type Fault = Record<string, unknown>;
@@ -178,5 +179,37 @@ describe("AI strategy against the local upstream", () => {
     for (const vendor of ["openai", "openai", "anthropic", "anthropic", "gemini", "gemini"]) await fault(vendor, { status: 503 });
     const failure = await run(engine().deps).catch((error: unknown) => error);
     expect((failure as AiError).code).toBe("AI_UNAVAILABLE");
+  });
+});
+
+describe("structured completions", () => {
+  beforeEach(async () => {
+    await resetDatabase();
+    await upstream("/__control/reset", { method: "POST" });
+  });
+
+  const phaseRequest: GenerateRequest = {
+    ...request,
+    jsonSchema: {
+      name: "phase",
+      schema: {
+        type: "object",
+        properties: { phase: { type: "integer", minimum: 1, maximum: 4 }, confidence: { type: "number", minimum: 0, maximum: 1 } },
+        required: ["phase", "confidence"],
+      },
+    },
+  };
+  const phase = z.object({ phase: z.number().int().min(1).max(4), confidence: z.number().min(0).max(1) });
+
+  it.each(["gpt-4o", "claude-sonnet", "gemini-flash"] as const)("%s: parses and validates with zod", async (model) => {
+    const { data, done } = await completeStructured(engine({ order: [model] }).deps, phaseRequest, phase, { kind: "phase" });
+    expect(data.phase).toBeGreaterThanOrEqual(1);
+    expect(done.model).toBe(model);
+  });
+
+  it("reports an answer that does not fit the schema as AI_INVALID_OUTPUT", async () => {
+    const strict = z.object({ phase: z.literal(99) });
+    const failure = await completeStructured(engine().deps, phaseRequest, strict, { kind: "phase" }).catch((error: unknown) => error);
+    expect((failure as AiError).code).toBe("AI_INVALID_OUTPUT");
   });
 });

@@ -7,7 +7,7 @@ export type EngineEvent =
   | { type: "restart"; from: ModelId; reason: string }
   | { type: "done"; model: ModelId; provider: ProviderName; text: string; usage: Usage; costUsd: number };
 
-export type AiErrorCode = "AI_CANCELLED" | "AI_BAD_REQUEST" | "AI_UNAVAILABLE";
+export type AiErrorCode = "AI_CANCELLED" | "AI_BAD_REQUEST" | "AI_UNAVAILABLE" | "AI_INVALID_OUTPUT";
 
 export class AiError extends Error {
   readonly code: AiErrorCode;
@@ -201,4 +201,33 @@ export async function* generate(deps: EngineDeps, request: GenerateRequest, opti
     }
   }
   throw new AiError("AI_UNAVAILABLE", "no AI provider could answer", { cause: lastError });
+}
+
+/** The whole answer at once, for callers that do not stream (tips, phase detection). */
+export async function complete(deps: EngineDeps, request: GenerateRequest, options: GenerateOptions) {
+  for await (const event of generate(deps, request, options)) if (event.type === "done") return event;
+  throw new AiError("AI_UNAVAILABLE", "the generation ended without an answer");
+}
+
+/**
+ * Structured output: JSON that fits `request.jsonSchema`, parsed and validated with zod. An answer
+ * that does not validate is an upstream fault, reported as AI_INVALID_OUTPUT with the zod issues.
+ */
+export async function completeStructured<T>(
+  deps: EngineDeps,
+  request: GenerateRequest,
+  schema: { safeParse(value: unknown): { success: true; data: T } | { success: false; error: { issues: unknown[] } } },
+  options: GenerateOptions,
+): Promise<{ data: T; done: Extract<EngineEvent, { type: "done" }> }> {
+  if (!request.jsonSchema) throw new Error("completeStructured needs request.jsonSchema");
+  const done = await complete(deps, request, options);
+  let json: unknown;
+  try {
+    json = JSON.parse(done.text);
+  } catch (error) {
+    throw new AiError("AI_INVALID_OUTPUT", "the model's answer was not JSON", { cause: error });
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) throw new AiError("AI_INVALID_OUTPUT", "the model's answer did not fit the schema", { cause: parsed.error.issues });
+  return { data: parsed.data, done };
 }
