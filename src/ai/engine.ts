@@ -1,0 +1,49 @@
+import type { Database } from "../lib/db";
+import type { AppConfig } from "../lib/env";
+import { createRedis } from "../lib/redis";
+import { createBudget } from "./budget";
+import { createAiCallRecorder } from "./calls";
+import { createEmbedder } from "./embeddings";
+import { retrieveChunks } from "./knowledge/retrieve";
+import { createAdapters } from "./providers";
+import { complete, completeStructured, type EngineDeps, type GenerateOptions, generate } from "./strategy";
+import type { GenerateRequest, ModelId } from "./types";
+
+/**
+ * The AI engine as features use it, wired from config: model order from
+ * AI_PROVIDER_STRATEGY_*, timeouts, the ai_calls recorder, budgets, embeddings and retrieval.
+ */
+export function createAiEngine(config: AppConfig, db: Database) {
+  const redis = createRedis(config, { retries: 1 });
+  const budget = createBudget({
+    redis,
+    db,
+    limits: { userDailyUsd: config.AI_DAILY_BUDGET_USER_USD, totalDailyUsd: config.AI_DAILY_BUDGET_TOTAL_USD },
+  });
+  const order = [...new Set<ModelId>([config.AI_PROVIDER_STRATEGY_PRIMARY, ...config.AI_PROVIDER_STRATEGY_FALLBACKS])];
+  const deps: EngineDeps = {
+    adapters: createAdapters(config),
+    order,
+    firstTokenTimeoutMs: config.AI_FIRST_TOKEN_TIMEOUT_MS,
+    totalTimeoutMs: config.AI_TOTAL_TIMEOUT_MS,
+    record: createAiCallRecorder(db, budget),
+  };
+  const embedder = config.OPENAI_API_KEY
+    ? createEmbedder({ apiKey: config.OPENAI_API_KEY, baseURL: config.OPENAI_BASE_URL, cache: redis })
+    : undefined;
+  return {
+    order,
+    budget,
+    generate: (request: GenerateRequest, options: GenerateOptions) => generate(deps, request, options),
+    complete: (request: GenerateRequest, options: GenerateOptions) => complete(deps, request, options),
+    completeStructured: <T>(request: GenerateRequest, schema: Parameters<typeof completeStructured<T>>[2], options: GenerateOptions) =>
+      completeStructured<T>(deps, request, schema, options),
+    /** Coaching notes nearest to `text`, of the given phase (and phase-less ones). */
+    async retrieve(text: string, options: { phase?: number; k?: number } = {}) {
+      if (!embedder) return [];
+      return retrieveChunks(db, await embedder.embedQuery(text), options);
+    },
+  };
+}
+
+export type AiEngine = ReturnType<typeof createAiEngine>;
