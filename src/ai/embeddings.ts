@@ -1,4 +1,5 @@
 import OpenAI from "openai";
+import { sha256Hex } from "../lib/hash";
 import { embeddingModel } from "./models";
 
 const DIMENSIONS = 1536;
@@ -7,11 +8,6 @@ const CACHE_TTL_SECONDS = 30 * 86_400;
 export interface EmbeddingCache {
   get<T>(key: string): Promise<T | null>;
   set(key: string, value: unknown, options: { ex: number }): Promise<unknown>;
-}
-
-async function sha256(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
 /**
@@ -28,7 +24,7 @@ export function createEmbedder(options: { apiKey: string; baseURL?: string; cach
   return {
     embedMany,
     async embedQuery(text: string): Promise<number[]> {
-      const key = `emb:${embeddingModel.apiModel}:${await sha256(text)}`;
+      const key = `emb:${embeddingModel.apiModel}:${await sha256Hex(text)}`;
       const cached = await options.cache?.get<number[]>(key).catch(() => null);
       if (cached) return cached;
       const [vector] = await embedMany([text]);

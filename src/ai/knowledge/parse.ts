@@ -1,3 +1,5 @@
+import { sha256Hex } from "../../lib/hash";
+
 /** One coaching chunk as written in src/ai/knowledge/chunks/phase-N-*.md. */
 export interface KnowledgeChunk {
   source: string;
@@ -33,7 +35,6 @@ export function parseChunkFile(source: string, text: string): KnowledgeChunk[] {
   });
 }
 
-export async function contentHash(chunk: Pick<KnowledgeChunk, "title" | "content">): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`${chunk.title}\n${chunk.content}`));
-  return [...new Uint8Array(digest)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
+export function contentHash(chunk: Pick<KnowledgeChunk, "title" | "content">): Promise<string> {
+  return sha256Hex(`${chunk.title}\n${chunk.content}`);
 }
