@@ -164,6 +164,15 @@ describe("AI strategy against the local upstream", () => {
     expect((await upstreamRequests())[0]).toMatchObject({ aborted: true, completed: false });
   });
 
+  it("aborts the upstream request when the caller stops reading early", async () => {
+    await fault("openai", { tokenDelayMs: 100 });
+    for await (const event of generate(engine().deps, request, { kind: "suggestions" })) {
+      if (event.type === "delta") break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect((await upstreamRequests())[0]).toMatchObject({ aborted: true, completed: false });
+  });
+
   it("fails fast on a 400, without retries or fallback", async () => {
     await fault("openai", { status: 400 });
     const failure = await run(engine().deps).catch((error: unknown) => error);

@@ -186,6 +186,8 @@ export async function* generate(deps: EngineDeps, request: GenerateRequest, opti
         clearTimeout(firstTokenTimer);
         clearTimeout(totalTimer);
         outer.removeEventListener("abort", onOuterAbort);
+        // A caller that stops iterating early must not leave the upstream request running.
+        if (!controller.signal.aborted) controller.abort(new Error("generation closed"));
       }
 
       if (text) yield { type: "restart", from: model, reason: failure.code };
