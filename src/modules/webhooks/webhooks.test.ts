@@ -99,6 +99,14 @@ describe("POST /api/webhooks/clerk", () => {
     expect(await testDb().select().from(webhookEvents)).toHaveLength(0);
   });
 
+  it("refuses a body over the webhook limit with 413 before verifying or writing anything", async () => {
+    const delivery = signed({ type: "user.created", data: clerkUser(clerkId(), { padding: "x".repeat(600 * 1024) }) });
+    const response = await post(delivery.init);
+    expect(response.status).toBe(413);
+    expect(await json(response)).toMatchObject({ error: { code: "PAYLOAD_TOO_LARGE" } });
+    expect(await testDb().select().from(webhookEvents)).toHaveLength(0);
+  });
+
   it("acknowledges unknown event types without acting on them", async () => {
     const response = await post(signed({ type: "session.created", data: { id: "sess_1" } }).init);
     expect(response.status).toBe(200);
