@@ -36,6 +36,7 @@ export function localWorkerVars(options: {
     CLERK_JWT_KEY: options.clerkJwtKey,
     CLERK_AUTHORIZED_PARTIES: LOCAL_AUTHORIZED_PARTY,
     CLERK_WEBHOOK_SECRET: options.clerkWebhookSecret,
+    UPLOAD_SIGNING_SECRET: "local-upload-signing-secret",
     OPENAI_API_KEY: "local-openai-key",
     OPENAI_BASE_URL: options.aiBaseUrls.openai,
     ANTHROPIC_API_KEY: "local-anthropic-key",

@@ -15,6 +15,7 @@ import { createRouter } from "./lib/openapi";
 import { rateLimit } from "./lib/rate-limit";
 import { withServices } from "./lib/services";
 import { createHealthRoutes } from "./modules/health/routes";
+import { createUploadsRoutes } from "./modules/uploads/routes";
 import { createUsersRoutes } from "./modules/users/routes";
 import { resolveUser } from "./modules/users/service";
 import { createWebhookRoutes } from "./modules/webhooks/routes";
@@ -39,6 +40,10 @@ const requireJsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
   }
   await next();
 };
+
+function unlessUpload(middleware: MiddlewareHandler<AppEnv>): MiddlewareHandler<AppEnv> {
+  return (c, next) => (c.req.path.startsWith("/api/v1/uploads/") ? next() : middleware(c, next));
+}
 
 function corsFromConfig(): MiddlewareHandler<AppEnv> {
   return cors({
@@ -81,7 +86,8 @@ export function createApp() {
   });
   app.use(secureHeaders());
   app.use(corsFromConfig());
-  app.use("/api/v1/*", limitBody(JSON_BODY_LIMIT), requireJsonBody);
+  // Image uploads are raw bytes, sized by their signed URL (see modules/uploads): not JSON.
+  app.use("/api/v1/*", unlessUpload(limitBody(JSON_BODY_LIMIT)), unlessUpload(requireJsonBody));
   app.use("/api/webhooks/*", limitBody(WEBHOOK_BODY_LIMIT));
 
   const authenticated = [
@@ -93,6 +99,7 @@ export function createApp() {
   const v1 = createRouter();
   v1.route("/health", createHealthRoutes());
   v1.route("/users", createUsersRoutes(authenticated));
+  v1.route("/", createUploadsRoutes({ authenticated, signed: [withServices()] }));
   app.route("/api/v1", v1);
   app.route("/api/webhooks", createWebhookRoutes([withServices(), rateLimit("ip")]));
 

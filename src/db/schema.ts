@@ -131,6 +131,8 @@ export const sessions = pgTable(
     phaseConfidence: real("phase_confidence"),
     errorCode: text("error_code"),
     errorMessage: text("error_message"),
+    // The step a failed session failed in: `retry` goes back to it.
+    failedFrom: sessionStatusEnum("failed_from"),
     deletedAt: nullableTimestamp("deleted_at"),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
@@ -150,20 +152,26 @@ export const sessionImages = pgTable(
   "session_images",
   {
     id: id(),
-    sessionId: text("session_id")
+    // Screenshots are uploaded before their session exists: the uploader owns the row, and
+    // session and position are set when a session claims it.
+    userId: text("user_id")
       .notNull()
-      .references(() => sessions.id, { onDelete: "cascade" }),
+      .references(() => users.id, { onDelete: "cascade" }),
+    sessionId: text("session_id").references(() => sessions.id, { onDelete: "cascade" }),
     r2Key: text("r2_key").notNull().unique(),
     contentType: text("content_type").notNull(),
     sizeBytes: integer("size_bytes").notNull(),
     sha256: text("sha256"),
-    position: smallint("position").notNull(),
+    position: smallint("position"),
+    // Null while the body is still streaming into R2: the row is the upload's claim on its key.
+    uploadedAt: nullableTimestamp("uploaded_at"),
     ocrStatus: ocrStatusEnum("ocr_status").notNull().default("pending"),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
   (t) => [
     uniqueIndex("session_images_session_position_uq").on(t.sessionId, t.position),
+    index("session_images_user_idx").on(t.userId),
     // OCR results are cached by image hash.
     index("session_images_sha256_idx").on(t.sha256),
   ],
@@ -185,7 +193,9 @@ export const messages = pgTable(
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
-  (t) => [index("messages_session_position_idx").on(t.sessionId, t.position)],
+  // Positions are dense (0..n-1) per session. Their uniqueness is a DEFERRABLE constraint
+  // written by hand in migration 0003, because shifting positions by one inside a statement
+  // passes through transient duplicates; drizzle cannot declare that, so it is not here.
 );
 
 export const suggestionGenerations = pgTable(

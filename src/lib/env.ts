@@ -51,6 +51,12 @@ export const configSchema = z.object({
   CLERK_AUTHORIZED_PARTIES: commaList,
 
   UPLOAD_SIGNING_SECRET: optionalSecret,
+  // Signed upload URLs live at most 5 minutes (SPEC §4).
+  UPLOAD_URL_TTL_SECONDS: z.coerce.number().int().min(10).max(300).default(300),
+
+  // WebSocket rooms: time for the first `authenticate` frame, and frames per second per socket.
+  WS_AUTH_TIMEOUT_MS: positiveInt(10_000),
+  WS_MAX_FRAMES_PER_SECOND: positiveInt(20),
 
   OPENAI_API_KEY: optionalSecret,
   ANTHROPIC_API_KEY: optionalSecret,

@@ -1,0 +1,202 @@
+import { and, eq, inArray, isNotNull, isNull, sql } from "drizzle-orm";
+import { sessionImages } from "../../db/schema";
+import type { Database } from "../../lib/db";
+import type { AppConfig } from "../../lib/env";
+import { AppError, type ErrorCode } from "../../lib/errors";
+import { MAGIC_BYTES_NEEDED, matchesImageType } from "./magic";
+import type { ImageContentType, signedUploadQuerySchema } from "./schemas";
+import { signUploadGrant, type UploadGrant, verifyUploadGrant } from "./signing";
+import type { z } from "@hono/zod-openapi";
+
+const EXTENSIONS: Record<ImageContentType, string> = {
+  "image/png": "png",
+  "image/jpeg": "jpg",
+  "image/webp": "webp",
+  "image/heic": "heic",
+};
+
+// u/<user id>/<128 random bits>.<ext>: namespaced for the purge, unguessable for everyone else.
+const KEY_PATTERN = /^u\/([a-z0-9]{1,64})\/[A-Za-z0-9_-]{22}\.(png|jpg|webp|heic)$/;
+
+function randomToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+}
+
+function signingSecret(config: AppConfig): string {
+  if (!config.UPLOAD_SIGNING_SECRET) throw new AppError("CONFIG_INVALID", { message: "Uploads are not configured" });
+  return config.UPLOAD_SIGNING_SECRET;
+}
+
+export async function createUploadUrl(
+  config: AppConfig,
+  userId: string,
+  request: { contentType: ImageContentType; size: number },
+  now = Date.now(),
+) {
+  const grant: UploadGrant = {
+    key: `u/${userId}/${randomToken()}.${EXTENSIONS[request.contentType]}`,
+    contentType: request.contentType,
+    size: request.size,
+    expires: Math.floor(now / 1000) + config.UPLOAD_URL_TTL_SECONDS,
+    userId,
+  };
+  const url = new URL(`/api/v1/uploads/${grant.key}`, config.PUBLIC_BASE_URL);
+  url.search = new URLSearchParams({
+    type: grant.contentType,
+    size: String(grant.size),
+    expires: String(grant.expires),
+    sig: await signUploadGrant(signingSecret(config), grant),
+  }).toString();
+  return {
+    uploadUrl: url.toString(),
+    method: "PUT" as const,
+    headers: { "Content-Type": grant.contentType },
+    key: grant.key,
+    expiresAt: new Date(grant.expires * 1000).toISOString(),
+  };
+}
+
+/** The grant an upload URL carries, if its signature holds and it has not expired; else 403. */
+async function verifiedGrant(config: AppConfig, key: string, query: z.infer<typeof signedUploadQuerySchema>, now: number) {
+  const owner = KEY_PATTERN.exec(key)?.[1];
+  if (!owner) throw new AppError("UPLOAD_URL_INVALID");
+  const grant: UploadGrant = { key, contentType: query.type, size: query.size, expires: query.expires, userId: owner };
+  // Verify before looking at the expiry, so a forged URL learns nothing from the answer.
+  const valid = await verifyUploadGrant(signingSecret(config), grant, query.sig);
+  if (!valid || grant.expires * 1000 <= now) throw new AppError("UPLOAD_URL_INVALID");
+  return grant;
+}
+
+type UploadRequest = { contentType: string | undefined; contentLength: string | undefined; body: ReadableStream<Uint8Array> | null };
+
+/**
+ * Checks an upload against its grant and streams it into R2 with its exact length, hashing and
+ * sniffing it on the way. Any rejection leaves neither an R2 object nor a row behind.
+ */
+export async function receiveUpload(
+  deps: { config: AppConfig; db: Database; bucket: R2Bucket },
+  key: string,
+  query: z.infer<typeof signedUploadQuerySchema>,
+  request: UploadRequest,
+  now = Date.now(),
+) {
+  const grant = await verifiedGrant(deps.config, key, query, now);
+  if (request.contentType?.split(";")[0]?.trim().toLowerCase() !== grant.contentType) {
+    throw new AppError("UNSUPPORTED_MEDIA_TYPE", { message: `This URL accepts ${grant.contentType} only` });
+  }
+  if (request.contentLength === undefined || request.body === null) throw new AppError("LENGTH_REQUIRED");
+  const length = Number(request.contentLength);
+  if (!Number.isSafeInteger(length) || length < 0) throw new AppError("LENGTH_REQUIRED");
+  if (length > grant.size) throw new AppError("PAYLOAD_TOO_LARGE", { message: `This URL accepts exactly ${grant.size} bytes` });
+  if (length !== grant.size) throw new AppError("UPLOAD_LENGTH_MISMATCH");
+
+  // The row claims the key: a second PUT, even a concurrent one, hits the unique r2_key.
+  const [claim] = await deps.db
+    .insert(sessionImages)
+    .values({ userId: grant.userId, r2Key: key, contentType: grant.contentType, sizeBytes: grant.size })
+    .onConflictDoNothing()
+    .returning({ id: sessionImages.id });
+  if (!claim) throw new AppError("UPLOAD_ALREADY_EXISTS");
+
+  const inspection = inspectImage(grant.contentType, grant.size);
+  try {
+    const object = await deps.bucket.put(key, request.body.pipeThrough(inspection.stream).pipeThrough(new FixedLengthStream(grant.size)), {
+      httpMetadata: { contentType: grant.contentType },
+    });
+    const sha256 = await inspection.sha256;
+    await deps.db
+      .update(sessionImages)
+      .set({ sha256, uploadedAt: new Date() })
+      .where(eq(sessionImages.id, claim.id));
+    return { key, contentType: grant.contentType, size: object.size, sha256 };
+  } catch (error) {
+    await Promise.allSettled([deps.bucket.delete(key), deps.db.delete(sessionImages).where(eq(sessionImages.id, claim.id))]);
+    const rejection = inspection.rejection();
+    if (rejection) throw new AppError(rejection);
+    throw error instanceof AppError ? error : new AppError("UPLOAD_LENGTH_MISMATCH", { cause: error });
+  }
+}
+
+/**
+ * A pass-through stream that hashes every byte, checks the file signature once enough bytes
+ * arrived, and errors (so R2 stores nothing) when the body is not the promised image.
+ */
+function inspectImage(type: ImageContentType, size: number) {
+  const digest = new crypto.DigestStream("SHA-256");
+  const hasher = digest.getWriter();
+  const head = new Uint8Array(MAGIC_BYTES_NEEDED);
+  let headLength = 0;
+  let seen = 0;
+  let rejection: ErrorCode | undefined;
+  const reject = (code: ErrorCode) => {
+    rejection = code;
+    return new Error(code);
+  };
+
+  const stream = new TransformStream<Uint8Array, Uint8Array>({
+    async transform(chunk, controller) {
+      if (headLength < MAGIC_BYTES_NEEDED) {
+        const take = chunk.subarray(0, MAGIC_BYTES_NEEDED - headLength);
+        head.set(take, headLength);
+        headLength += take.length;
+        if (headLength === MAGIC_BYTES_NEEDED && !matchesImageType(type, head)) throw reject("INVALID_IMAGE");
+      }
+      seen += chunk.byteLength;
+      if (seen > size) throw reject("PAYLOAD_TOO_LARGE");
+      await hasher.write(chunk);
+      controller.enqueue(chunk);
+    },
+    async flush() {
+      if (headLength < MAGIC_BYTES_NEEDED) throw reject("INVALID_IMAGE");
+      if (seen !== size) throw reject("UPLOAD_LENGTH_MISMATCH");
+      await hasher.close();
+    },
+  });
+  const sha256 = digest.digest.then((buffer) => [...new Uint8Array(buffer)].map((b) => b.toString(16).padStart(2, "0")).join(""));
+  // Never an unhandled rejection when the upload fails before the digest is read.
+  sha256.catch(() => {});
+  return { stream, sha256, rejection: () => rejection };
+}
+
+export type ClaimableUpload = { key: string; sha256: string };
+
+/**
+ * The caller's finished uploads for these keys, in the given order, that still exist in R2 and
+ * belong to no session yet. Someone else's key is reported exactly like a missing one.
+ */
+export async function findClaimableUploads(db: Database, bucket: R2Bucket, userId: string, keys: string[]) {
+  const rows = await db
+    .select({ key: sessionImages.r2Key, sessionId: sessionImages.sessionId })
+    .from(sessionImages)
+    .where(and(eq(sessionImages.userId, userId), inArray(sessionImages.r2Key, keys), isNotNull(sessionImages.uploadedAt)));
+  const byKey = new Map(rows.map((row) => [row.key, row]));
+  const stored = await Promise.all(keys.map((key) => (byKey.has(key) ? bucket.head(key) : null)));
+  const missing = keys.filter((key, i) => !byKey.has(key) || stored[i] === null);
+  if (missing.length > 0) throw new AppError("UPLOAD_NOT_FOUND", { details: { missingKeys: missing.length } });
+  if (rows.some((row) => row.sessionId !== null)) throw new AppError("UPLOAD_ALREADY_USED");
+}
+
+/** Attaches unclaimed uploads to a session, positions in key order; returns the rows it took. */
+export function attachUploads(db: Database, input: { sessionId: string; userId: string; keys: string[] }) {
+  return db
+    .update(sessionImages)
+    .set({
+      sessionId: input.sessionId,
+      position: sql`array_position(${sql.param(input.keys)}::text[], ${sessionImages.r2Key}) - 1`,
+    })
+    .where(
+      and(
+        eq(sessionImages.userId, input.userId),
+        inArray(sessionImages.r2Key, input.keys),
+        isNull(sessionImages.sessionId),
+        isNotNull(sessionImages.uploadedAt),
+      ),
+    )
+    .returning({ id: sessionImages.id });
+}
+
+/** Undoes `attachUploads` for a session that lost a race for its images. */
+export function detachUploads(db: Database, sessionId: string) {
+  return db.update(sessionImages).set({ sessionId: null, position: null }).where(eq(sessionImages.sessionId, sessionId));
+}

@@ -1,0 +1,223 @@
+import { env } from "cloudflare:test";
+import { eq } from "drizzle-orm";
+import { beforeEach, describe, expect, it } from "vitest";
+import { call, callAs, clerkId, json, mintToken, resetDatabase, testConfig, testDb } from "../../../test/helpers";
+import { sessionImages } from "../../db/schema";
+import { createUploadUrl } from "./service";
+
+type UploadUrl = { uploadUrl: string; method: "PUT"; headers: Record<string, string>; key: string; expiresAt: string };
+
+/** A PNG signature followed by `size - 8` bytes of filler: enough for the sniffing under test. */
+export function pngBytes(size = 2048): Uint8Array {
+  const bytes = new Uint8Array(size);
+  bytes.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  for (let i = 8; i < size; i++) bytes[i] = (i * 31) % 251;
+  return bytes;
+}
+
+async function hex(bytes: Uint8Array): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", bytes);
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function newUser() {
+  const token = await mintToken(clerkId());
+  const me = await json<{ id: string }>(await callAs(token, "/api/v1/users/me"));
+  if (!me.success) throw new Error("no user");
+  return { token, userId: me.data.id };
+}
+
+async function uploadUrl(token: string, contentType = "image/png", size = 2048): Promise<UploadUrl> {
+  const response = await callAs(token, `/api/v1/sessions/upload-url?contentType=${encodeURIComponent(contentType)}&size=${size}`);
+  const body = await json<UploadUrl>(response);
+  if (!body.success) throw new Error(`upload-url failed: ${JSON.stringify(body)}`);
+  return body.data;
+}
+
+function put(url: string, body: BodyInit | null, headers: Record<string, string> = { "Content-Type": "image/png" }) {
+  const { pathname, search } = new URL(url);
+  return call(`${pathname}${search}`, { method: "PUT", headers, body });
+}
+
+async function r2Keys(): Promise<string[]> {
+  return (await env.IMAGES.list()).objects.map((object) => object.key);
+}
+
+async function expectNothingStored() {
+  expect(await r2Keys()).toEqual([]);
+  expect(await testDb().select().from(sessionImages)).toEqual([]);
+}
+
+describe("uploads", () => {
+  beforeEach(async () => {
+    await resetDatabase();
+    const keys = await r2Keys();
+    if (keys.length > 0) await env.IMAGES.delete(keys);
+  });
+
+  it("hands out a short-lived URL namespaced by the user, then stores the image in R2 with its size and hash", async () => {
+    const { token, userId } = await newUser();
+    const grant = await uploadUrl(token, "image/png", 4096);
+    expect(grant).toMatchObject({ method: "PUT", headers: { "Content-Type": "image/png" } });
+    expect(grant.key).toMatch(new RegExp(`^u/${userId}/[A-Za-z0-9_-]{22}\\.png$`));
+    const ttl = Date.parse(grant.expiresAt) - Date.now();
+    expect(ttl).toBeGreaterThan(250_000);
+    expect(ttl).toBeLessThanOrEqual(300_000);
+    expect(new URL(grant.uploadUrl).origin).toBe(new URL(testConfig().PUBLIC_BASE_URL).origin);
+
+    const bytes = pngBytes(4096);
+    const response = await put(grant.uploadUrl, bytes);
+    expect(response.status).toBe(201);
+    const sha256 = await hex(bytes);
+    expect(await json(response)).toEqual({ success: true, data: { key: grant.key, contentType: "image/png", size: 4096, sha256 } });
+
+    const object = await env.IMAGES.get(grant.key);
+    expect(object?.size).toBe(4096);
+    expect(object?.httpMetadata?.contentType).toBe("image/png");
+    expect(await hex(new Uint8Array(await object!.arrayBuffer()))).toBe(sha256);
+    const [row] = await testDb().select().from(sessionImages).where(eq(sessionImages.r2Key, grant.key));
+    expect(row).toMatchObject({ userId, sessionId: null, sizeBytes: 4096, sha256, contentType: "image/png" });
+    expect(row?.uploadedAt).toBeInstanceOf(Date);
+  });
+
+  it("accepts jpeg, webp and heic by their signatures", async () => {
+    const { token } = await newUser();
+    const heads: Record<string, number[]> = {
+      "image/jpeg": [0xff, 0xd8, 0xff, 0xe0],
+      "image/webp": [...new TextEncoder().encode("RIFF"), 0, 0, 0, 0, ...new TextEncoder().encode("WEBP")],
+      "image/heic": [0, 0, 0, 0x18, ...new TextEncoder().encode("ftypheic")],
+    };
+    for (const [type, head] of Object.entries(heads)) {
+      const bytes = new Uint8Array(512);
+      bytes.set(head);
+      const grant = await uploadUrl(token, type, 512);
+      expect((await put(grant.uploadUrl, bytes, { "Content-Type": type })).status).toBe(201);
+    }
+    expect(await r2Keys()).toHaveLength(3);
+  });
+
+  it("refuses to sign other types, empty or oversized images, and anonymous callers", async () => {
+    const { token } = await newUser();
+    for (const query of ["contentType=image/gif&size=10", "contentType=image/png&size=0", `contentType=image/png&size=${10 * 1024 * 1024 + 1}`, "contentType=image/png"]) {
+      const response = await callAs(token, `/api/v1/sessions/upload-url?${query}`);
+      expect(response.status).toBe(400);
+      expect(await json(response)).toMatchObject({ error: { code: "VALIDATION_ERROR" } });
+    }
+    expect((await call("/api/v1/sessions/upload-url?contentType=image/png&size=10")).status).toBe(401);
+  });
+
+  it("answers 403 UPLOAD_URL_INVALID to an expired URL and stores nothing", async () => {
+    const { userId } = await newUser();
+    const grant = await createUploadUrl(testConfig(), userId, { contentType: "image/png", size: 2048 }, Date.now() - 301_000);
+    const response = await put(grant.uploadUrl, pngBytes());
+    expect(response.status).toBe(403);
+    expect(await json(response)).toMatchObject({ error: { code: "UPLOAD_URL_INVALID" } });
+    await expectNothingStored();
+  });
+
+  it("answers 403 UPLOAD_URL_INVALID to any tampering with the URL", async () => {
+    const { token } = await newUser();
+    const other = await newUser();
+    const grant = await uploadUrl(token);
+    const url = new URL(grant.uploadUrl);
+    const tampered = [
+      (u: URL) => u.searchParams.set("size", "4096"),
+      (u: URL) => u.searchParams.set("type", "image/jpeg"),
+      (u: URL) => u.searchParams.set("expires", String(Number(u.searchParams.get("expires")) + 3600)),
+      (u: URL) => u.searchParams.set("sig", `${u.searchParams.get("sig")!.startsWith("A") ? "B" : "A"}${u.searchParams.get("sig")!.slice(1)}`),
+      (u: URL) => u.searchParams.delete("sig"),
+      (u: URL) => (u.pathname = u.pathname.replace(/\/u\/[^/]+\//, `/u/${other.userId}/`)),
+      (u: URL) => (u.pathname = u.pathname.replace(/\.png$/, ".jpg")),
+    ];
+    for (const tamper of tampered) {
+      const copy = new URL(url);
+      tamper(copy);
+      const size = Number(copy.searchParams.get("size") ?? 2048);
+      const response = await put(copy.toString(), pngBytes(size), { "Content-Type": copy.searchParams.get("type") ?? "image/png" });
+      expect(response.status, copy.toString()).toBe(403);
+      expect(await json(response)).toMatchObject({ error: { code: "UPLOAD_URL_INVALID" } });
+    }
+    await expectNothingStored();
+  });
+
+  it("answers 409 to a second PUT on the same key and keeps the first image", async () => {
+    const { token } = await newUser();
+    const grant = await uploadUrl(token);
+    const first = pngBytes();
+    expect((await put(grant.uploadUrl, first)).status).toBe(201);
+    const second = pngBytes();
+    second[100] = 7;
+    const response = await put(grant.uploadUrl, second);
+    expect(response.status).toBe(409);
+    expect(await json(response)).toMatchObject({ error: { code: "UPLOAD_ALREADY_EXISTS" } });
+    const object = await env.IMAGES.get(grant.key);
+    expect(await hex(new Uint8Array(await object!.arrayBuffer()))).toBe(await hex(first));
+    expect(await testDb().select().from(sessionImages)).toHaveLength(1);
+  });
+
+  it("lets exactly one of two concurrent PUTs on one key through", async () => {
+    const { token } = await newUser();
+    const grant = await uploadUrl(token);
+    const statuses = (await Promise.all([put(grant.uploadUrl, pngBytes()), put(grant.uploadUrl, pngBytes())])).map((r) => r.status);
+    expect(statuses.sort()).toEqual([201, 409]);
+    expect(await r2Keys()).toEqual([grant.key]);
+  });
+
+  it("answers 415 when the body's Content-Type is not the signed one", async () => {
+    const { token } = await newUser();
+    const grant = await uploadUrl(token);
+    for (const headers of [{ "Content-Type": "image/jpeg" }, { "Content-Type": "application/json" }, {} as Record<string, string>]) {
+      const response = await put(grant.uploadUrl, pngBytes(), headers);
+      expect(response.status).toBe(415);
+      expect(await json(response)).toMatchObject({ error: { code: "UNSUPPORTED_MEDIA_TYPE" } });
+    }
+    await expectNothingStored();
+  });
+
+  it("answers 413 to a body longer than signed and 400 to a shorter one", async () => {
+    const { token } = await newUser();
+    const grant = await uploadUrl(token, "image/png", 2048);
+    const longer = await put(grant.uploadUrl, pngBytes(2049));
+    expect(longer.status).toBe(413);
+    expect(await json(longer)).toMatchObject({ error: { code: "PAYLOAD_TOO_LARGE" } });
+    const shorter = await put(grant.uploadUrl, pngBytes(2047));
+    expect(shorter.status).toBe(400);
+    expect(await json(shorter)).toMatchObject({ error: { code: "UPLOAD_LENGTH_MISMATCH" } });
+    await expectNothingStored();
+  });
+
+  it("answers 411 to a body streamed without a length", async () => {
+    const { token } = await newUser();
+    const grant = await uploadUrl(token);
+    const bytes = pngBytes();
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(bytes.subarray(0, 1000));
+        controller.enqueue(bytes.subarray(1000));
+        controller.close();
+      },
+    });
+    const response = await put(grant.uploadUrl, stream);
+    expect(response.status).toBe(411);
+    expect(await json(response)).toMatchObject({ error: { code: "LENGTH_REQUIRED" } });
+    await expectNothingStored();
+  });
+
+  it("answers 422 INVALID_IMAGE when the bytes are not the signed type, leaving nothing, and the URL stays usable", async () => {
+    const { token } = await newUser();
+    const grant = await uploadUrl(token, "image/png", 2048);
+    const jpeg = new Uint8Array(2048);
+    jpeg.set([0xff, 0xd8, 0xff, 0xe0]);
+    for (const body of [new TextEncoder().encode("x".repeat(2048)), jpeg]) {
+      const response = await put(grant.uploadUrl, body);
+      expect(response.status).toBe(422);
+      expect(await json(response)).toMatchObject({ error: { code: "INVALID_IMAGE" } });
+      await expectNothingStored();
+    }
+    const tiny = await uploadUrl(token, "image/png", 5);
+    expect((await put(tiny.uploadUrl, pngBytes().subarray(0, 5))).status).toBe(422);
+    await expectNothingStored();
+    // A rejection releases the key: the same URL still takes the real image.
+    expect((await put(grant.uploadUrl, pngBytes(2048))).status).toBe(201);
+  });
+});
