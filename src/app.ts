@@ -19,6 +19,7 @@ import { createUploadsRoutes } from "./modules/uploads/routes";
 import { createUsersRoutes } from "./modules/users/routes";
 import { resolveUser } from "./modules/users/service";
 import { createWebhookRoutes } from "./modules/webhooks/routes";
+import { forwardToRoom } from "./realtime/rooms";
 
 const JSON_BODY_LIMIT = 64 * 1024;
 const WEBHOOK_BODY_LIMIT = 512 * 1024;
@@ -98,6 +99,9 @@ export function createApp() {
 
   const v1 = createRouter();
   v1.route("/health", createHealthRoutes());
+  // WebSockets authenticate inside the room (first frame), so these come before any guard.
+  v1.get("/sessions/:id/ws", forwardToRoom);
+  v1.get("/magic-openers/generations/:id/ws", forwardToRoom);
   v1.route("/users", createUsersRoutes(authenticated));
   v1.route("/", createUploadsRoutes({ authenticated, signed: [withServices()] }));
   app.route("/api/v1", v1);

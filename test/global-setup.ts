@@ -61,6 +61,8 @@ export default async function setup(project: TestProject) {
         clerkWebhookSecret: webhookSecret,
         aiBaseUrls: aiUpstream.baseUrls,
       }),
+      // A short authentication deadline keeps the socket-timeout test fast; the logic is the same.
+      WS_AUTH_TIMEOUT_MS: "1000",
       TEST_AI_UPSTREAM_URL: aiUpstream.url,
       TEST_CLERK_PRIVATE_JWK: JSON.stringify(clerk.privateJwk),
       TEST_CONTROL_URL: control.url,

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { SessionRoom } from "../realtime/session-room";
 
 /**
  * What the Workers runtime hands the Worker: resource bindings plus string vars/secrets.
@@ -6,7 +7,7 @@ import { z } from "zod";
  */
 export type Bindings = {
   IMAGES: R2Bucket;
-  SESSION_ROOM: DurableObjectNamespace;
+  SESSION_ROOM: DurableObjectNamespace<SessionRoom>;
   /** Static assets (Swagger UI's files); the platform serves them before the Worker runs. */
   ASSETS: Fetcher;
 } & Partial<Record<ConfigKey, string>>;

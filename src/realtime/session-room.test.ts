@@ -1,0 +1,218 @@
+import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { beforeEach, describe, expect, it } from "vitest";
+import { call, clerkId, forgedToken, json, mintToken, resetDatabase, testDb } from "../../test/helpers";
+import { isRoomEvent, openSocket, type TestSocket } from "../../test/ws";
+import { sessions, users } from "../db/schema";
+import { roomStub } from "./rooms";
+
+async function seedSession(options: { deleted?: boolean } = {}) {
+  const sub = clerkId();
+  const [user] = await testDb().insert(users).values({ clerkId: sub }).returning();
+  const [session] = await testDb()
+    .insert(sessions)
+    .values({ userId: user!.id, type: "text", status: "ready", deletedAt: options.deleted ? new Date() : null })
+    .returning();
+  return { sub, sessionId: session!.id, token: await mintToken(sub) };
+}
+
+async function authenticated(sessionId: string, token: string, extra: Record<string, unknown> = {}): Promise<TestSocket> {
+  const socket = await openSocket(`/api/v1/sessions/${sessionId}/ws`);
+  socket.send({ type: "authenticate", token, ...extra });
+  await socket.frame("authenticated");
+  return socket;
+}
+
+function publish(sessionId: string, n: number, from = 0) {
+  const room = roomStub(env, "session", sessionId);
+  return Promise.all(Array.from({ length: n }, (_, i) => room.publish({ type: "status", data: { status: "ready", progress: from + i } })));
+}
+
+const seqs = (frames: Array<{ seq?: number }>) => frames.map((frame) => frame.seq);
+
+describe("SessionRoom WebSockets", () => {
+  beforeEach(resetDatabase);
+
+  it("closes a socket that never authenticates with 4401 once the deadline passes", async () => {
+    const { sessionId } = await seedSession();
+    const socket = await openSocket(`/api/v1/sessions/${sessionId}/ws`);
+    const started = Date.now();
+    expect(await socket.closed(5_000)).toMatchObject({ code: 4401 });
+    // WS_AUTH_TIMEOUT_MS is 1000 in tests: closed by the alarm, not before the deadline.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+  });
+
+  it("closes with 4401 for an invalid or expired token, and for a first frame that is not authenticate", async () => {
+    const { sessionId, sub } = await seedSession();
+    const expired = await mintToken(sub, { nowSeconds: Math.floor(Date.now() / 1000) - 600, ttlSeconds: 60 });
+    for (const frame of [{ type: "authenticate", token: await forgedToken(sub) }, { type: "authenticate", token: expired }, { type: "resume", afterSeq: 0 }]) {
+      const socket = await openSocket(`/api/v1/sessions/${sessionId}/ws`);
+      socket.send(frame);
+      expect(await socket.closed()).toMatchObject({ code: 4401 });
+    }
+  });
+
+  it("closes with 4404 for another user's, a missing, and a deleted session", async () => {
+    const mine = await seedSession();
+    const theirs = await seedSession();
+    const deleted = await seedSession({ deleted: true });
+    const cases = [
+      { sessionId: theirs.sessionId, token: mine.token },
+      { sessionId: "doesnotexist0000000000000", token: mine.token },
+      { sessionId: deleted.sessionId, token: deleted.token },
+    ];
+    for (const { sessionId, token } of cases) {
+      const socket = await openSocket(`/api/v1/sessions/${sessionId}/ws`);
+      socket.send({ type: "authenticate", token });
+      expect(await socket.closed()).toMatchObject({ code: 4404 });
+    }
+  });
+
+  it("answers JSON ping with pong, and reports the room's seq on authentication", async () => {
+    const { sessionId, token } = await seedSession();
+    await publish(sessionId, 3);
+    const socket = await openSocket(`/api/v1/sessions/${sessionId}/ws`);
+    socket.send({ type: "ping" });
+    const pong = await socket.frame("pong");
+    expect(pong.ts).toBeTypeOf("number");
+    socket.send({ type: "authenticate", token });
+    const auth = await socket.frame("authenticated");
+    expect(auth).toMatchObject({ seq: 3 });
+    socket.send({ type: "ping" });
+    await socket.frame("pong", socket.frames.indexOf(auth));
+  });
+
+  it("answers 426 to a plain GET, and offers no way to publish over HTTP", async () => {
+    const { sessionId } = await seedSession();
+    const plain = await call(`/api/v1/sessions/${sessionId}/ws`);
+    expect(plain.status).toBe(426);
+    expect(await json(plain)).toMatchObject({ error: { code: "UPGRADE_REQUIRED" } });
+    const post = await call(`/api/v1/sessions/${sessionId}/ws`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ type: "status" }) });
+    expect(post.status).toBe(404);
+    expect(await roomStub(env, "session", sessionId).eventsAfter(0)).toEqual([]);
+  });
+
+  it("delivers every event to every socket, numbered and in the same order", async () => {
+    const { sessionId, token } = await seedSession();
+    const a = await authenticated(sessionId, token);
+    const b = await authenticated(sessionId, token);
+    await publish(sessionId, 50);
+    const [fromA, fromB] = await Promise.all([a.events(50), b.events(50)]);
+    expect(seqs(fromA)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    expect(fromB).toEqual(fromA);
+    for (const event of fromA) expect(event).toMatchObject({ type: "status", status: "ready", ts: expect.any(Number) });
+  });
+
+  it("replays what a reconnecting socket missed on resume, then continues live: no gap, no duplicate", async () => {
+    const { sessionId, token } = await seedSession();
+    const first = await authenticated(sessionId, token);
+    await publish(sessionId, 3);
+    const seen = await first.events(3);
+    first.close();
+    await publish(sessionId, 4, 3);
+
+    const again = await authenticated(sessionId, token);
+    again.send({ type: "resume", afterSeq: seen.at(-1)!.seq });
+    await again.events(4);
+    await publish(sessionId, 2, 7);
+    const after = await again.events(6);
+    expect(seqs([...seen, ...after])).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+
+  it("resumes atomically when authenticate carries afterSeq, even while events keep coming", async () => {
+    const { sessionId, token } = await seedSession();
+    await publish(sessionId, 5);
+    const socket = await openSocket(`/api/v1/sessions/${sessionId}/ws`);
+    const racing = publish(sessionId, 20, 5);
+    socket.send({ type: "authenticate", token, afterSeq: 2 });
+    await racing;
+    const events = await socket.events(23);
+    expect(seqs(events)).toEqual(Array.from({ length: 23 }, (_, i) => i + 3));
+  });
+
+  it("keeps every socket working and resumable when the room is evicted mid-way", async () => {
+    const { sessionId, token } = await seedSession();
+    const stay = await authenticated(sessionId, token);
+    const leave = await authenticated(sessionId, token);
+    await publish(sessionId, 3);
+    await leave.events(3);
+    leave.close();
+    await stay.events(3);
+
+    await evictDurableObject(roomStub(env, "session", sessionId));
+    await publish(sessionId, 3, 3);
+    expect(seqs(await stay.events(6))).toEqual([1, 2, 3, 4, 5, 6]);
+    stay.send({ type: "ping" });
+    await stay.frame("pong");
+
+    const back = await authenticated(sessionId, token, { afterSeq: 3 });
+    expect(seqs(await back.events(3))).toEqual([4, 5, 6]);
+  });
+
+  it("answers malformed, unknown, binary and oversized frames with an error event and keeps the socket open", async () => {
+    const { sessionId, token } = await seedSession();
+    const socket = await authenticated(sessionId, token);
+    const bad = ["not json", JSON.stringify({ type: "nope" }), JSON.stringify({ type: "resume", afterSeq: -1 }), JSON.stringify([1])];
+    for (const frame of bad) socket.send(frame);
+    socket.ws.send(new Uint8Array([1, 2, 3]));
+    socket.send(JSON.stringify({ type: "ping", pad: "x".repeat(20_000) }));
+    socket.send({ type: "ping" });
+    await socket.frame("pong");
+    const errors = socket.frames.filter((f) => f.type === "error");
+    expect(errors.map((e) => e.code)).toEqual([...bad.map(() => "MALFORMED_FRAME"), "MALFORMED_FRAME", "FRAME_TOO_LARGE"]);
+    await publish(sessionId, 1);
+    expect(seqs(await socket.events(1))).toEqual([1]);
+  });
+
+  it("sends an error then closes with 4429 a socket that floods frames", async () => {
+    const { sessionId, token } = await seedSession();
+    const socket = await authenticated(sessionId, token);
+    for (let i = 0; i < 30; i++) socket.send({ type: "ping" });
+    expect(await socket.closed()).toMatchObject({ code: 4429 });
+    expect(socket.frames.find((f) => f.type === "error")).toMatchObject({ code: "RATE_LIMITED" });
+    // The limit is per socket: a new one on the same room works.
+    const other = await authenticated(sessionId, token);
+    other.send({ type: "ping" });
+    await other.frame("pong");
+  });
+
+  it("passes a cancel frame to the generation's runner", async () => {
+    const { sessionId, token } = await seedSession();
+    const socket = await authenticated(sessionId, token);
+    const room = roomStub(env, "session", sessionId);
+    expect(await room.isCancelRequested("gen1")).toBe(false);
+    socket.send({ type: "cancel", generationId: "gen1" });
+    socket.send({ type: "ping" });
+    await socket.frame("pong");
+    expect(await room.isCancelRequested("gen1")).toBe(true);
+  });
+
+  it("publishes an event with a key once, however often it is published", async () => {
+    const { sessionId, token } = await seedSession();
+    const socket = await authenticated(sessionId, token);
+    const room = roomStub(env, "session", sessionId);
+    const first = await room.publish({ type: "phase", data: { phase: 2, confidence: 0.8 } }, { key: "phase:1" });
+    const again = await room.publish({ type: "phase", data: { phase: 2, confidence: 0.8 } }, { key: "phase:1" });
+    expect(first).toEqual({ seq: 1, duplicate: false });
+    expect(again).toEqual({ seq: 1, duplicate: true });
+    await room.publish({ type: "status", data: { status: "ready" } });
+    expect(seqs(await socket.events(2))).toEqual([1, 2]);
+    expect(socket.frames.filter(isRoomEvent)).toHaveLength(2);
+  });
+
+  it("trims events beyond the last 1,000 that are older than 24 h, and says so on a resume that reaches past them", async () => {
+    const { sessionId, token } = await seedSession();
+    const room = roomStub(env, "session", sessionId);
+    await runInDurableObject(room, (_instance, state) => {
+      const old = Date.now() - 25 * 60 * 60 * 1000;
+      for (let i = 0; i < 1_010; i++) state.storage.sql.exec("INSERT INTO events (ts, frame) VALUES (?, ?)", old, JSON.stringify({ type: "status", seq: i + 1, ts: old }));
+    });
+    await publish(sessionId, 1);
+    expect(await runDurableObjectAlarm(room)).toBe(true);
+    const kept = await room.eventsAfter(0, 2_000);
+    expect(kept).toHaveLength(1_000);
+    expect(kept[0]).toMatchObject({ seq: 12 });
+    const socket = await authenticated(sessionId, token, { afterSeq: 0 });
+    expect(await socket.frame("error")).toMatchObject({ code: "REPLAY_INCOMPLETE" });
+    expect(seqs(await socket.events(1_000))).toEqual(Array.from({ length: 1_000 }, (_, i) => i + 12));
+  });
+});
