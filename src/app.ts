@@ -15,11 +15,12 @@ import { createRouter } from "./lib/openapi";
 import { rateLimit } from "./lib/rate-limit";
 import { withServices } from "./lib/services";
 import { createHealthRoutes } from "./modules/health/routes";
+import { createSessionsRoutes } from "./modules/sessions/routes";
 import { createUploadsRoutes } from "./modules/uploads/routes";
 import { createUsersRoutes } from "./modules/users/routes";
 import { resolveUser } from "./modules/users/service";
 import { createWebhookRoutes } from "./modules/webhooks/routes";
-import { forwardToRoom } from "./realtime/rooms";
+import { documentRoomRoutes, forwardToRoom } from "./realtime/rooms";
 
 const JSON_BODY_LIMIT = 64 * 1024;
 const WEBHOOK_BODY_LIMIT = 512 * 1024;
@@ -104,9 +105,11 @@ export function createApp() {
   v1.get("/magic-openers/generations/:id/ws", forwardToRoom);
   v1.route("/users", createUsersRoutes(authenticated));
   v1.route("/", createUploadsRoutes({ authenticated, signed: [withServices()] }));
+  v1.route("/sessions", createSessionsRoutes(authenticated));
   app.route("/api/v1", v1);
   app.route("/api/webhooks", createWebhookRoutes([withServices(), rateLimit("ip")]));
 
+  documentRoomRoutes(app.openAPIRegistry);
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
     type: "http",
     scheme: "bearer",

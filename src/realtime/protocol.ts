@@ -35,6 +35,9 @@ export type RoomEventType =
   | "opener.delta"
   | "opener.completed";
 
+/** An event as stored and sent: the publisher's data, spread, plus `type`, `seq` and `ts`. */
+export type RoomFrame = { type: string; seq: number; ts: number } & Record<string, unknown>;
+
 /** What a publisher hands the room; the room adds `seq` and `ts`. */
 export type RoomEvent = { type: RoomEventType; data?: Record<string, unknown> };
 
@@ -64,4 +67,8 @@ export function roomFromPath(pathname: string): RoomAddress | undefined {
 
 export function roomName(room: RoomAddress): string {
   return `${room.kind}:${room.id}`;
+}
+
+export function parseRoomFrames(frames: string[]): RoomFrame[] {
+  return frames.map((frame) => JSON.parse(frame) as RoomFrame);
 }

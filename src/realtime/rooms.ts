@@ -1,7 +1,9 @@
+import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../lib/app-env";
 import type { Bindings } from "../lib/env";
 import { AppError } from "../lib/errors";
+import { type createRouter, errorResponses } from "../lib/openapi";
 import type { Logger } from "../lib/logger";
 import { type RoomAddress, type RoomEvent, roomFromPath, roomName } from "./protocol";
 
@@ -18,6 +20,26 @@ export async function forwardToRoom(c: Context<AppEnv>): Promise<Response> {
   const room = roomFromPath(c.req.path);
   if (!room) throw new AppError("NOT_FOUND");
   return roomStub(c.env, room.kind, room.id).fetch(c.req.raw);
+}
+
+/** The WebSocket routes in the API document (the protocol itself is SPEC §6 / the README). */
+export function documentRoomRoutes(registry: ReturnType<typeof createRouter>["openAPIRegistry"]): void {
+  for (const [path, what] of [
+    ["/api/v1/sessions/{id}/ws", "a session"],
+    ["/api/v1/magic-openers/generations/{id}/ws", "a magic-opener generation"],
+  ] as const) {
+    registry.registerPath({
+      method: "get",
+      path,
+      tags: ["realtime"],
+      summary: `WebSocket for ${what}: send {"type":"authenticate","token"} first, within 10 s`,
+      request: { params: z.object({ id: z.string() }) },
+      responses: {
+        101: { description: "Switching protocols. Close codes: 4401 unauthenticated, 4404 not found or not yours, 4429 too many frames" },
+        ...errorResponses("UPGRADE_REQUIRED", "NOT_FOUND"),
+      },
+    });
+  }
 }
 
 export type Broadcast = (sessionId: string, event: RoomEvent, options?: { key?: string }) => Promise<void>;

@@ -1,8 +1,9 @@
 import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
-import { call, clerkId, forgedToken, json, mintToken, resetDatabase, testDb } from "../../test/helpers";
+import { call, callAs, clerkId, forgedToken, json, mintToken, resetDatabase, testDb } from "../../test/helpers";
 import { isRoomEvent, openSocket, type TestSocket } from "../../test/ws";
 import { sessions, users } from "../db/schema";
+import { parseRoomFrames } from "./protocol";
 import { roomStub } from "./rooms";
 
 async function seedSession(options: { deleted?: boolean } = {}) {
@@ -82,11 +83,11 @@ describe("SessionRoom WebSockets", () => {
   });
 
   it("answers 426 to a plain GET, and offers no way to publish over HTTP", async () => {
-    const { sessionId } = await seedSession();
+    const { sessionId, token } = await seedSession();
     const plain = await call(`/api/v1/sessions/${sessionId}/ws`);
     expect(plain.status).toBe(426);
     expect(await json(plain)).toMatchObject({ error: { code: "UPGRADE_REQUIRED" } });
-    const post = await call(`/api/v1/sessions/${sessionId}/ws`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ type: "status" }) });
+    const post = await callAs(token, `/api/v1/sessions/${sessionId}/ws`, { method: "POST", json: { type: "status" } });
     expect(post.status).toBe(404);
     expect(await roomStub(env, "session", sessionId).eventsAfter(0)).toEqual([]);
   });
@@ -208,7 +209,7 @@ describe("SessionRoom WebSockets", () => {
     });
     await publish(sessionId, 1);
     expect(await runDurableObjectAlarm(room)).toBe(true);
-    const kept = await room.eventsAfter(0, 2_000);
+    const kept = parseRoomFrames(await room.eventsAfter(0, 2_000));
     expect(kept).toHaveLength(1_000);
     expect(kept[0]).toMatchObject({ seq: 12 });
     const socket = await authenticated(sessionId, token, { afterSeq: 0 });

@@ -107,12 +107,15 @@ export class SessionRoom extends DurableObject<Bindings> {
     return { seq, duplicate: false };
   }
 
-  /** The stored events after `afterSeq`, oldest first (for the Worker and tests; sockets use `resume`). */
-  async eventsAfter(afterSeq: number, limit = 1_000): Promise<Array<Record<string, unknown>>> {
+  /**
+   * The stored events after `afterSeq`, oldest first, as the JSON frames sockets receive (for
+   * the Worker and tests; sockets use `resume`). Parse them with `parseRoomFrames`.
+   */
+  async eventsAfter(afterSeq: number, limit = 1_000): Promise<string[]> {
     return this.sql
       .exec<{ frame: string }>("SELECT frame FROM events WHERE seq > ? ORDER BY seq LIMIT ?", afterSeq, limit)
       .toArray()
-      .map((row) => JSON.parse(row.frame) as Record<string, unknown>);
+      .map((row) => row.frame);
   }
 
   /** Whether a socket asked to cancel this generation; the generation's runner polls it. */

@@ -1,0 +1,217 @@
+import type { z } from "@hono/zod-openapi";
+import { and, desc, eq, getTableColumns, isNull, sql } from "drizzle-orm";
+import { messages, sessionImages, sessions, suggestionGenerations, suggestions } from "../../db/schema";
+import type { Database } from "../../lib/db";
+import { AppError } from "../../lib/errors";
+import type { Logger } from "../../lib/logger";
+import { createId } from "@paralleldrive/cuid2";
+import type { Broadcast } from "../../realtime/rooms";
+import { attachUploads, detachUploads, findClaimableUploads } from "../uploads/service";
+import { broadcastStatus, explainRefusal, retryTarget, type SessionRow, sessionIn, transitionSession, transitionStatement } from "./lifecycle";
+import { insertMessagesStatement } from "./messages";
+import type { confirmOcrSchema, createSessionSchema, listSessionsQuerySchema, messageSchema, sessionDetailSchema, sessionSummarySchema } from "./schemas";
+
+export type SessionDeps = { db: Database; bucket: R2Bucket; broadcast: Broadcast; publicBaseUrl: string; logger: Logger };
+
+type Summary = z.infer<typeof sessionSummarySchema>;
+type Detail = z.infer<typeof sessionDetailSchema>;
+
+const iso = (value: Date | string | null) => (value === null ? null : new Date(value).toISOString());
+
+export function wsUrl(publicBaseUrl: string, sessionId: string): string {
+  const url = new URL(`/api/v1/sessions/${sessionId}/ws`, publicBaseUrl);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  return url.toString();
+}
+
+export function toSummary(row: SessionRow): Summary {
+  return {
+    id: row.id,
+    type: row.type,
+    status: row.status,
+    title: row.title,
+    matchName: row.matchName,
+    platform: row.platform,
+    phase: row.phase,
+    phaseConfidence: row.phaseConfidence,
+    error: row.errorCode ? { code: row.errorCode, message: row.errorMessage } : null,
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+  };
+}
+
+type JsonMessage = Omit<z.infer<typeof messageSchema>, "sentAt"> & { sentAt: string | null };
+type JsonGeneration = NonNullable<Detail["latestGeneration"]>;
+
+// The subqueries name the outer row as "sessions"."id" by hand: drizzle writes a bare "id" for
+// a single-table select, which inside a subquery would bind to the subquery's own table.
+
+/**
+ * A session with its conversation, images and latest generation, in ONE query: the app's
+ * hottest read, so related rows come back as JSON aggregated by Postgres, not as N queries.
+ */
+export async function getSessionDetail(db: Database, userId: string, sessionId: string) {
+  const [row] = await db
+    .select({
+      ...getTableColumns(sessions),
+      messages: sql<JsonMessage[]>`coalesce((
+        select json_agg(json_build_object('id', m.id, 'sender', m.sender, 'text', m.text, 'position', m.position,
+          'source', m.source, 'ocrConfidence', m.ocr_confidence, 'sentAt', m.sent_at) order by m.position)
+        from ${messages} m where m.session_id = "sessions"."id"), '[]'::json)`,
+      images: sql<Detail["images"]>`coalesce((
+        select json_agg(json_build_object('key', i.r2_key, 'position', i.position, 'contentType', i.content_type,
+          'sizeBytes', i.size_bytes, 'ocrStatus', i.ocr_status) order by i.position)
+        from ${sessionImages} i where i.session_id = "sessions"."id"), '[]'::json)`,
+      latestGeneration: sql<JsonGeneration | null>`(
+        select json_build_object('id', g.id, 'status', g.status, 'tone', g.tone, 'count', g.count,
+          'errorCode', g.error_code, 'createdAt', g.created_at,
+          'suggestions', coalesce((select json_agg(json_build_object('id', x.id, 'rank', x.rank, 'tone', x.tone,
+            'text', x.text, 'feedback', x.feedback) order by x.rank) from ${suggestions} x where x.generation_id = g.id), '[]'::json))
+        from ${suggestionGenerations} g where g.session_id = "sessions"."id" order by g.created_at desc, g.id desc limit 1)`,
+    })
+    .from(sessions)
+    .where(and(eq(sessions.id, sessionId), eq(sessions.userId, userId), isNull(sessions.deletedAt)))
+    .limit(1);
+  return row;
+}
+
+export function toDetail(row: NonNullable<Awaited<ReturnType<typeof getSessionDetail>>>, publicBaseUrl: string): Detail {
+  const { messages: conversation, images, latestGeneration, ...session } = row;
+  return {
+    ...toSummary(session),
+    messages: conversation.map((message) => ({ ...message, sentAt: iso(message.sentAt) })),
+    images,
+    latestGeneration: latestGeneration ? { ...latestGeneration, createdAt: iso(latestGeneration.createdAt)! } : null,
+    wsUrl: wsUrl(publicBaseUrl, session.id),
+  };
+}
+
+export async function loadSession(deps: Pick<SessionDeps, "db" | "publicBaseUrl">, userId: string, sessionId: string): Promise<Detail> {
+  const row = await getSessionDetail(deps.db, userId, sessionId);
+  if (!row) throw new AppError("SESSION_NOT_FOUND");
+  return toDetail(row, deps.publicBaseUrl);
+}
+
+/**
+ * Hands a session's screenshots to the OCR job. The jobs issue publishes the QStash message
+ * here; until then a screenshot session waits in `ocr_queued`.
+ */
+export async function publishOcrJob(_deps: SessionDeps, _session: SessionRow): Promise<void> {}
+
+/** ocr_queued, then the job; if the job cannot be handed over, `failed` so `retry` can try again. */
+async function queueOcr(deps: SessionDeps, owner: { sessionId: string; userId: string }, from: SessionRow["status"]) {
+  const session = await transitionSession(deps, { ...owner, to: "ocr_queued", from: [from] });
+  try {
+    await publishOcrJob(deps, session);
+    return session;
+  } catch (error) {
+    deps.logger.error("OCR job could not be published", { error });
+    return transitionSession(deps, { ...owner, to: "failed", error: { code: "JOB_ENQUEUE_FAILED", message: "OCR could not be queued; retry" } });
+  }
+}
+
+export async function createSession(deps: SessionDeps, userId: string, input: z.infer<typeof createSessionSchema>): Promise<Detail> {
+  // The id is made here so the session and its rows go in as one batch (one transaction).
+  const sessionId = createId();
+  const fields = { id: sessionId, userId, type: input.type, title: input.title ?? null, matchName: input.matchName ?? null, platform: input.platform ?? null };
+  if (input.type === "text") {
+    await deps.db.batch([
+      deps.db.insert(sessions).values({ ...fields, status: "ready" }),
+      insertMessagesStatement(deps.db, sessionId, input.messages, "manual"),
+    ]);
+    return loadSession(deps, userId, sessionId);
+  }
+
+  await findClaimableUploads(deps.db, deps.bucket, userId, input.imageKeys);
+  const [, attached] = await deps.db.batch([
+    deps.db.insert(sessions).values({ ...fields, status: "awaiting_upload" }),
+    attachUploads(deps.db, { sessionId, userId, keys: input.imageKeys }),
+  ]);
+  if (attached.length !== input.imageKeys.length) {
+    // Another request claimed some of these uploads in between: give back what this one took.
+    await detachUploads(deps.db, sessionId);
+    await deps.db.delete(sessions).where(eq(sessions.id, sessionId));
+    throw new AppError("UPLOAD_ALREADY_USED");
+  }
+  await queueOcr(deps, { sessionId, userId }, "awaiting_upload");
+  return loadSession(deps, userId, sessionId);
+}
+
+type Cursor = { createdAt: string; id: string };
+
+function encodeCursor(cursor: Cursor): string {
+  return btoa(JSON.stringify([cursor.createdAt, cursor.id])).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+}
+
+function decodeCursor(text: string): Cursor {
+  try {
+    const [createdAt, id] = JSON.parse(atob(text.replaceAll("-", "+").replaceAll("_", "/"))) as unknown[];
+    if (typeof createdAt === "string" && typeof id === "string" && !Number.isNaN(Date.parse(createdAt))) return { createdAt, id };
+  } catch {
+    // Falls through to the validation error.
+  }
+  throw new AppError("VALIDATION_ERROR", { message: "Invalid cursor", details: { target: "query", issues: [{ path: ["cursor"], message: "Invalid cursor" }] } });
+}
+
+/**
+ * Newest first. The cursor is the last row's (created_at to the microsecond, id): rows
+ * inserted meanwhile sort before it, so pages neither repeat nor skip.
+ */
+export async function listSessions(db: Database, userId: string, query: z.infer<typeof listSessionsQuerySchema>) {
+  const after = query.cursor ? decodeCursor(query.cursor) : undefined;
+  const rows = await db
+    .select({ ...getTableColumns(sessions), cursorAt: sql<string>`to_char(${sessions.createdAt} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')` })
+    .from(sessions)
+    .where(
+      and(
+        eq(sessions.userId, userId),
+        isNull(sessions.deletedAt),
+        after ? sql`(${sessions.createdAt}, ${sessions.id}) < (${after.createdAt}::timestamptz, ${after.id})` : undefined,
+      ),
+    )
+    .orderBy(desc(sessions.createdAt), desc(sessions.id))
+    .limit(query.limit + 1);
+  const page = rows.slice(0, query.limit);
+  const last = page.at(-1);
+  return {
+    items: page.map(({ cursorAt: _cursorAt, ...row }) => toSummary(row)),
+    nextCursor: rows.length > query.limit && last ? encodeCursor({ createdAt: last.cursorAt, id: last.id }) : null,
+  };
+}
+
+export async function softDeleteSession(db: Database, userId: string, sessionId: string): Promise<void> {
+  const [row] = await db
+    .update(sessions)
+    .set({ deletedAt: new Date() })
+    .where(and(eq(sessions.id, sessionId), eq(sessions.userId, userId), isNull(sessions.deletedAt)))
+    .returning({ id: sessions.id });
+  if (!row) throw new AppError("SESSION_NOT_FOUND");
+}
+
+/** Accepts the OCR result, optionally replaced by the user's corrections, in one transaction. */
+export async function confirmOcr(deps: SessionDeps, userId: string, sessionId: string, input: z.infer<typeof confirmOcrSchema>): Promise<Detail> {
+  const owner = { sessionId, userId };
+  const statements = input.messages
+    ? [
+        deps.db.delete(messages).where(and(eq(messages.sessionId, sessionId), sessionIn(owner, ["ocr_review"]))),
+        insertMessagesStatement(deps.db, sessionId, input.messages, "ocr", sessionIn(owner, ["ocr_review"])),
+      ]
+    : [];
+  const results = (await deps.db.batch([...statements, transitionStatement(deps.db, { ...owner, to: "ready", from: ["ocr_review"] })] as never)) as unknown[];
+  const [session] = results.at(-1) as SessionRow[];
+  if (!session) return explainRefusal(deps.db, owner, "confirm OCR");
+  await broadcastStatus(deps.broadcast, session);
+  return loadSession(deps, userId, sessionId);
+}
+
+/** `failed` → back to the step that failed: OCR is queued again, a failed generation returns to ready. */
+export async function retrySession(deps: SessionDeps, userId: string, sessionId: string): Promise<Detail> {
+  const owner = { sessionId, userId };
+  const [row] = await deps.db.select({ status: sessions.status, failedFrom: sessions.failedFrom }).from(sessions).where(and(eq(sessions.id, sessionId), eq(sessions.userId, userId), isNull(sessions.deletedAt)));
+  if (!row) throw new AppError("SESSION_NOT_FOUND");
+  if (row.status !== "failed") return explainRefusal(deps.db, owner, "be retried");
+  const target = retryTarget(row.failedFrom);
+  if (target === "ocr_queued") await queueOcr(deps, owner, "failed");
+  else await transitionSession(deps, { ...owner, to: target, from: ["failed"] });
+  return loadSession(deps, userId, sessionId);
+}
