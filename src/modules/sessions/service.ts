@@ -1,10 +1,11 @@
 import type { z } from "@hono/zod-openapi";
+import { createId } from "@paralleldrive/cuid2";
 import { and, desc, eq, getTableColumns, isNull, sql } from "drizzle-orm";
 import { messages, sessionImages, sessions, suggestionGenerations, suggestions } from "../../db/schema";
 import type { Database } from "../../lib/db";
+import { fromBase64Url, toBase64Url } from "../../lib/encoding";
 import { AppError } from "../../lib/errors";
 import type { Logger } from "../../lib/logger";
-import { createId } from "@paralleldrive/cuid2";
 import type { Broadcast } from "../../realtime/rooms";
 import { attachUploads, detachUploads, findClaimableUploads } from "../uploads/service";
 import { broadcastStatus, explainRefusal, retryTarget, type SessionRow, sessionIn, transitionSession, transitionStatement } from "./lifecycle";
@@ -140,12 +141,12 @@ export async function createSession(deps: SessionDeps, userId: string, input: z.
 type Cursor = { createdAt: string; id: string };
 
 function encodeCursor(cursor: Cursor): string {
-  return btoa(JSON.stringify([cursor.createdAt, cursor.id])).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+  return toBase64Url(new TextEncoder().encode(JSON.stringify([cursor.createdAt, cursor.id])));
 }
 
 function decodeCursor(text: string): Cursor {
   try {
-    const [createdAt, id] = JSON.parse(atob(text.replaceAll("-", "+").replaceAll("_", "/"))) as unknown[];
+    const [createdAt, id] = JSON.parse(new TextDecoder().decode(fromBase64Url(text))) as unknown[];
     if (typeof createdAt === "string" && typeof id === "string" && !Number.isNaN(Date.parse(createdAt))) return { createdAt, id };
   } catch {
     // Falls through to the validation error.

@@ -1,12 +1,13 @@
+import type { z } from "@hono/zod-openapi";
 import { and, eq, inArray, isNotNull, isNull, sql } from "drizzle-orm";
 import { sessionImages } from "../../db/schema";
 import type { Database } from "../../lib/db";
+import { toBase64Url, toHex } from "../../lib/encoding";
 import type { AppConfig } from "../../lib/env";
 import { AppError, type ErrorCode } from "../../lib/errors";
 import { MAGIC_BYTES_NEEDED, matchesImageType } from "./magic";
 import type { ImageContentType, signedUploadQuerySchema } from "./schemas";
 import { signUploadGrant, type UploadGrant, verifyUploadGrant } from "./signing";
-import type { z } from "@hono/zod-openapi";
 
 const EXTENSIONS: Record<ImageContentType, string> = {
   "image/png": "png",
@@ -17,11 +18,6 @@ const EXTENSIONS: Record<ImageContentType, string> = {
 
 // u/<user id>/<128 random bits>.<ext>: namespaced for the purge, unguessable for everyone else.
 const KEY_PATTERN = /^u\/([a-z0-9]{1,64})\/[A-Za-z0-9_-]{22}\.(png|jpg|webp|heic)$/;
-
-function randomToken(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
-}
 
 function signingSecret(config: AppConfig): string {
   if (!config.UPLOAD_SIGNING_SECRET) throw new AppError("CONFIG_INVALID", { message: "Uploads are not configured" });
@@ -35,7 +31,7 @@ export async function createUploadUrl(
   now = Date.now(),
 ) {
   const grant: UploadGrant = {
-    key: `u/${userId}/${randomToken()}.${EXTENSIONS[request.contentType]}`,
+    key: `u/${userId}/${toBase64Url(crypto.getRandomValues(new Uint8Array(16)))}.${EXTENSIONS[request.contentType]}`,
     contentType: request.contentType,
     size: request.size,
     expires: Math.floor(now / 1000) + config.UPLOAD_URL_TTL_SECONDS,
@@ -153,7 +149,7 @@ function inspectImage(type: ImageContentType, size: number) {
       await hasher.close();
     },
   });
-  const sha256 = digest.digest.then((buffer) => [...new Uint8Array(buffer)].map((b) => b.toString(16).padStart(2, "0")).join(""));
+  const sha256 = digest.digest.then(toHex);
   // Never an unhandled rejection when the upload fails before the digest is read.
   sha256.catch(() => {});
   return { stream, sha256, rejection: () => rejection };

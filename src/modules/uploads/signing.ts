@@ -1,3 +1,4 @@
+import { fromBase64Url, toBase64Url } from "../../lib/encoding";
 import type { ImageContentType } from "./schemas";
 
 /** What an upload URL allows: one PUT of one exact body to one key, by one user, until `expires`. */
@@ -13,15 +14,6 @@ async function hmacKey(secret: string): Promise<CryptoKey> {
 // so two different grants can never produce the same string to sign.
 function stringToSign(grant: UploadGrant): Uint8Array {
   return encoder.encode(["PUT", grant.key, grant.contentType, grant.size, grant.expires, grant.userId].join("\n"));
-}
-
-function toBase64Url(bytes: Uint8Array): string {
-  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
-}
-
-function fromBase64Url(text: string): Uint8Array {
-  const binary = atob(text.replaceAll("-", "+").replaceAll("_", "/"));
-  return Uint8Array.from(binary, (char) => char.charCodeAt(0));
 }
 
 export async function signUploadGrant(secret: string, grant: UploadGrant): Promise<string> {

@@ -3,6 +3,7 @@ import { eq } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
 import { call, callAs, clerkId, json, mintToken, resetDatabase, testConfig, testDb } from "../../../test/helpers";
 import { sessionImages } from "../../db/schema";
+import { toHex } from "../../lib/encoding";
 import { createUploadUrl } from "./service";
 
 type UploadUrl = { uploadUrl: string; method: "PUT"; headers: Record<string, string>; key: string; expiresAt: string };
@@ -16,8 +17,7 @@ export function pngBytes(size = 2048): Uint8Array {
 }
 
 async function hex(bytes: Uint8Array): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", bytes);
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return toHex(await crypto.subtle.digest("SHA-256", bytes));
 }
 
 async function newUser() {
