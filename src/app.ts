@@ -18,7 +18,7 @@ import { createHealthRoutes } from "./modules/health/routes";
 import { createSessionsRoutes } from "./modules/sessions/routes";
 import { createUploadsRoutes } from "./modules/uploads/routes";
 import { createUsersRoutes } from "./modules/users/routes";
-import { resolveUser } from "./modules/users/service";
+import { resolveIdentity } from "./modules/users/service";
 import { createWebhookRoutes } from "./modules/webhooks/routes";
 import { documentRoomRoutes, forwardToRoom } from "./realtime/rooms";
 
@@ -94,7 +94,7 @@ export function createApp() {
 
   const authenticated = [
     withServices(),
-    requireAuth((c, session) => resolveUser(c.var.db, session)),
+    requireAuth((c, session) => resolveIdentity(c.var.db, session)),
     rateLimit("user"),
   ];
 

@@ -1,39 +1,16 @@
 import { randomBytes } from "node:crypto";
 import type { TestProject } from "vitest/node";
 import { fileURLToPath } from "node:url";
-import { startAiUpstream } from "../local/ai-upstream/server.ts";
 import { generateClerkKeys } from "../local/clerk/keys.ts";
 import { localWorkerVars, readDotenv } from "../local/dev-vars.ts";
-import { freePort } from "../local/net.ts";
-import { startNeonStandIn } from "../local/neon-http/server.ts";
-import { startRedisServer } from "../local/redis-rest/redis-server.ts";
-import { startRedisRestAdapter } from "../local/redis-rest/server.ts";
-import { applyMigrations } from "../scripts/db-migrate.ts";
+import { startEphemeralStandIns } from "../local/stand-ins.ts";
 import { startControlServer } from "./control-server.ts";
 
 /** Starts the same stand-ins as `npm run dev`, on free ports, with throwaway data. */
 export default async function setup(project: TestProject) {
-  const quiet = () => {};
-  const stops: Array<() => Promise<void>> = [];
+  const standIns = await startEphemeralStandIns();
   try {
-    const neon = await startNeonStandIn({ httpPort: 0, log: quiet });
-    stops.push(() => neon.close());
-    await applyMigrations({ databaseUrl: neon.connectionString, fetchEndpoint: neon.endpoint });
-
-    const redis = await startRedisServer({ port: await freePort(), log: quiet });
-    stops.push(() => redis.stop());
-    const redisToken = randomBytes(16).toString("hex");
-    const redisRest = await startRedisRestAdapter({
-      port: 0,
-      redisUrl: `redis://127.0.0.1:${redis.port}`,
-      token: redisToken,
-      log: quiet,
-    });
-    stops.push(() => redisRest.close());
-
-    const aiUpstream = await startAiUpstream({ port: 0, log: quiet });
-    stops.push(() => aiUpstream.close());
-
+    const { neon, redis, redisRest, aiUpstream } = standIns;
     const clerk = await generateClerkKeys();
     const webhookSecret = `whsec_${randomBytes(24).toString("base64")}`;
 
@@ -42,7 +19,7 @@ export default async function setup(project: TestProject) {
       { "redis/stop": () => redis.stop(), "redis/start": () => redis.start() },
       controlToken,
     );
-    stops.push(() => control.close());
+    standIns.onStop(() => control.close());
 
     // wrangler also feeds a developer's .dev.vars to the test Worker. Every documented variable
     // is blanked first (empty = unset) so a real key there never reaches a test.
@@ -56,7 +33,7 @@ export default async function setup(project: TestProject) {
         databaseUrl: neon.connectionString,
         neonHttpEndpoint: neon.endpoint,
         redisRestUrl: redisRest.url,
-        redisRestToken: redisToken,
+        redisRestToken: redisRest.token,
         clerkJwtKey: clerk.publicPem,
         clerkWebhookSecret: webhookSecret,
         aiBaseUrls: aiUpstream.baseUrls,
@@ -69,11 +46,8 @@ export default async function setup(project: TestProject) {
       TEST_CONTROL_TOKEN: controlToken,
     });
   } catch (error) {
-    for (const stop of stops.reverse()) await stop().catch(() => {});
+    await standIns.stop();
     throw error;
   }
-
-  return async () => {
-    for (const stop of stops.reverse()) await stop().catch(() => {});
-  };
+  return standIns.stop;
 }

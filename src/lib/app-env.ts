@@ -5,6 +5,12 @@ import type { Logger } from "./logger";
 
 export type User = typeof users.$inferSelect;
 
+/**
+ * Who is calling: what every route needs. Deliberately not the whole row, which may be cached
+ * for a few seconds (see users/service.ts): read the row when you need its fields.
+ */
+export type UserIdentity = Pick<User, "id" | "clerkId">;
+
 /** Hono's type parameter for every router: typed bindings and per-request variables. */
 export type AppEnv = {
   Bindings: Bindings;
@@ -15,7 +21,7 @@ export type AppEnv = {
     config: AppConfig;
     db: Database;
     /** Set by `requireAuth`. */
-    user: User;
+    user: UserIdentity;
     auth: { clerkUserId: string; sessionId: string | undefined };
   };
 };

@@ -1,6 +1,6 @@
 import { verifyToken } from "@clerk/backend";
 import type { MiddlewareHandler } from "hono";
-import type { AppEnv, User } from "./app-env";
+import type { AppEnv, UserIdentity } from "./app-env";
 import type { AppConfig } from "./env";
 import { AppError } from "./errors";
 
@@ -43,7 +43,7 @@ export function bearerToken(header: string | undefined): string | undefined {
  * Authenticates the request and loads (or provisions) the internal user. `resolveUser` comes
  * from the users module, so this infrastructure never reaches into a feature's tables.
  */
-export function requireAuth(resolveUser: (c: Parameters<MiddlewareHandler<AppEnv>>[0], session: VerifiedSession) => Promise<User>): MiddlewareHandler<AppEnv> {
+export function requireAuth(resolveUser: (c: Parameters<MiddlewareHandler<AppEnv>>[0], session: VerifiedSession) => Promise<UserIdentity>): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const token = bearerToken(c.req.header("Authorization"));
     if (!token) throw new AppError("UNAUTHORIZED", { message: "Missing bearer token" });

@@ -15,6 +15,8 @@ import {
 } from "./schemas";
 import {
   completeOnboarding,
+  forgetIdentity,
+  getUser,
   registerPushToken,
   removePushToken,
   softDeleteUser,
@@ -110,7 +112,7 @@ export function createUsersRoutes(guards: MiddlewareHandler<AppEnv>[]) {
   const router = createRouter();
   router.use("*", ...guards);
 
-  router.openapi(getMeRoute, (c) => ok(c, toPublicUser(c.var.user)));
+  router.openapi(getMeRoute, async (c) => ok(c, toPublicUser(await getUser(c.var.db, c.var.user.id))));
 
   router.openapi(updateMeRoute, async (c) => {
     const user = await updateProfile(c.var.db, c.var.user.id, c.req.valid("json"));
@@ -124,6 +126,7 @@ export function createUsersRoutes(guards: MiddlewareHandler<AppEnv>[]) {
 
   router.openapi(deleteMeRoute, async (c) => {
     const result = await softDeleteUser(c.var.db, c.var.user.id, c.var.config.ACCOUNT_PURGE_AFTER_DAYS);
+    forgetIdentity(c.var.user.clerkId);
     c.var.logger.info("account soft-deleted");
     return ok(c, result);
   });

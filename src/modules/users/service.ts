@@ -1,7 +1,7 @@
 import type { z } from "@hono/zod-openapi";
 import { and, eq, gte, sql } from "drizzle-orm";
 import { aiCalls, pushTokens, users } from "../../db/schema";
-import type { User } from "../../lib/app-env";
+import type { User, UserIdentity } from "../../lib/app-env";
 import type { VerifiedSession } from "../../lib/auth";
 import type { Database } from "../../lib/db";
 import { AppError } from "../../lib/errors";
@@ -66,6 +66,37 @@ export async function resolveUser(db: Database, session: VerifiedSession): Promi
     .onConflictDoNothing({ target: users.clerkId })
     .returning();
   return withoutEmail ?? (await findByClerkId(db, session.clerkUserId))!;
+}
+
+// Clerk id → internal id, per isolate. The mapping never changes once made, so every request
+// but a user's first in an isolate skips the users query. Entries live briefly so that a
+// deletion made elsewhere (another isolate, the Clerk webhook) is seen within IDENTITY_TTL_MS.
+const IDENTITY_TTL_MS = 30_000;
+const IDENTITY_CACHE_MAX = 10_000;
+const identities = new Map<string, { identity: UserIdentity; expires: number }>();
+
+/** The caller's identity, provisioned or restored on first sight (see `resolveUser`). */
+export async function resolveIdentity(db: Database, session: VerifiedSession, now = Date.now()): Promise<UserIdentity> {
+  const cached = identities.get(session.clerkUserId);
+  if (cached && cached.expires > now) return cached.identity;
+  const user = await resolveUser(db, session);
+  const identity = { id: user.id, clerkId: user.clerkId };
+  identities.delete(session.clerkUserId);
+  // Map keeps insertion order: the first key is the oldest entry.
+  if (identities.size >= IDENTITY_CACHE_MAX) identities.delete(identities.keys().next().value!);
+  identities.set(session.clerkUserId, { identity, expires: now + IDENTITY_TTL_MS });
+  return identity;
+}
+
+/** Drops a cached identity, so the next request re-reads (and, if deleted, restores) the user. */
+export function forgetIdentity(clerkUserId: string): void {
+  identities.delete(clerkUserId);
+}
+
+export async function getUser(db: Database, userId: string): Promise<User> {
+  const [user] = await db.select().from(users).where(eq(users.id, userId)).limit(1);
+  if (!user) throw new AppError("NOT_FOUND", { message: "User not found" });
+  return user;
 }
 
 export async function updateProfile(db: Database, userId: string, patch: z.infer<typeof updateUserSchema>): Promise<User> {

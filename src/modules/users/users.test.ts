@@ -2,6 +2,7 @@ import { eq } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
 import { call, callAs, clerkId, forgedToken, json, mintToken, resetDatabase, testDb } from "../../../test/helpers";
 import { aiCalls, pushTokens, users } from "../../db/schema";
+import { forgetIdentity, resolveIdentity } from "./service";
 
 type PublicUser = { id: string; email: string | null; onboardingCompleted: boolean; onboardingCompletedAt: string | null } & Record<string, unknown>;
 
@@ -13,6 +14,29 @@ async function me(token: string) {
 function pushToken(seed: string) {
   return `ExponentPushToken[${seed.padEnd(22, "x")}]`;
 }
+
+describe("identity cache", () => {
+  beforeEach(resetDatabase);
+
+  it("maps a Clerk id to the user once per isolate for 30 s, and re-reads (restoring) after that or when told to forget", async () => {
+    const session = { clerkUserId: clerkId(), sessionId: undefined, email: undefined };
+    const db = testDb();
+    const now = Date.now();
+    const first = await resolveIdentity(db, session, now);
+    await db.update(users).set({ deletedAt: new Date() }).where(eq(users.id, first.id));
+    // Within the TTL the cached identity answers without touching the row...
+    expect(await resolveIdentity(db, session, now + 29_000)).toEqual(first);
+    expect((await db.select().from(users).where(eq(users.id, first.id)))[0]?.deletedAt).toBeInstanceOf(Date);
+    // ...after it the row is read again, and the deleted user restored.
+    expect(await resolveIdentity(db, session, now + 31_000)).toEqual(first);
+    expect((await db.select().from(users).where(eq(users.id, first.id)))[0]?.deletedAt).toBeNull();
+
+    await db.update(users).set({ deletedAt: new Date() }).where(eq(users.id, first.id));
+    forgetIdentity(session.clerkUserId);
+    await resolveIdentity(db, session, now + 32_000);
+    expect((await db.select().from(users).where(eq(users.id, first.id)))[0]?.deletedAt).toBeNull();
+  });
+});
 
 describe("authentication on /api/v1/users/*", () => {
   beforeEach(resetDatabase);

@@ -2,6 +2,7 @@ import { eq, sql } from "drizzle-orm";
 import type { z } from "@hono/zod-openapi";
 import { users, webhookEvents } from "../../db/schema";
 import type { Database } from "../../lib/db";
+import { forgetIdentity } from "../users/service";
 import { clerkDeletedDataSchema, clerkUserDataSchema } from "./schemas";
 
 export type WebhookOutcome = { duplicate: boolean; handled: boolean };
@@ -57,6 +58,7 @@ export async function applyClerkEvent(
           .set({ deletedAt: sql`coalesce(${users.deletedAt}, now())` })
           .where(eq(users.clerkId, data.id)),
       ]);
+      forgetIdentity(data.id);
       return { duplicate: false, handled: true };
     }
     // Recorded anyway, so a replay of an ignored event is recognised too.

@@ -1,0 +1,110 @@
+// What bench:api and bench:room share: the local stand-ins, in memory on free ports (as the
+// tests start them), and the bench Worker (scripts/bench/worker) under
+// wrangler's programmatic API, so each bench is one self-contained command.
+import { randomBytes } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { unstable_startWorker } from "wrangler";
+import { generateClerkKeys } from "../../local/clerk/keys.ts";
+import { mintSessionToken } from "../../local/clerk/token.ts";
+import { localWorkerVars } from "../../local/dev-vars.ts";
+import { freePort } from "../../local/net.ts";
+import { startEphemeralStandIns } from "../../local/stand-ins.ts";
+
+// Loopback only: no wrangler telemetry, no Request.cf download.
+process.env.WRANGLER_SEND_METRICS = "false";
+process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false";
+
+export interface BenchStack {
+  /** The bench Worker's origin, e.g. http://127.0.0.1:40123 */
+  url: string;
+  /** A Clerk-shaped session token for `sub`, signed with this run's key. */
+  token(sub: string): Promise<string>;
+}
+
+/**
+ * Starts everything, runs `bench`, and stops everything whatever happens: error, Ctrl-C, or a
+ * start that fails half-way. `vars` override the local Worker vars.
+ */
+export async function withBenchStack(vars: Record<string, string>, bench: (stack: BenchStack) => Promise<void>): Promise<void> {
+  const stops: Array<() => Promise<void>> = [];
+  const stop = async () => {
+    for (const step of stops.splice(0).reverse()) await step().catch(() => {});
+  };
+  const interrupted = () => void stop().finally(() => process.exit(130));
+  process.once("SIGINT", interrupted);
+  process.once("SIGTERM", interrupted);
+  try {
+    await bench(await start(vars, stops));
+  } finally {
+    await stop();
+    process.off("SIGINT", interrupted);
+    process.off("SIGTERM", interrupted);
+  }
+}
+
+async function start(vars: Record<string, string>, stops: Array<() => Promise<void>>): Promise<BenchStack> {
+  const standIns = await startEphemeralStandIns();
+  stops.push(standIns.stop);
+  const { neon, redisRest, aiUpstream } = standIns;
+
+  const clerk = await generateClerkKeys();
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const workerVars = {
+    ...localWorkerVars({
+      environment: "development",
+      publicBaseUrl: url,
+      databaseUrl: neon.connectionString,
+      neonHttpEndpoint: neon.endpoint,
+      redisRestUrl: redisRest.url,
+      redisRestToken: redisRest.token,
+      clerkJwtKey: clerk.publicPem,
+      clerkWebhookSecret: `whsec_${randomBytes(24).toString("base64")}`,
+      aiBaseUrls: aiUpstream.baseUrls,
+    }),
+    ...vars,
+  };
+  const worker = await unstable_startWorker({
+    config: fileURLToPath(new URL("worker/wrangler.toml", import.meta.url)),
+    bindings: Object.fromEntries(Object.entries(workerVars).map(([key, value]) => [key, { type: "plain_text", value }])),
+    dev: { server: { hostname: "127.0.0.1", port }, inspector: false, persist: false, watch: false, logLevel: "warn" },
+  });
+  stops.push(() => worker.dispose());
+  await worker.ready;
+  return { url, token: (sub) => mintSessionToken(clerk.privateJwk, { sub, ttlSeconds: 3600 }) };
+}
+
+/** Creates a text session of `messages` messages through the real API; resolves its id. */
+export async function seedSession(url: string, token: string, messages: number): Promise<string> {
+  const response = await fetch(`${url}/api/v1/sessions`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    body: JSON.stringify({
+      type: "text",
+      messages: Array.from({ length: messages }, (_, i) => ({
+        sender: i % 2 === 0 ? "match" : "user",
+        text: `Message ${i + 1}: so where would you take me on a first date?`,
+      })),
+    }),
+  });
+  return (await expectJson<{ data: { id: string } }>(response, 201, "POST /api/v1/sessions")).data.id;
+}
+
+/** JSON of a response that must have `status`; anything else throws with the body. */
+export async function expectJson<T>(response: Response, status: number, what: string): Promise<T> {
+  const text = await response.text();
+  if (response.status !== status) throw new Error(`${what} answered ${response.status}: ${text.slice(0, 300)}`);
+  return JSON.parse(text) as T;
+}
+
+/** A command-line count: a positive integer, or a clear error naming the option. */
+export function count(options: Record<string, string | undefined>, name: string): number {
+  const value = Number(options[name]);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} must be a positive integer, not ${options[name]}`);
+  return value;
+}
+
+/** Nearest-rank percentile of already sorted values. */
+export function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
