@@ -91,3 +91,17 @@ export async function forgedToken(sub = clerkId()): Promise<string> {
     .setExpirationTime(now + 600)
     .sign(privateKey);
 }
+
+/** A fresh Clerk user, provisioned through the API: its token and internal id. */
+export async function signedInUser(): Promise<{ token: string; userId: string }> {
+  const token = await mintToken(clerkId());
+  const me = await json<{ id: string }>(await callAs(token, "/api/v1/users/me"));
+  if (!me.success) throw new Error(`provisioning failed: ${JSON.stringify(me)}`);
+  return { token, userId: me.data.id };
+}
+
+/** Deletes every object in the test R2 bucket. */
+export async function clearBucket(): Promise<void> {
+  const keys = (await env.IMAGES.list()).objects.map((object) => object.key);
+  if (keys.length > 0) await env.IMAGES.delete(keys);
+}

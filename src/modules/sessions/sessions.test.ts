@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { asc, eq } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
-import { call, callAs, clerkId, json, mintToken, resetDatabase, testDb } from "../../../test/helpers";
+import { call, callAs, clearBucket, json, resetDatabase, signedInUser, testDb } from "../../../test/helpers";
 import { messages, sessionImages, sessions, suggestionGenerations, suggestions } from "../../db/schema";
 import { createLogger } from "../../lib/logger";
 import { parseRoomFrames } from "../../realtime/protocol";
@@ -20,13 +20,6 @@ type Session = {
   wsUrl: string;
   error: null | { code: string };
 };
-
-async function newUser() {
-  const token = await mintToken(clerkId());
-  const me = await json<{ id: string }>(await callAs(token, "/api/v1/users/me"));
-  if (!me.success) throw new Error("no user");
-  return { token, userId: me.data.id };
-}
 
 const conversation = (n: number) => Array.from({ length: n }, (_, i) => ({ sender: i % 2 ? "match" : "user", text: `message ${i}` }));
 
@@ -63,12 +56,11 @@ async function statusEvents(sessionId: string): Promise<unknown[]> {
 describe("sessions API", () => {
   beforeEach(async () => {
     await resetDatabase();
-    const keys = (await env.IMAGES.list()).objects.map((object) => object.key);
-    if (keys.length > 0) await env.IMAGES.delete(keys);
+    await clearBucket();
   });
 
   it("creates a text session that is ready at once, with dense positions and its WebSocket URL", async () => {
-    const { token, userId } = await newUser();
+    const { token, userId } = await signedInUser();
     const session = await textSession(token, 3, { title: "Sam from Hinge", platform: "hinge", matchName: "Sam" });
     expect(session).toMatchObject({ type: "text", status: "ready", error: null, images: [], latestGeneration: null });
     expect(session.messages.map((m) => [m.position, m.sender, m.text, m.source])).toEqual([
@@ -82,7 +74,7 @@ describe("sessions API", () => {
   });
 
   it("creates a screenshot session from the caller's uploads, in key order, and queues OCR (Postgres, then the room)", async () => {
-    const { token } = await newUser();
+    const { token } = await signedInUser();
     const keys = [await upload(token), await upload(token)].reverse();
     const response = await callAs(token, "/api/v1/sessions", { method: "POST", json: { type: "screenshot", imageKeys: keys } });
     expect(response.status).toBe(201);
@@ -97,8 +89,8 @@ describe("sessions API", () => {
   });
 
   it("refuses uploads that are someone else's, unknown, gone from R2 or already used, creating nothing", async () => {
-    const { token } = await newUser();
-    const other = await newUser();
+    const { token } = await signedInUser();
+    const other = await signedInUser();
     const theirs = await upload(other.token);
     const mine = await upload(token);
     const gone = await upload(token);
@@ -123,7 +115,7 @@ describe("sessions API", () => {
   });
 
   it("gives each upload to one session when two creations race for it", async () => {
-    const { token } = await newUser();
+    const { token } = await signedInUser();
     const key = await upload(token);
     const create = () => callAs(token, "/api/v1/sessions", { method: "POST", json: { type: "screenshot", imageKeys: [key] } });
     const statuses = (await Promise.all([create(), create(), create()])).map((response) => response.status).sort();
@@ -134,7 +126,7 @@ describe("sessions API", () => {
   });
 
   it("validates the body: sizes, duplicates, unknown fields and types", async () => {
-    const { token } = await newUser();
+    const { token } = await signedInUser();
     const bodies = [
       { type: "text", messages: [] },
       { type: "text", messages: conversation(201) },
@@ -155,7 +147,7 @@ describe("sessions API", () => {
   });
 
   it("pages newest first with a cursor that neither repeats nor skips while sessions are added", async () => {
-    const { token } = await newUser();
+    const { token } = await signedInUser();
     const created: string[] = [];
     for (let i = 0; i < 5; i++) created.push((await textSession(token, 1)).id);
     const page = async (cursor?: string) => {
@@ -175,7 +167,7 @@ describe("sessions API", () => {
     expect(third.items.map((s) => s.id)).toEqual([created[0]]);
     expect(third.nextCursor).toBeNull();
 
-    const other = await newUser();
+    const other = await signedInUser();
     expect((await json<{ items: unknown[] }>(await callAs(other.token, "/api/v1/sessions"))).success && (await json<{ items: unknown[] }>(await callAs(other.token, "/api/v1/sessions")))).toMatchObject({ data: { items: [] } });
     for (const cursor of ["garbage", btoa("[1,2]"), btoa('["not a date","x"]')]) {
       const response = await callAs(token, `/api/v1/sessions?cursor=${encodeURIComponent(cursor)}`);
@@ -185,7 +177,7 @@ describe("sessions API", () => {
   });
 
   it("returns a session with its messages, images and latest generation's suggestions", async () => {
-    const { token } = await newUser();
+    const { token } = await signedInUser();
     const session = await textSession(token, 2);
     const db = testDb();
     const [older] = await db.insert(suggestionGenerations).values({ sessionId: session.id, count: 1, status: "completed", createdAt: new Date(Date.now() - 60_000) }).returning();
@@ -202,9 +194,9 @@ describe("sessions API", () => {
   });
 
   it("answers 404 on every route for another user's session, and changes nothing", async () => {
-    const owner = await newUser();
+    const owner = await signedInUser();
     const session = await textSession(owner.token, 2);
-    const { token } = await newUser();
+    const { token } = await signedInUser();
     const messageId = session.messages[0]!.id;
     const attempts: Array<[string, string, unknown?]> = [
       ["GET", `/api/v1/sessions/${session.id}`],
@@ -229,7 +221,7 @@ describe("sessions API", () => {
   });
 
   it("soft-deletes: the session disappears from the API but the row stays for the purge", async () => {
-    const { token } = await newUser();
+    const { token } = await signedInUser();
     const session = await textSession(token);
     expect((await callAs(token, `/api/v1/sessions/${session.id}`, { method: "DELETE" })).status).toBe(200);
     expect((await callAs(token, `/api/v1/sessions/${session.id}`)).status).toBe(404);
@@ -245,7 +237,7 @@ describe("messages", () => {
   beforeEach(resetDatabase);
 
   it("inserts, edits, moves and deletes while keeping positions dense", async () => {
-    const { token } = await newUser();
+    const { token } = await signedInUser();
     const session = await textSession(token, 3);
     const base = `/api/v1/sessions/${session.id}/messages`;
     const added = await json<Message>(await callAs(token, base, { method: "POST", json: { sender: "match", text: "at the end" } }));
@@ -276,7 +268,7 @@ describe("messages", () => {
   });
 
   it("keeps positions dense under concurrent inserts and deletes", async () => {
-    const { token } = await newUser();
+    const { token } = await signedInUser();
     const session = await textSession(token, 6);
     const base = `/api/v1/sessions/${session.id}/messages`;
     const responses = await Promise.all([
@@ -288,7 +280,7 @@ describe("messages", () => {
   });
 
   it("holds a conversation to 200 messages", async () => {
-    const { token } = await newUser();
+    const { token } = await signedInUser();
     const session = await textSession(token, 200);
     const response = await callAs(token, `/api/v1/sessions/${session.id}/messages`, { method: "POST", json: { sender: "user", text: "one more" } });
     expect(response.status).toBe(409);
@@ -297,7 +289,7 @@ describe("messages", () => {
   });
 
   it("refuses edits while OCR runs or a generation streams", async () => {
-    const { token } = await newUser();
+    const { token } = await signedInUser();
     const session = await textSession(token, 2);
     for (const status of ["ocr_processing", "generating"] as const) {
       await setStatus(session.id, status);
@@ -319,7 +311,7 @@ describe("session lifecycle", () => {
   beforeEach(resetDatabase);
 
   it("confirms OCR, optionally with corrections, and broadcasts the new status", async () => {
-    const { token } = await newUser();
+    const { token } = await signedInUser();
     const session = await textSession(token, 2);
     await setStatus(session.id, "ocr_review");
     const corrected = [
@@ -342,7 +334,7 @@ describe("session lifecycle", () => {
   });
 
   it("confirms OCR as is without a body", async () => {
-    const { token } = await newUser();
+    const { token } = await signedInUser();
     const session = await textSession(token, 2);
     await setStatus(session.id, "ocr_review");
     const response = await call(`/api/v1/sessions/${session.id}/confirm-ocr`, { method: "POST", headers: { Authorization: `Bearer ${token}` } });
@@ -351,7 +343,7 @@ describe("session lifecycle", () => {
   });
 
   it("retries a failed session from the step that failed, and only a failed one", async () => {
-    const { token } = await newUser();
+    const { token } = await signedInUser();
     const session = await textSession(token, 2);
     await setStatus(session.id, "failed", "generating");
     const back = await json<Session>(await callAs(token, `/api/v1/sessions/${session.id}/retry`, { method: "POST" }));
@@ -365,7 +357,7 @@ describe("session lifecycle", () => {
   });
 
   it("allows exactly the transitions of the state machine, records where a session failed, and lets one racer win", async () => {
-    const { token, userId } = await newUser();
+    const { token, userId } = await signedInUser();
     const session = await textSession(token, 1);
     const deps = { db: testDb(), broadcast: createBroadcast(env, createLogger({ level: "error" })) };
     const all = Object.keys(sessionTransitions) as SessionStatus[];

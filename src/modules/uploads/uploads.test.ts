@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { eq } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
-import { call, callAs, clerkId, json, mintToken, resetDatabase, testConfig, testDb } from "../../../test/helpers";
+import { call, callAs, clearBucket, json, resetDatabase, signedInUser, testConfig, testDb } from "../../../test/helpers";
 import { sessionImages } from "../../db/schema";
 import { toHex } from "../../lib/encoding";
 import { createUploadUrl } from "./service";
@@ -18,13 +18,6 @@ export function pngBytes(size = 2048): Uint8Array {
 
 async function hex(bytes: Uint8Array): Promise<string> {
   return toHex(await crypto.subtle.digest("SHA-256", bytes));
-}
-
-async function newUser() {
-  const token = await mintToken(clerkId());
-  const me = await json<{ id: string }>(await callAs(token, "/api/v1/users/me"));
-  if (!me.success) throw new Error("no user");
-  return { token, userId: me.data.id };
 }
 
 async function uploadUrl(token: string, contentType = "image/png", size = 2048): Promise<UploadUrl> {
@@ -51,12 +44,11 @@ async function expectNothingStored() {
 describe("uploads", () => {
   beforeEach(async () => {
     await resetDatabase();
-    const keys = await r2Keys();
-    if (keys.length > 0) await env.IMAGES.delete(keys);
+    await clearBucket();
   });
 
   it("hands out a short-lived URL namespaced by the user, then stores the image in R2 with its size and hash", async () => {
-    const { token, userId } = await newUser();
+    const { token, userId } = await signedInUser();
     const grant = await uploadUrl(token, "image/png", 4096);
     expect(grant).toMatchObject({ method: "PUT", headers: { "Content-Type": "image/png" } });
     expect(grant.key).toMatch(new RegExp(`^u/${userId}/[A-Za-z0-9_-]{22}\\.png$`));
@@ -81,7 +73,7 @@ describe("uploads", () => {
   });
 
   it("accepts jpeg, webp and heic by their signatures", async () => {
-    const { token } = await newUser();
+    const { token } = await signedInUser();
     const heads: Record<string, number[]> = {
       "image/jpeg": [0xff, 0xd8, 0xff, 0xe0],
       "image/webp": [...new TextEncoder().encode("RIFF"), 0, 0, 0, 0, ...new TextEncoder().encode("WEBP")],
@@ -97,7 +89,7 @@ describe("uploads", () => {
   });
 
   it("refuses to sign other types, empty or oversized images, and anonymous callers", async () => {
-    const { token } = await newUser();
+    const { token } = await signedInUser();
     for (const query of ["contentType=image/gif&size=10", "contentType=image/png&size=0", `contentType=image/png&size=${10 * 1024 * 1024 + 1}`, "contentType=image/png"]) {
       const response = await callAs(token, `/api/v1/sessions/upload-url?${query}`);
       expect(response.status).toBe(400);
@@ -107,7 +99,7 @@ describe("uploads", () => {
   });
 
   it("answers 403 UPLOAD_URL_INVALID to an expired URL and stores nothing", async () => {
-    const { userId } = await newUser();
+    const { userId } = await signedInUser();
     const grant = await createUploadUrl(testConfig(), userId, { contentType: "image/png", size: 2048 }, Date.now() - 301_000);
     const response = await put(grant.uploadUrl, pngBytes());
     expect(response.status).toBe(403);
@@ -116,8 +108,8 @@ describe("uploads", () => {
   });
 
   it("answers 403 UPLOAD_URL_INVALID to any tampering with the URL", async () => {
-    const { token } = await newUser();
-    const other = await newUser();
+    const { token } = await signedInUser();
+    const other = await signedInUser();
     const grant = await uploadUrl(token);
     const url = new URL(grant.uploadUrl);
     const tampered = [
@@ -141,7 +133,7 @@ describe("uploads", () => {
   });
 
   it("answers 409 to a second PUT on the same key and keeps the first image", async () => {
-    const { token } = await newUser();
+    const { token } = await signedInUser();
     const grant = await uploadUrl(token);
     const first = pngBytes();
     expect((await put(grant.uploadUrl, first)).status).toBe(201);
@@ -156,7 +148,7 @@ describe("uploads", () => {
   });
 
   it("lets exactly one of two concurrent PUTs on one key through", async () => {
-    const { token } = await newUser();
+    const { token } = await signedInUser();
     const grant = await uploadUrl(token);
     const statuses = (await Promise.all([put(grant.uploadUrl, pngBytes()), put(grant.uploadUrl, pngBytes())])).map((r) => r.status);
     expect(statuses.sort()).toEqual([201, 409]);
@@ -164,7 +156,7 @@ describe("uploads", () => {
   });
 
   it("answers 415 when the body's Content-Type is not the signed one", async () => {
-    const { token } = await newUser();
+    const { token } = await signedInUser();
     const grant = await uploadUrl(token);
     for (const headers of [{ "Content-Type": "image/jpeg" }, { "Content-Type": "application/json" }, {} as Record<string, string>]) {
       const response = await put(grant.uploadUrl, pngBytes(), headers);
@@ -175,7 +167,7 @@ describe("uploads", () => {
   });
 
   it("answers 413 to a body longer than signed and 400 to a shorter one", async () => {
-    const { token } = await newUser();
+    const { token } = await signedInUser();
     const grant = await uploadUrl(token, "image/png", 2048);
     const longer = await put(grant.uploadUrl, pngBytes(2049));
     expect(longer.status).toBe(413);
@@ -187,7 +179,7 @@ describe("uploads", () => {
   });
 
   it("answers 411 to a body streamed without a length", async () => {
-    const { token } = await newUser();
+    const { token } = await signedInUser();
     const grant = await uploadUrl(token);
     const bytes = pngBytes();
     const stream = new ReadableStream<Uint8Array>({
@@ -204,7 +196,7 @@ describe("uploads", () => {
   });
 
   it("answers 422 INVALID_IMAGE when the bytes are not the signed type, leaving nothing, and the URL stays usable", async () => {
-    const { token } = await newUser();
+    const { token } = await signedInUser();
     const grant = await uploadUrl(token, "image/png", 2048);
     const jpeg = new Uint8Array(2048);
     jpeg.set([0xff, 0xd8, 0xff, 0xe0]);
