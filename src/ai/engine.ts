@@ -31,8 +31,11 @@ export function createAiEngine(config: AppConfig, db: Database) {
   const embedder = config.OPENAI_API_KEY
     ? createEmbedder({ apiKey: config.OPENAI_API_KEY, baseURL: config.OPENAI_BASE_URL, cache: redis })
     : undefined;
+  // OCR asks a vision model first (Gemini Flash by default), then the others in the usual order.
+  const ocrOrder = [...new Set<ModelId>([config.AI_OCR_MODEL, ...order])];
   return {
     order,
+    ocrOrder,
     budget,
     generate: (request: GenerateRequest, options: GenerateOptions) => generate(deps, request, options),
     complete: (request: GenerateRequest, options: GenerateOptions) => complete(deps, request, options),

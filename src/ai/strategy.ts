@@ -55,6 +55,10 @@ export interface GenerateOptions {
   kind: AiCallKind;
   userId?: string | null;
   signal?: AbortSignal;
+  /** This call's model order, when it differs from the engine's (OCR prefers a vision model). */
+  order?: ModelId[];
+  /** This call's limit per attempt, when it differs from the engine's (OCR reads big images). */
+  totalTimeoutMs?: number;
 }
 
 type Classified = { code: string; retryable: boolean; fatal: boolean; retryAfterMs?: number; status: AiCallStatus };
@@ -119,7 +123,7 @@ export async function* generate(deps: EngineDeps, request: GenerateRequest, opti
   const attempts = deps.attemptsPerModel ?? 2;
   const baseBackoff = deps.baseBackoffMs ?? 250;
   const maxRetryAfter = deps.maxRetryAfterMs ?? 5_000;
-  const available = deps.order.filter((model) => deps.adapters[models[model].provider]);
+  const available = (options.order ?? deps.order).filter((model) => deps.adapters[models[model].provider]);
   let lastError: unknown;
 
   for (const [index, model] of available.entries()) {
@@ -133,7 +137,7 @@ export async function* generate(deps: EngineDeps, request: GenerateRequest, opti
       const onOuterAbort = () => controller.abort(outer.reason);
       outer.addEventListener("abort", onOuterAbort, { once: true });
       const firstTokenTimer = setTimeout(() => controller.abort(new AttemptTimeout("first_token")), deps.firstTokenTimeoutMs);
-      const totalTimer = setTimeout(() => controller.abort(new AttemptTimeout("total")), deps.totalTimeoutMs);
+      const totalTimer = setTimeout(() => controller.abort(new AttemptTimeout("total")), options.totalTimeoutMs ?? deps.totalTimeoutMs);
       const started = Date.now();
       let firstTokenMs: number | null = null;
       let text = "";

@@ -45,6 +45,8 @@ export const configSchema = z.object({
   QSTASH_TOKEN: optionalSecret,
   QSTASH_CURRENT_SIGNING_KEY: optionalSecret,
   QSTASH_NEXT_SIGNING_KEY: optionalSecret,
+  // Attempts QStash makes after the first failed delivery of a job, before its failure callback.
+  JOB_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
 
   CLERK_SECRET_KEY: optionalSecret,
   CLERK_JWT_KEY: optionalSecret,
@@ -70,6 +72,7 @@ export const configSchema = z.object({
   AI_FIRST_TOKEN_TIMEOUT_MS: positiveInt(10_000),
   AI_TOTAL_TIMEOUT_MS: positiveInt(60_000),
   AI_OCR_TIMEOUT_MS: positiveInt(30_000),
+  AI_OCR_MODEL: aiModel.default("gemini-flash"),
   AI_DAILY_BUDGET_USER_USD: usd(0.5),
   AI_DAILY_BUDGET_TOTAL_USD: usd(50),
 
