@@ -4,6 +4,15 @@ import { LOCAL_AUTHORIZED_PARTY } from "./clerk/token.ts";
 /** The local stack's fixed Svix-style webhook secret (base64 after `whsec_`), for signing test events by hand. */
 export const LOCAL_CLERK_WEBHOOK_SECRET = `whsec_${Buffer.from("charisma-local-clerk-webhooks!!").toString("base64")}`;
 
+export type LocalQStash = { url: string; token: string; currentSigningKey: string; nextSigningKey: string };
+
+/** The local QStash's fixed credentials on the dev stack (throwaway; tests use random ones). */
+export const LOCAL_QSTASH_CREDENTIALS = {
+  token: "local-qstash-token",
+  currentSigningKey: "local-current-signing-key",
+  nextSigningKey: "local-next-signing-key",
+} as const;
+
 /**
  * The Worker's variables on the local stack. Every value points at a local stand-in or is a
  * throwaway local credential: none of them opens anything outside this machine.
@@ -19,6 +28,7 @@ export function localWorkerVars(options: {
   clerkWebhookSecret: string;
   /** Base URLs of the local AI upstream, for every vendor that has no real key. */
   aiBaseUrls: { openai: string; anthropic: string; gemini: string };
+  qstash: LocalQStash;
 }): Record<string, string> {
   return {
     ENVIRONMENT: options.environment,
@@ -30,9 +40,10 @@ export function localWorkerVars(options: {
     NEON_HTTP_ENDPOINT: options.neonHttpEndpoint,
     UPSTASH_REDIS_REST_URL: options.redisRestUrl,
     UPSTASH_REDIS_REST_TOKEN: options.redisRestToken,
-    QSTASH_TOKEN: "local-qstash-token",
-    QSTASH_CURRENT_SIGNING_KEY: "local-current-signing-key",
-    QSTASH_NEXT_SIGNING_KEY: "local-next-signing-key",
+    QSTASH_URL: options.qstash.url,
+    QSTASH_TOKEN: options.qstash.token,
+    QSTASH_CURRENT_SIGNING_KEY: options.qstash.currentSigningKey,
+    QSTASH_NEXT_SIGNING_KEY: options.qstash.nextSigningKey,
     CLERK_JWT_KEY: options.clerkJwtKey,
     CLERK_AUTHORIZED_PARTIES: LOCAL_AUTHORIZED_PARTY,
     CLERK_WEBHOOK_SECRET: options.clerkWebhookSecret,

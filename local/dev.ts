@@ -1,6 +1,6 @@
 // `npm run dev`: the whole local stack on its embedded defaults, no cloud account needed.
 // Postgres+pgvector (PGlite) behind a Neon HTTP endpoint, redis-server behind an Upstash
-// REST adapter, then `wrangler dev` wired to both. Ctrl-C stops everything; data stays in .data/.
+// REST adapter, the local AI upstream and QStash, then `wrangler dev` wired to all of them. Ctrl-C stops everything; data stays in .data/.
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -8,10 +8,11 @@ import { fileURLToPath } from "node:url";
 import { applyMigrations } from "../scripts/db-migrate.ts";
 import { startAiUpstream } from "./ai-upstream/server.ts";
 import { ensureLocalClerkKeys } from "./clerk/keys.ts";
-import { LOCAL_CLERK_WEBHOOK_SECRET, localWorkerVars, readDotenv } from "./dev-vars.ts";
+import { LOCAL_CLERK_WEBHOOK_SECRET, LOCAL_QSTASH_CREDENTIALS, localWorkerVars, readDotenv } from "./dev-vars.ts";
 import { pipeLines, prefixedLog } from "./log.ts";
 import { assertPortFree } from "./net.ts";
 import { startNeonStandIn } from "./neon-http/server.ts";
+import { startQStashStandIn } from "./qstash/server.ts";
 import { startRedisServer } from "./redis-rest/redis-server.ts";
 import { startRedisRestAdapter } from "./redis-rest/server.ts";
 
@@ -25,6 +26,7 @@ const ports = {
   redis: envPort("LOCAL_REDIS_PORT", 6390),
   redisRest: envPort("LOCAL_REDIS_REST_PORT", 8079),
   aiUpstream: envPort("LOCAL_AI_UPSTREAM_PORT", 8090),
+  qstash: envPort("LOCAL_QSTASH_PORT", 8070),
 };
 const REDIS_REST_TOKEN = "local-redis-token";
 
@@ -114,6 +116,7 @@ async function main(): Promise<void> {
   await assertPortFree(ports.redis, "redis");
   await assertPortFree(ports.redisRest, "redis-rest");
   await assertPortFree(ports.aiUpstream, "ai-upstream");
+  await assertPortFree(ports.qstash, "qstash");
   mkdirSync(dataDir, { recursive: true });
 
   const pgLog = prefixedLog("pg");
@@ -146,6 +149,17 @@ async function main(): Promise<void> {
   const aiUpstream = await startAiUpstream({ port: ports.aiUpstream, log: prefixedLog("ai") });
   cleanups.push(() => aiUpstream.close());
 
+  // Retries ten times faster than QStash's (seconds to minutes, not minutes to hours).
+  const qstash = await startQStashStandIn({
+    port: ports.qstash,
+    ...LOCAL_QSTASH_CREDENTIALS,
+    dataDir: join(dataDir, "qstash"),
+    retryDelayScale: 0.1,
+    delivery: "fetch",
+    log: prefixedLog("qstash"),
+  });
+  cleanups.push(() => qstash.close());
+
   const clerkKeys = await ensureLocalClerkKeys(join(dataDir, "clerk"));
   log("local Clerk key in .data/clerk — mint a session token with: npm run token -- user_local_1");
 
@@ -161,6 +175,7 @@ async function main(): Promise<void> {
       clerkJwtKey: clerkKeys.publicPem,
       clerkWebhookSecret: LOCAL_CLERK_WEBHOOK_SECRET,
       aiBaseUrls: aiUpstream.baseUrls,
+      qstash: { url: qstash.url, ...LOCAL_QSTASH_CREDENTIALS },
     }),
   );
   cleanups.push(async () => {

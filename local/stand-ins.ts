@@ -3,6 +3,7 @@ import { applyMigrations } from "../scripts/db-migrate.ts";
 import { startAiUpstream } from "./ai-upstream/server.ts";
 import { freePort } from "./net.ts";
 import { startNeonStandIn } from "./neon-http/server.ts";
+import { startQStashStandIn } from "./qstash/server.ts";
 import { startRedisServer } from "./redis-rest/redis-server.ts";
 import { startRedisRestAdapter } from "./redis-rest/server.ts";
 
@@ -11,7 +12,7 @@ import { startRedisRestAdapter } from "./redis-rest/server.ts";
  * dev stack starts the same servers on fixed ports with data under .data/; see dev.ts.)
  * On a failed start, whatever did start is stopped again.
  */
-export async function startEphemeralStandIns() {
+export async function startEphemeralStandIns(options: { qstashDelivery: "fetch" | "pull" }) {
   const quiet = () => {};
   const stops: Array<() => Promise<void>> = [];
   const stop = async () => {
@@ -31,11 +32,21 @@ export async function startEphemeralStandIns() {
     const aiUpstream = await startAiUpstream({ port: 0, log: quiet });
     stops.push(() => aiUpstream.close());
 
+    const qstashCredentials = {
+      token: randomBytes(16).toString("hex"),
+      currentSigningKey: `sig_${randomBytes(16).toString("hex")}`,
+      nextSigningKey: `sig_${randomBytes(16).toString("hex")}`,
+    };
+    // Retries a hundred times faster than QStash: seconds, not minutes, before a failure callback.
+    const qstashServer = await startQStashStandIn({ port: 0, ...qstashCredentials, retryDelayScale: 0.01, delivery: options.qstashDelivery, log: quiet });
+    stops.push(() => qstashServer.close());
+
     return {
       neon,
       redis,
       redisRest: { url: redisRest.url, token: redisToken },
       aiUpstream,
+      qstash: { url: qstashServer.url, ...qstashCredentials },
       /** Stops everything started here; extra steps registered with `onStop` run first. */
       onStop: (step: () => Promise<void>) => void stops.push(step),
       stop,

@@ -15,7 +15,11 @@ import { createRouter } from "./lib/openapi";
 import { rateLimit } from "./lib/rate-limit";
 import { withServices } from "./lib/services";
 import { createHealthRoutes } from "./modules/health/routes";
+import { createJobRoutes } from "./modules/jobs/routes";
+import { ocrJob } from "./modules/sessions/ocr";
 import { createSessionsRoutes } from "./modules/sessions/routes";
+import { suggestionJob } from "./modules/suggestions/job";
+import { createSuggestionsRoutes } from "./modules/suggestions/routes";
 import { createUploadsRoutes } from "./modules/uploads/routes";
 import { createUsersRoutes } from "./modules/users/routes";
 import { resolveIdentity } from "./modules/users/service";
@@ -24,6 +28,8 @@ import { documentRoomRoutes, forwardToRoom } from "./realtime/rooms";
 
 const JSON_BODY_LIMIT = 64 * 1024;
 const WEBHOOK_BODY_LIMIT = 512 * 1024;
+// A failure callback carries the original body and the last response, both base64.
+const JOB_BODY_LIMIT = 1024 * 1024;
 
 function limitBody(maxSize: number): MiddlewareHandler<AppEnv> {
   return bodyLimit({
@@ -91,6 +97,7 @@ export function createApp() {
   // Image uploads are raw bytes, sized by their signed URL (see modules/uploads): not JSON.
   app.use("/api/v1/*", unlessUpload(limitBody(JSON_BODY_LIMIT)), unlessUpload(requireJsonBody));
   app.use("/api/webhooks/*", limitBody(WEBHOOK_BODY_LIMIT));
+  app.use("/jobs/*", limitBody(JOB_BODY_LIMIT));
 
   const authenticated = [
     withServices(),
@@ -105,9 +112,11 @@ export function createApp() {
   v1.get("/magic-openers/generations/:id/ws", forwardToRoom);
   v1.route("/users", createUsersRoutes(authenticated));
   v1.route("/", createUploadsRoutes({ authenticated, signed: [withServices()] }));
+  v1.route("/", createSuggestionsRoutes({ authenticated, ai: [rateLimit("ai")] }));
   v1.route("/sessions", createSessionsRoutes(authenticated));
   app.route("/api/v1", v1);
   app.route("/api/webhooks", createWebhookRoutes([withServices(), rateLimit("ip")]));
+  app.route("/jobs", createJobRoutes([withServices()], { ocr: ocrJob, suggestions: suggestionJob }));
 
   documentRoomRoutes(app.openAPIRegistry);
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {

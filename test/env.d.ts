@@ -10,6 +10,8 @@ declare global {
       TEST_CLERK_PRIVATE_JWK: string;
       /** Test-only: the local AI upstream (its /__control endpoints inject faults, list requests). */
       TEST_AI_UPSTREAM_URL: string;
+      /** Test-only: the local QStash (pull mode; see test/jobs.ts). */
+      TEST_QSTASH_URL: string;
     }
   }
 }

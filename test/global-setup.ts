@@ -8,9 +8,10 @@ import { startControlServer } from "./control-server.ts";
 
 /** Starts the same stand-ins as `npm run dev`, on free ports, with throwaway data. */
 export default async function setup(project: TestProject) {
-  const standIns = await startEphemeralStandIns();
+  // The Worker under test has no listening port: QStash deliveries are pulled (test/jobs.ts).
+  const standIns = await startEphemeralStandIns({ qstashDelivery: "pull" });
   try {
-    const { neon, redis, redisRest, aiUpstream } = standIns;
+    const { neon, redis, redisRest, aiUpstream, qstash } = standIns;
     const clerk = await generateClerkKeys();
     const webhookSecret = `whsec_${randomBytes(24).toString("base64")}`;
 
@@ -37,10 +38,14 @@ export default async function setup(project: TestProject) {
         clerkJwtKey: clerk.publicPem,
         clerkWebhookSecret: webhookSecret,
         aiBaseUrls: aiUpstream.baseUrls,
+        qstash,
       }),
+      // Few retries keep the failure-callback tests short; the logic is the same.
+      JOB_RETRIES: "1",
       // A short authentication deadline keeps the socket-timeout test fast; the logic is the same.
       WS_AUTH_TIMEOUT_MS: "1000",
       TEST_AI_UPSTREAM_URL: aiUpstream.url,
+      TEST_QSTASH_URL: qstash.url,
       TEST_CLERK_PRIVATE_JWK: JSON.stringify(clerk.privateJwk),
       TEST_CONTROL_URL: control.url,
       TEST_CONTROL_TOKEN: controlToken,

@@ -24,6 +24,8 @@ export interface Fault {
   hang?: boolean;
   /** Answer 200 with a body that is not valid JSON (or, streaming, a broken event). */
   malformed?: boolean;
+  /** Answer with exactly this text (streamed in small pieces) instead of the generated one. */
+  output?: string;
 }
 
 export interface RecordedRequest {
@@ -111,7 +113,12 @@ async function openaiChat(x: Exchange): Promise<void> {
       : format?.type === "json_object"
         ? JSON.stringify({ text: generateTokens(seed).join("") })
         : undefined;
-  const tokens = structured !== undefined ? chunked(structured) : generateTokens(seed, body.max_tokens ?? body.max_completion_tokens);
+  const tokens =
+    x.fault.output !== undefined
+      ? chunked(x.fault.output)
+      : structured !== undefined
+        ? chunked(structured)
+        : generateTokens(seed, body.max_tokens ?? body.max_completion_tokens);
   const usage = {
     prompt_tokens: countTokens(JSON.stringify(body.messages ?? [])),
     completion_tokens: tokens.length,
@@ -172,8 +179,9 @@ async function anthropicMessages(x: Exchange): Promise<void> {
     body.tool_choice?.type === "tool"
       ? (body.tools as Json[] | undefined)?.find((tool) => tool.name === body.tool_choice.name)
       : undefined;
-  const toolInput = forcedTool ? JSON.stringify(valueForSchema(forcedTool.input_schema, seededRandom(seed))) : undefined;
-  const tokens = toolInput !== undefined ? chunked(toolInput) : generateTokens(seed, body.max_tokens);
+  const toolInput = forcedTool ? (x.fault.output ?? JSON.stringify(valueForSchema(forcedTool.input_schema, seededRandom(seed)))) : undefined;
+  const tokens =
+    toolInput !== undefined ? chunked(toolInput) : x.fault.output !== undefined ? chunked(x.fault.output) : generateTokens(seed, body.max_tokens);
   const inputTokens = countTokens(JSON.stringify([body.system ?? "", body.messages ?? []]));
   const id = `msg_${randomUUID().replaceAll("-", "")}`;
   const stopReason = forcedTool ? "tool_use" : "end_turn";
@@ -231,7 +239,12 @@ function geminiText(body: Json): { seed: string; structured: string | undefined 
 
 async function geminiGenerate(x: Exchange, model: string, stream: boolean): Promise<void> {
   const { seed, structured } = geminiText(x.body);
-  const tokens = structured !== undefined ? chunked(structured) : generateTokens(`${model}:${seed}`, x.body.generationConfig?.maxOutputTokens);
+  const tokens =
+    x.fault.output !== undefined
+      ? chunked(x.fault.output)
+      : structured !== undefined
+        ? chunked(structured)
+        : generateTokens(`${model}:${seed}`, x.body.generationConfig?.maxOutputTokens);
   const usageMetadata = {
     promptTokenCount: countTokens(JSON.stringify(x.body.contents ?? [])),
     candidatesTokenCount: tokens.length,
@@ -297,9 +310,10 @@ export async function startAiUpstream(opts: { port: number; host?: string; log?:
   const host = opts.host ?? "127.0.0.1";
   const log = opts.log ?? (() => {});
   const recorded: RecordedRequest[] = [];
-  const queued: Array<{ vendor: Vendor | "any"; fault: Fault }> = [];
+  // A queued fault applies to the next request of its vendor whose body contains `match` (if set).
+  const queued: Array<{ vendor: Vendor | "any"; fault: Fault; match?: string }> = [];
 
-  const takeFault = (vendor: Vendor, req: IncomingMessage): Fault | undefined => {
+  const takeFault = (vendor: Vendor, req: IncomingMessage, body: Json): Fault | undefined => {
     const header = req.headers["x-upstream-fault"];
     if (typeof header === "string") {
       try {
@@ -308,7 +322,10 @@ export async function startAiUpstream(opts: { port: number; host?: string; log?:
         throw new HttpError(400, "x-upstream-fault must be JSON");
       }
     }
-    const index = queued.findIndex((entry) => entry.vendor === vendor || entry.vendor === "any");
+    const text = JSON.stringify(body);
+    const index = queued.findIndex(
+      (entry) => (entry.vendor === vendor || entry.vendor === "any") && (entry.match === undefined || text.includes(entry.match)),
+    );
     return index === -1 ? undefined : queued.splice(index, 1)[0]!.fault;
   };
 
@@ -320,8 +337,13 @@ export async function startAiUpstream(opts: { port: number; host?: string; log?:
       return sendJson(res, 200, { ok: true });
     }
     if (req.method === "POST" && path === "/__control/faults") {
-      const { vendor = "any", fault } = JSON.parse(await readBody(req, 64 * 1024, "too large")) as { vendor?: Vendor | "any"; fault: Fault };
-      queued.push({ vendor, fault });
+      const { vendor = "any", fault, match, times = 1 } = JSON.parse(await readBody(req, 64 * 1024, "too large")) as {
+        vendor?: Vendor | "any";
+        fault: Fault;
+        match?: string;
+        times?: number;
+      };
+      for (let i = 0; i < times; i++) queued.push({ vendor, fault, match });
       return sendJson(res, 200, { queued: queued.length });
     }
     throw new HttpError(404, "unknown control path");
@@ -344,7 +366,7 @@ export async function startAiUpstream(opts: { port: number; host?: string; log?:
     } catch {
       return sendJson(res, 400, vendorError(vendor, 400, "request body is not valid JSON"));
     }
-    const fault = takeFault(vendor, req) ?? {};
+    const fault = takeFault(vendor, req, body) ?? {};
     const record: RecordedRequest = { id: randomUUID(), vendor, path, body, fault: Object.keys(fault).length ? fault : undefined, aborted: false, completed: false };
     recorded.push(record);
     res.on("close", () => {

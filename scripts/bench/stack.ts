@@ -43,9 +43,9 @@ export async function withBenchStack(vars: Record<string, string>, bench: (stack
 }
 
 async function start(vars: Record<string, string>, stops: Array<() => Promise<void>>): Promise<BenchStack> {
-  const standIns = await startEphemeralStandIns();
+  const standIns = await startEphemeralStandIns({ qstashDelivery: "fetch" });
   stops.push(standIns.stop);
-  const { neon, redisRest, aiUpstream } = standIns;
+  const { neon, redisRest, aiUpstream, qstash } = standIns;
 
   const clerk = await generateClerkKeys();
   const port = await freePort();
@@ -61,6 +61,7 @@ async function start(vars: Record<string, string>, stops: Array<() => Promise<vo
       clerkJwtKey: clerk.publicPem,
       clerkWebhookSecret: `whsec_${randomBytes(24).toString("base64")}`,
       aiBaseUrls: aiUpstream.baseUrls,
+      qstash,
     }),
     ...vars,
   };

@@ -50,3 +50,15 @@ export function createAiEngine(config: AppConfig, db: Database) {
 }
 
 export type AiEngine = ReturnType<typeof createAiEngine>;
+
+const engines = new WeakMap<AppConfig, AiEngine>();
+
+/** The per-isolate engine for a parsed config (SDK clients and the Redis client are reused). */
+export function aiEngineFor(config: AppConfig, db: Database): AiEngine {
+  let engine = engines.get(config);
+  if (!engine) {
+    engine = createAiEngine(config, db);
+    engines.set(config, engine);
+  }
+  return engine;
+}

@@ -1,6 +1,10 @@
 import { Client, Receiver } from "@upstash/qstash";
-import type { AppConfig } from "./env";
+import type { z } from "zod";
+import type { Broadcast } from "../realtime/rooms";
+import type { Database } from "./db";
+import type { AppConfig, Bindings } from "./env";
 import { AppError } from "./errors";
+import type { Logger } from "./logger";
 
 /** The jobs this Worker runs; each is delivered by QStash to `POST /jobs/<name>`. */
 export type JobName = "ocr" | "suggestions" | "daily-tips" | "purge-users";
@@ -54,3 +58,26 @@ export async function verifyJobDelivery(config: AppConfig, request: { url: strin
     throw new AppError("JOB_SIGNATURE_INVALID");
   }
 }
+
+/** What a job handler gets: infrastructure only; the payload comes separately, validated. */
+export type JobContext = {
+  config: AppConfig;
+  db: Database;
+  env: Bindings;
+  logger: Logger;
+  broadcast: Broadcast;
+  publishJob: PublishJob;
+  /** The QStash message id: the same on every delivery of one message. */
+  messageId: string;
+  /** 0 on the first delivery, then the retry number. */
+  retried: number;
+};
+
+export type JobFailure = { status: number; retried: number; sourceMessageId: string };
+
+/** One job: its payload schema, its work, and what to do when QStash gives up on it. */
+export type JobDefinition<P = unknown> = {
+  payload: z.ZodType<P>;
+  run(ctx: JobContext, payload: P): Promise<Record<string, unknown> | undefined>;
+  fail(ctx: JobContext, payload: P, failure: JobFailure): Promise<void>;
+};

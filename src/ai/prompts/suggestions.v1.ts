@@ -12,7 +12,7 @@ export const suggestionsSchema = {
       maxItems: 5,
       items: {
         type: "object",
-        properties: { text: { type: "string", maxLength: 300 }, tone: { type: "string" } },
+        properties: { text: { type: "string", maxLength: 300 }, tone: { type: "string", maxLength: 40 } },
         required: ["text", "tone"],
         additionalProperties: false,
       },
@@ -28,6 +28,8 @@ export interface SuggestionsInput {
   tone: string;
   count: number;
   instructions?: string;
+  /** The user's preferred language (a tag like "en" or "pt-BR"); else the conversation's. */
+  language?: string;
   knowledge: Array<{ title: string; content: string }>;
 }
 
@@ -35,7 +37,9 @@ export function buildSuggestionsRequest(input: SuggestionsInput): GenerateReques
   return {
     system: [
       "You are Charisma, a warm, respectful dating coach. Write replies the user could send next in their chat.",
-      `Write exactly ${input.count} distinct suggestions in a ${input.tone} tone, each under 300 characters, in the language of the conversation.`,
+      `Write exactly ${input.count} distinct suggestions in a ${input.tone} tone, each under 300 characters, ${
+        input.language ? `in the language with tag ${JSON.stringify(input.language)}` : "in the language of the conversation"
+      }.`,
       "Be specific to what the match said; never manipulative, never pushy, always respectful of boundaries.",
       "Use the coaching notes when they help. Answer only with JSON that fits the given schema.",
       DATA_RULE,

@@ -15,12 +15,27 @@ type Owner = { sessionId: string; userId: string };
  * Inserts a conversation at positions 0..n-1, only if `guard` holds when the statement runs
  * (so it can sit in a batch after a status check). Batchable.
  */
-export function insertMessagesStatement(db: Database, sessionId: string, list: MessageInput[], source: "ocr" | "manual", guard: SQL = sql`true`) {
-  const rows = list.map((message, position) => ({ id: createId(), sender: message.sender, text: message.text, position, sent_at: message.sentAt ?? null }));
+export function insertMessagesStatement(
+  db: Database,
+  sessionId: string,
+  list: MessageInput[],
+  source: "ocr" | "manual",
+  guard: SQL = sql`true`,
+  ocrConfidences: number[] = [],
+) {
+  const rows = list.map((message, position) => ({
+    id: createId(),
+    sender: message.sender,
+    text: message.text,
+    position,
+    sent_at: message.sentAt ?? null,
+    ocr_confidence: ocrConfidences[position] ?? null,
+  }));
   return db.execute(sql`
-    insert into ${messages} (id, session_id, sender, text, position, source, sent_at)
-    select x.id, ${sessionId}, x.sender::message_sender, x.text, x.position, ${source}::message_source, x.sent_at
-    from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as x(id text, sender text, text text, position int, sent_at timestamptz)
+    insert into ${messages} (id, session_id, sender, text, position, source, sent_at, ocr_confidence)
+    select x.id, ${sessionId}, x.sender::message_sender, x.text, x.position, ${source}::message_source, x.sent_at, x.ocr_confidence
+    from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
+      as x(id text, sender text, text text, position int, sent_at timestamptz, ocr_confidence real)
     where ${guard}`);
 }
 

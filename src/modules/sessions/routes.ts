@@ -1,7 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
+import { aiEngineFor } from "../../ai/engine";
 import type { AppEnv } from "../../lib/app-env";
 import { ok } from "../../lib/envelope";
+import { createJobPublisher } from "../../lib/jobs";
 import { authErrors, createRouter, errorResponses, jsonBody, jsonResponse } from "../../lib/openapi";
 import { createBroadcast } from "../../realtime/rooms";
 import { addMessage, deleteMessage, updateMessage } from "./messages";
@@ -33,7 +35,7 @@ const createSessionRoute = createRoute({
   request: { body: jsonBody(createSessionSchema) },
   responses: {
     201: jsonResponse(sessionDetailSchema, "The session and its WebSocket URL"),
-    ...errorResponses(...bodyErrors, "UPLOAD_NOT_FOUND", "UPLOAD_ALREADY_USED", ...authErrors),
+    ...errorResponses(...bodyErrors, "UPLOAD_NOT_FOUND", "UPLOAD_ALREADY_USED", "AI_BUDGET_EXCEEDED", ...authErrors),
   },
 });
 
@@ -140,6 +142,8 @@ function depsOf(c: Context<AppEnv>): SessionDeps {
     db: c.var.db,
     bucket: c.env.IMAGES,
     broadcast: createBroadcast(c.env, c.var.logger),
+    publishJob: createJobPublisher(c.var.config),
+    assertWithinBudget: (userId) => aiEngineFor(c.var.config, c.var.db).budget.assertWithinBudget(userId),
     publicBaseUrl: c.var.config.PUBLIC_BASE_URL,
     logger: c.var.logger,
   };

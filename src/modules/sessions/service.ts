@@ -5,6 +5,7 @@ import { messages, sessionImages, sessions, suggestionGenerations, suggestions }
 import type { Database } from "../../lib/db";
 import { fromBase64Url, toBase64Url } from "../../lib/encoding";
 import { AppError } from "../../lib/errors";
+import type { PublishJob } from "../../lib/jobs";
 import type { Logger } from "../../lib/logger";
 import type { Broadcast } from "../../realtime/rooms";
 import { attachUploads, detachUploads, findClaimableUploads } from "../uploads/service";
@@ -12,7 +13,16 @@ import { broadcastStatus, explainRefusal, retryTarget, type SessionRow, sessionI
 import { insertMessagesStatement } from "./messages";
 import type { confirmOcrSchema, createSessionSchema, listSessionsQuerySchema, messageSchema, sessionDetailSchema, sessionSummarySchema } from "./schemas";
 
-export type SessionDeps = { db: Database; bucket: R2Bucket; broadcast: Broadcast; publicBaseUrl: string; logger: Logger };
+export type SessionDeps = {
+  db: Database;
+  bucket: R2Bucket;
+  broadcast: Broadcast;
+  publishJob: PublishJob;
+  /** Screenshot sessions spend AI money on OCR: the daily budget is checked before anything else. */
+  assertWithinBudget(userId: string): Promise<void>;
+  publicBaseUrl: string;
+  logger: Logger;
+};
 
 type Summary = z.infer<typeof sessionSummarySchema>;
 type Detail = z.infer<typeof sessionDetailSchema>;
@@ -94,10 +104,12 @@ export async function loadSession(deps: Pick<SessionDeps, "db" | "publicBaseUrl"
 }
 
 /**
- * Hands a session's screenshots to the OCR job. The jobs issue publishes the QStash message
- * here; until then a screenshot session waits in `ocr_queued`.
+ * Hands a session's screenshots to the OCR job (ocr.ts) through QStash. The deduplication id
+ * names this queueing (the session's update time), so a retry after a failure is a new job.
  */
-export async function publishOcrJob(_deps: SessionDeps, _session: SessionRow): Promise<void> {}
+export async function publishOcrJob(deps: SessionDeps, session: SessionRow): Promise<void> {
+  await deps.publishJob("ocr", { sessionId: session.id }, { deduplicationId: `ocr-${session.id}-${session.updatedAt.getTime()}` });
+}
 
 /** ocr_queued, then the job; if the job cannot be handed over, `failed` so `retry` can try again. */
 async function queueOcr(deps: SessionDeps, owner: { sessionId: string; userId: string }, from: SessionRow["status"]) {
@@ -123,6 +135,7 @@ export async function createSession(deps: SessionDeps, userId: string, input: z.
     return loadSession(deps, userId, sessionId);
   }
 
+  await deps.assertWithinBudget(userId);
   await findClaimableUploads(deps.db, deps.bucket, userId, input.imageKeys);
   const [, attached] = await deps.db.batch([
     deps.db.insert(sessions).values({ ...fields, status: "awaiting_upload" }),

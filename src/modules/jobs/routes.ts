@@ -1,0 +1,104 @@
+import type { MiddlewareHandler } from "hono";
+import { z } from "zod";
+import type { AppEnv } from "../../lib/app-env";
+import { fromBase64Url } from "../../lib/encoding";
+import { ok } from "../../lib/envelope";
+import { AppError } from "../../lib/errors";
+import { createJobPublisher, type JobContext, type JobDefinition, type JobName, jobUrl, verifyJobDelivery } from "../../lib/jobs";
+import { createRouter, errorResponses } from "../../lib/openapi";
+import { createBroadcast } from "../../realtime/rooms";
+import { beginJobRun, finishJobRun } from "./service";
+
+/** The body QStash posts to the failure callback (see LOCAL_STACK.md). */
+const failureCallbackSchema = z.object({
+  status: z.number().int(),
+  retried: z.number().int().default(0),
+  sourceMessageId: z.string().min(1),
+  url: z.string().url(),
+  sourceBody: z.string(),
+});
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new AppError("INVALID_JSON");
+  }
+}
+
+function parsePayload<P>(definition: JobDefinition<P>, value: unknown): P {
+  const parsed = definition.payload.safeParse(value);
+  if (!parsed.success) throw new AppError("VALIDATION_ERROR", { details: { issues: parsed.error.issues.map(({ path, message }) => ({ path, message })) } });
+  return parsed.data;
+}
+
+/**
+ * `/jobs/*`: QStash deliveries only. The signature is checked on the raw body and this exact URL
+ * before anything is parsed; each message id is recorded in job_runs so a redelivery of
+ * finished work is a no-op; a failure answers non-2xx so QStash retries, and after the last
+ * retry its failure callback (`/jobs/failed`) lets the job mark its work failed.
+ */
+export function createJobRoutes(guards: MiddlewareHandler<AppEnv>[], jobs: Partial<Record<JobName, JobDefinition<Record<string, unknown>>>>) {
+  const router = createRouter();
+  router.use("*", ...guards);
+  router.openAPIRegistry.registerPath({
+    method: "post",
+    path: "/{name}",
+    tags: ["jobs"],
+    summary: "QStash deliveries only (ocr, suggestions, failed): Upstash-Signature verified on the raw body",
+    request: { params: z.object({ name: z.string() }) },
+    responses: {
+      200: { description: "Done, or a redelivery of finished work (`skipped: true`)" },
+      ...errorResponses("JOB_SIGNATURE_INVALID", "INVALID_JSON", "VALIDATION_ERROR", "NOT_FOUND", "INTERNAL_ERROR"),
+    },
+  });
+
+  router.post("/:name", async (c) => {
+    const name = c.req.param("name") as JobName | "failed";
+    const raw = await c.req.text();
+    await verifyJobDelivery(c.var.config, { url: jobUrl(c.var.config, name), signature: c.req.header("Upstash-Signature"), body: raw });
+    const messageId = c.req.header("Upstash-Message-Id");
+    if (!messageId) throw new AppError("VALIDATION_ERROR", { message: "Missing Upstash-Message-Id" });
+
+    let definition: JobDefinition | undefined;
+    let execute: (ctx: JobContext) => Promise<Record<string, unknown> | undefined>;
+    if (name === "failed") {
+      const failure = failureCallbackSchema.parse(parseJson(raw));
+      const source = new URL(failure.url).pathname.replace(/^\/jobs\//, "") as JobName;
+      definition = jobs[source] as JobDefinition | undefined;
+      if (!definition) throw new AppError("NOT_FOUND", { message: `No job ${source}` });
+      const payload = parsePayload(definition, parseJson(new TextDecoder().decode(fromBase64Url(failure.sourceBody))));
+      execute = async (ctx) => {
+        await definition!.fail(ctx, payload, { status: failure.status, retried: failure.retried, sourceMessageId: failure.sourceMessageId });
+        return { failed: source };
+      };
+    } else {
+      definition = jobs[name] as JobDefinition | undefined;
+      if (!definition) throw new AppError("NOT_FOUND", { message: `No job ${name}` });
+      const payload = parsePayload(definition, parseJson(raw));
+      execute = (ctx) => definition!.run(ctx, payload);
+    }
+
+    if ((await beginJobRun(c.var.db, messageId, name)) === "done") return ok(c, { messageId, skipped: true });
+    const ctx: JobContext = {
+      config: c.var.config,
+      db: c.var.db,
+      env: c.env,
+      logger: c.var.logger.child({ job: name, messageId }),
+      broadcast: createBroadcast(c.env, c.var.logger),
+      publishJob: createJobPublisher(c.var.config),
+      messageId,
+      retried: Number(c.req.header("Upstash-Retried") ?? 0),
+    };
+    try {
+      const result = await execute(ctx);
+      await finishJobRun(c.var.db, messageId, { ok: true });
+      return ok(c, { messageId, ...result });
+    } catch (error) {
+      await finishJobRun(c.var.db, messageId, { ok: false, error: error instanceof AppError ? error.code : ((error as Error)?.name ?? "Error") }).catch(() => {});
+      throw error;
+    }
+  });
+
+  return router;
+}

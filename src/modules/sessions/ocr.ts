@@ -1,0 +1,161 @@
+import { and, asc, eq, sql } from "drizzle-orm";
+import { z } from "zod";
+import { aiEngineFor } from "../../ai/engine";
+import { buildOcrRequest, OCR_PROMPT_VERSION } from "../../ai/prompts/ocr.v1";
+import { AiError } from "../../ai/strategy";
+import { chatPlatformEnum, messages, sessionImages, sessions } from "../../db/schema";
+import { toBase64 } from "../../lib/encoding";
+import type { JobContext, JobDefinition } from "../../lib/jobs";
+import { createRedis } from "../../lib/redis";
+import { sessionIn, transitionSession, transitionStatement } from "./lifecycle";
+import { insertMessagesStatement } from "./messages";
+import { MAX_MESSAGES } from "./schemas";
+
+const platform = z.enum(chatPlatformEnum.enumValues);
+
+/** What the vision model must answer for one screenshot (see prompts/ocr.v1.ts). */
+export const ocrResultSchema = z.object({
+  matchName: z.string().trim().max(80).nullable(),
+  platform,
+  messages: z.array(z.object({ sender: z.enum(["user", "match"]), text: z.string(), confidence: z.number().min(0).max(1) })),
+  confidence: z.number().min(0).max(1),
+});
+export type OcrResult = z.infer<typeof ocrResultSchema>;
+type OcrMessage = OcrResult["messages"][number];
+
+const CACHE_TTL_SECONDS = 30 * 24 * 60 * 60;
+const cacheKey = (sha256: string) => `ocr:${OCR_PROMPT_VERSION}:${sha256}`;
+
+const normalise = (message: OcrMessage) => `${message.sender}|${message.text.toLowerCase().replace(/\s+/g, " ").trim()}`;
+
+/**
+ * Joins the screenshots of one conversation, in order. Consecutive screenshots usually overlap
+ * (the user scrolled less than a screen): the longest run that ends one and starts the next is
+ * kept once. The newest MAX_MESSAGES messages are kept.
+ */
+export function mergeOcrResults(results: OcrResult[]) {
+  const merged: OcrMessage[] = [];
+  for (const result of results) {
+    const next = result.messages
+      .map((message) => ({ ...message, text: message.text.trim().slice(0, 4000) }))
+      .filter((message) => message.text.length > 0);
+    let overlap = Math.min(merged.length, next.length);
+    for (; overlap > 0; overlap--) {
+      const tail = merged.slice(merged.length - overlap);
+      if (tail.every((message, i) => normalise(message) === normalise(next[i]!))) break;
+    }
+    merged.push(...next.slice(overlap));
+  }
+  const platforms = results.map((result) => result.platform).filter((name) => name !== "other");
+  return {
+    messages: merged.slice(-MAX_MESSAGES),
+    matchName: results.find((result) => result.matchName)?.matchName ?? null,
+    platform: platforms[0] ?? (results.length > 0 ? ("other" as const) : null),
+  };
+}
+
+/** Reads one screenshot, from the cache by its SHA-256 when it was read before. */
+async function readScreenshot(ctx: JobContext, userId: string, image: { r2Key: string; contentType: string; sha256: string | null }): Promise<OcrResult> {
+  const redis = createRedis(ctx.config, { retries: 1 });
+  if (image.sha256) {
+    const cached = await redis.get<OcrResult>(cacheKey(image.sha256)).catch(() => null);
+    const parsed = ocrResultSchema.safeParse(cached);
+    if (parsed.success) return parsed.data;
+  }
+  const object = await ctx.env.IMAGES.get(image.r2Key);
+  if (!object) throw new Error("screenshot missing from R2");
+  const base64 = toBase64(new Uint8Array(await object.arrayBuffer()));
+  const engine = aiEngineFor(ctx.config, ctx.db);
+  const { data } = await engine.completeStructured(buildOcrRequest([{ mimeType: image.contentType, base64 }]), ocrResultSchema, {
+    kind: "ocr",
+    userId,
+    order: engine.ocrOrder,
+    totalTimeoutMs: ctx.config.AI_OCR_TIMEOUT_MS,
+  });
+  if (image.sha256) {
+    await redis.set(cacheKey(image.sha256), data, { ex: CACHE_TTL_SECONDS }).catch((error: unknown) => ctx.logger.warn("OCR cache write failed", { error }));
+  }
+  return data;
+}
+
+/**
+ * The OCR job: ocr_queued → ocr_processing → (each screenshot read, progress broadcast) →
+ * messages written → ocr_review, then `ocr.completed`. Safe to deliver twice: the claim is a
+ * compare-and-set, the messages are replaced in the same transaction as the last transition,
+ * and every event carries a key the room publishes once.
+ */
+async function runOcrJob(ctx: JobContext, { sessionId }: { sessionId: string }) {
+  const deps = { db: ctx.db, broadcast: ctx.broadcast };
+  const [claimed] = await transitionStatement(ctx.db, { sessionId, to: "ocr_processing", from: ["ocr_queued"] });
+  const [current] = claimed ? [claimed] : await ctx.db.select().from(sessions).where(eq(sessions.id, sessionId));
+  // Anything but a session being read (a duplicate of finished work, a deleted session) is done.
+  if (!current || current.deletedAt || current.status !== "ocr_processing") return { skipped: current?.status ?? "missing" };
+  if (claimed) await ctx.broadcast(sessionId, { type: "status", data: { status: "ocr_processing", progress: 0 } }, { key: `ocr:${sessionId}:start` });
+
+  const images = await ctx.db.select().from(sessionImages).where(eq(sessionImages.sessionId, sessionId)).orderBy(asc(sessionImages.position));
+  const results: OcrResult[] = [];
+  for (const [i, image] of images.entries()) {
+    try {
+      results.push(await readScreenshot(ctx, current.userId, image));
+    } catch (error) {
+      // A vendor that refuses the image outright will refuse it on every retry too.
+      if (error instanceof AiError && error.code === "AI_BAD_REQUEST") {
+        await transitionSession(deps, { sessionId, to: "failed", from: ["ocr_processing"], error: { code: "OCR_FAILED", message: "The screenshots could not be read" } });
+        return { failed: "OCR_FAILED" };
+      }
+      throw error;
+    }
+    await ctx.db.update(sessionImages).set({ ocrStatus: "completed" }).where(eq(sessionImages.id, image.id));
+    await ctx.broadcast(sessionId, { type: "status", data: { status: "ocr_processing", progress: (i + 1) / images.length } }, { key: `ocr:${sessionId}:progress:${i}` });
+  }
+
+  const merged = mergeOcrResults(results);
+  if (merged.messages.length === 0) {
+    await transitionSession(deps, { sessionId, to: "failed", from: ["ocr_processing"], error: { code: "NOT_A_CONVERSATION", message: "No chat conversation was found in the screenshots" } });
+    return { failed: "NOT_A_CONVERSATION" };
+  }
+  const owner = { sessionId };
+  const processing = sessionIn(owner, ["ocr_processing"]);
+  const [, , , [reviewed]] = await ctx.db.batch([
+    ctx.db.delete(messages).where(and(eq(messages.sessionId, sessionId), processing)),
+    insertMessagesStatement(ctx.db, sessionId, merged.messages.map(({ sender, text }) => ({ sender, text })), "ocr", processing, merged.messages.map((m) => m.confidence)),
+    ctx.db
+      .update(sessions)
+      .set({ matchName: sql`coalesce(${sessions.matchName}, ${merged.matchName})`, platform: sql`coalesce(${sessions.platform}, ${merged.platform}::chat_platform)` })
+      .where(and(eq(sessions.id, sessionId), processing)),
+    transitionStatement(ctx.db, { sessionId, to: "ocr_review", from: ["ocr_processing"] }),
+  ]);
+  if (!reviewed) return { skipped: "raced" };
+  const written = await ctx.db.select().from(messages).where(eq(messages.sessionId, sessionId)).orderBy(asc(messages.position));
+  await ctx.broadcast(
+    sessionId,
+    {
+      type: "ocr.completed",
+      data: {
+        messages: written.map((m) => ({ id: m.id, sender: m.sender, text: m.text, position: m.position, ocrConfidence: m.ocrConfidence })),
+        matchName: reviewed.matchName,
+        platform: reviewed.platform,
+      },
+    },
+    { key: `ocr:${sessionId}:completed` },
+  );
+  await ctx.broadcast(sessionId, { type: "status", data: { status: "ocr_review" } }, { key: `ocr:${sessionId}:review` });
+  return { messages: written.length };
+}
+
+/** QStash gave up on the OCR job: the session fails with a code the app can show, and can be retried. */
+async function failOcrJob(ctx: JobContext, { sessionId }: { sessionId: string }) {
+  const [failed] = await transitionStatement(ctx.db, {
+    sessionId,
+    to: "failed",
+    from: ["ocr_queued", "ocr_processing"],
+    error: { code: "OCR_FAILED", message: "Reading the screenshots failed; retry" },
+  });
+  if (failed) await ctx.broadcast(sessionId, { type: "status", data: { status: "failed", error: { code: "OCR_FAILED", message: failed.errorMessage } } }, { key: `ocr:${sessionId}:failed:${failed.updatedAt.getTime()}` });
+}
+
+export const ocrJob: JobDefinition<{ sessionId: string }> = {
+  payload: z.object({ sessionId: z.string().min(1).max(64) }),
+  run: runOcrJob,
+  fail: failOcrJob,
+};

@@ -1,0 +1,99 @@
+import type { z } from "@hono/zod-openapi";
+import { createId } from "@paralleldrive/cuid2";
+import { and, eq, isNull, sql } from "drizzle-orm";
+import { messages, sessions, suggestionGenerations, suggestions } from "../../db/schema";
+import type { Database } from "../../lib/db";
+import { AppError } from "../../lib/errors";
+import type { PublishJob } from "../../lib/jobs";
+import type { Logger } from "../../lib/logger";
+import type { Broadcast } from "../../realtime/rooms";
+import { transitionSession } from "../sessions/lifecycle";
+import { wsUrl } from "../sessions/service";
+import { getUser } from "../users/service";
+import type { feedbackSchema, generateSuggestionsSchema, generationSchema } from "./schemas";
+
+export type SuggestionDeps = {
+  db: Database;
+  broadcast: Broadcast;
+  publishJob: PublishJob;
+  assertWithinBudget(userId: string): Promise<void>;
+  publicBaseUrl: string;
+  logger: Logger;
+};
+
+const DEFAULT_TONE = "playful";
+const DEFAULT_COUNT = 3;
+
+/**
+ * Starts a generation: budget first (429 before anything is spent), then the session moves
+ * ready → generating (one winner), the generation row is written, and the job is published
+ * with the generation id as its deduplication id. The tokens then stream over the room.
+ */
+export async function startGeneration(deps: SuggestionDeps, userId: string, sessionId: string, input: z.infer<typeof generateSuggestionsSchema>) {
+  await deps.assertWithinBudget(userId);
+  const [session] = await deps.db
+    .select({ id: sessions.id, messages: sql<number>`(select count(*)::int from ${messages} m where m.session_id = "sessions"."id")` })
+    .from(sessions)
+    .where(and(eq(sessions.id, sessionId), eq(sessions.userId, userId), isNull(sessions.deletedAt)));
+  if (!session) throw new AppError("SESSION_NOT_FOUND");
+  if (session.messages === 0) throw new AppError("CONVERSATION_EMPTY");
+  const { preferences } = await getUser(deps.db, userId);
+
+  const owner = { sessionId, userId };
+  await transitionSession(deps, { ...owner, to: "generating", from: ["ready"] });
+  const generationId = createId();
+  try {
+    await deps.db.insert(suggestionGenerations).values({
+      id: generationId,
+      sessionId,
+      tone: input.tone ?? preferences.defaultTone ?? DEFAULT_TONE,
+      count: input.count ?? preferences.suggestionCount ?? DEFAULT_COUNT,
+      instructions: input.instructions ?? null,
+    });
+    await deps.publishJob("suggestions", { generationId }, { deduplicationId: `suggestions-${generationId}` });
+  } catch (error) {
+    // Nothing started: give the session back, and say the queue was unavailable.
+    deps.logger.error("suggestion job could not be queued", { error });
+    await deps.db.update(suggestionGenerations).set({ status: "failed", errorCode: "JOB_ENQUEUE_FAILED" }).where(eq(suggestionGenerations.id, generationId)).catch(() => {});
+    await transitionSession(deps, { ...owner, to: "ready", from: ["generating"] });
+    throw new AppError("SERVICE_UNAVAILABLE", { message: "Suggestions could not be queued; try again", cause: error });
+  }
+  return { generationId, wsUrl: wsUrl(deps.publicBaseUrl, sessionId) };
+}
+
+type Generation = z.infer<typeof generationSchema>;
+
+/** Every generation of the caller's session, newest first, with its suggestions, in one query. */
+export async function listGenerations(db: Database, userId: string, sessionId: string): Promise<Generation[]> {
+  const [row] = await db
+    .select({
+      generations: sql<Array<Omit<Generation, "createdAt"> & { createdAt: string }>>`coalesce((
+        select json_agg(json_build_object('id', g.id, 'status', g.status, 'tone', g.tone, 'count', g.count,
+          'instructions', g.instructions, 'provider', g.provider, 'model', g.model, 'errorCode', g.error_code,
+          'createdAt', g.created_at,
+          'suggestions', coalesce((select json_agg(json_build_object('id', x.id, 'rank', x.rank, 'tone', x.tone,
+            'text', x.text, 'feedback', x.feedback) order by x.rank) from ${suggestions} x where x.generation_id = g.id), '[]'::json))
+          order by g.created_at desc, g.id desc)
+        from ${suggestionGenerations} g where g.session_id = "sessions"."id"), '[]'::json)`,
+    })
+    .from(sessions)
+    .where(and(eq(sessions.id, sessionId), eq(sessions.userId, userId), isNull(sessions.deletedAt)));
+  if (!row) throw new AppError("SESSION_NOT_FOUND");
+  return row.generations.map((generation) => ({ ...generation, createdAt: new Date(generation.createdAt).toISOString() }));
+}
+
+/** Records what the user did with a suggestion (null clears it). Someone else's is a 404. */
+export async function setFeedback(db: Database, userId: string, suggestionId: string, input: z.infer<typeof feedbackSchema>) {
+  const [row] = await db
+    .update(suggestions)
+    .set({ feedback: input.feedback })
+    .where(
+      and(
+        eq(suggestions.id, suggestionId),
+        sql`exists (select 1 from ${sessions} s where s.id = ${suggestions.sessionId} and s.user_id = ${userId} and s.deleted_at is null)`,
+      ),
+    )
+    .returning();
+  if (!row) throw new AppError("SUGGESTION_NOT_FOUND");
+  return { id: row.id, rank: row.rank, tone: row.tone, text: row.text, feedback: row.feedback };
+}

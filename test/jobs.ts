@@ -1,0 +1,88 @@
+import { env, SELF } from "cloudflare:test";
+import { fromBase64Url, toBase64 } from "../src/lib/encoding";
+
+type Delivery = { id: string; messageId: string; url: string; method: string; headers: Record<string, string>; body: string };
+
+function control(path: string, init: RequestInit = {}) {
+  return fetch(`${env.TEST_QSTASH_URL}/__control/${path}`, {
+    ...init,
+    headers: { authorization: `Bearer ${env.QSTASH_TOKEN}`, "content-type": "application/json", ...init.headers },
+  });
+}
+
+/**
+ * QStash delivery for the Worker under test. It has no listening port inside the test pool, so
+ * the local QStash runs in pull mode and this pump carries each due delivery — signed by the
+ * stand-in, unchanged — to the Worker, and reports the answer back (which drives retries and
+ * failure callbacks exactly as a real delivery would). Deliveries run concurrently.
+ */
+export function startJobPump() {
+  let running = true;
+  const inFlight = new Set<Promise<void>>();
+  /** Every answered delivery, in order: what the Worker said to QStash. */
+  const answered: Array<{ messageId: string; url: string; status: number; body: string }> = [];
+  const forward = async (delivery: Delivery) => {
+    let status = 0;
+    let bytes = new Uint8Array();
+    try {
+      const response = await SELF.fetch(delivery.url, {
+        method: delivery.method,
+        headers: delivery.headers,
+        body: delivery.method === "GET" ? undefined : fromBase64Url(delivery.body),
+      });
+      status = response.status;
+      bytes = new Uint8Array(await response.arrayBuffer());
+    } finally {
+      answered.push({ messageId: delivery.messageId, url: delivery.url, status, body: new TextDecoder().decode(bytes) });
+      await control("report", { method: "POST", body: JSON.stringify({ id: delivery.id, status, body: toBase64(bytes) }) });
+    }
+  };
+  const loop = (async () => {
+    while (running) {
+      const response = await control("pull?waitMs=100", { method: "POST" }).catch(() => undefined);
+      if (!response?.ok) continue;
+      const { delivery } = (await response.json()) as { delivery: Delivery | null };
+      if (!delivery) continue;
+      const task = forward(delivery).catch(() => {});
+      inFlight.add(task);
+      void task.finally(() => inFlight.delete(task));
+    }
+  })();
+  return {
+    answered,
+    async stop() {
+      running = false;
+      await loop;
+      await Promise.all(inFlight);
+    },
+  };
+}
+
+export type QStashMessage = { messageId: string; url: string; state: string; attempts: number; lastStatus?: number };
+
+export async function qstashMessages(): Promise<QStashMessage[]> {
+  const response = await control("messages");
+  const body = (await response.json()) as { messages: QStashMessage[] } | QStashMessage[];
+  return Array.isArray(body) ? body : body.messages;
+}
+
+/** Delivers a message once more, as QStash's at-least-once delivery may. */
+export async function redeliver(messageId: string): Promise<void> {
+  const response = await control(`redeliver/${messageId}`, { method: "POST" });
+  if (!response.ok) throw new Error(`redeliver failed: ${response.status} ${await response.text()}`);
+}
+
+export async function resetQStash(): Promise<void> {
+  await control("reset", { method: "POST" });
+}
+
+/** Polls `check` until it returns something truthy (or throws after `timeoutMs`). */
+export async function eventually<T>(check: () => Promise<T | undefined | false | null>, what: string, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

@@ -1,0 +1,33 @@
+import { env } from "cloudflare:test";
+
+// The shapes of local/ai-upstream/server.ts (a Node program this tsconfig does not compile).
+export type Fault = {
+  status?: number;
+  retryAfterSeconds?: number;
+  firstTokenDelayMs?: number;
+  tokenDelayMs?: number;
+  cutAfterTokens?: number;
+  hang?: boolean;
+  malformed?: boolean;
+  output?: string;
+};
+export type RecordedRequest = { id: string; vendor: string; path: string; body: unknown; fault?: Fault; aborted: boolean; completed: boolean };
+
+/** The local AI upstream's control API (faults, recorded requests), for tests in workerd. */
+function control(path: string, init?: RequestInit) {
+  return fetch(`${env.TEST_AI_UPSTREAM_URL}/__control/${path}`, init);
+}
+
+/** Queues a fault for the next `times` requests of `vendor` whose body contains `match`. */
+export async function injectFault(fault: Fault, options: { vendor?: "openai" | "anthropic" | "gemini" | "any"; match?: string; times?: number } = {}) {
+  const response = await control("faults", { method: "POST", body: JSON.stringify({ vendor: options.vendor ?? "any", match: options.match, times: options.times ?? 1, fault }) });
+  if (!response.ok) throw new Error(`fault not queued: ${response.status}`);
+}
+
+export async function upstreamRequests(): Promise<RecordedRequest[]> {
+  return (await (await control("requests")).json()) as RecordedRequest[];
+}
+
+export async function resetUpstream(): Promise<void> {
+  await control("reset", { method: "POST" });
+}
