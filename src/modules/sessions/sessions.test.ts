@@ -1,12 +1,13 @@
 import { env } from "cloudflare:test";
 import { asc, eq } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
+import { pngBytes } from "../../../test/images";
 import { call, callAs, clearBucket, json, resetDatabase, signedInUser, testDb } from "../../../test/helpers";
 import { messages, sessionImages, sessions, suggestionGenerations, suggestions } from "../../db/schema";
 import { createLogger } from "../../lib/logger";
 import { parseRoomFrames } from "../../realtime/protocol";
 import { createBroadcast, roomStub } from "../../realtime/rooms";
-import { pngBytes } from "../uploads/uploads.test";
+
 import { sessionTransitions, type SessionStatus, transitionSession } from "./lifecycle";
 
 type Message = { id: string; sender: string; text: string; position: number; source: string };

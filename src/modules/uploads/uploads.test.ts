@@ -2,19 +2,13 @@ import { env } from "cloudflare:test";
 import { eq } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
 import { call, callAs, clearBucket, json, resetDatabase, signedInUser, testConfig, testDb } from "../../../test/helpers";
+import { pngBytes } from "../../../test/images";
 import { sessionImages } from "../../db/schema";
 import { toHex } from "../../lib/encoding";
 import { createUploadUrl } from "./service";
 
 type UploadUrl = { uploadUrl: string; method: "PUT"; headers: Record<string, string>; key: string; expiresAt: string };
 
-/** A PNG signature followed by `size - 8` bytes of filler: enough for the sniffing under test. */
-export function pngBytes(size = 2048): Uint8Array {
-  const bytes = new Uint8Array(size);
-  bytes.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  for (let i = 8; i < size; i++) bytes[i] = (i * 31) % 251;
-  return bytes;
-}
 
 async function hex(bytes: Uint8Array): Promise<string> {
   return toHex(await crypto.subtle.digest("SHA-256", bytes));

@@ -1,0 +1,115 @@
+import { env } from "cloudflare:test";
+import { eq } from "drizzle-orm";
+import { SignJWT } from "jose";
+import { beforeEach, describe, expect, it } from "vitest";
+import { call, json, resetDatabase, signedInUser, testConfig, testDb } from "../../../test/helpers";
+import { jobRuns, sessions, suggestionGenerations } from "../../db/schema";
+import { toBase64Url } from "../../lib/encoding";
+import { jobUrl } from "../../lib/jobs";
+
+const encoder = new TextEncoder();
+
+/** A delivery signed the way QStash signs (HS256; sub = URL; body = base64url SHA-256 of the body). */
+async function signed(options: { url: string; body: string; key?: string; nowSeconds?: number; lifetimeSeconds?: number }) {
+  const now = options.nowSeconds ?? Math.floor(Date.now() / 1000);
+  const hash = toBase64Url(new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(options.body))));
+  return new SignJWT({ body: hash })
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .setIssuer("Upstash")
+    .setSubject(options.url)
+    .setIssuedAt(now)
+    .setNotBefore(now)
+    .setExpirationTime(now + (options.lifetimeSeconds ?? 300))
+    .setJti(crypto.randomUUID())
+    .sign(encoder.encode(options.key ?? env.QSTASH_CURRENT_SIGNING_KEY!));
+}
+
+function deliver(path: string, body: string, signature: string | undefined, messageId = `msg_${crypto.randomUUID()}`) {
+  const headers: Record<string, string> = { "Content-Type": "application/json", "Upstash-Message-Id": messageId, "Upstash-Retried": "0" };
+  if (signature) headers["Upstash-Signature"] = signature;
+  return call(path, { method: "POST", headers, body });
+}
+
+/** A generation waiting for its job, so a delivery that got through would visibly change it. */
+async function queuedGeneration() {
+  const { userId } = await signedInUser();
+  const [session] = await testDb().insert(sessions).values({ userId, type: "text", status: "generating" }).returning();
+  const [generation] = await testDb().insert(suggestionGenerations).values({ sessionId: session!.id, count: 1 }).returning();
+  return generation!;
+}
+
+describe("/jobs/*", () => {
+  beforeEach(resetDatabase);
+
+  it("refuses a tampered body, a signature for another URL, a stale or unknown-key token and none at all, doing nothing", async () => {
+    const generation = await queuedGeneration();
+    const url = jobUrl(testConfig(), "suggestions");
+    const body = JSON.stringify({ generationId: generation.id });
+    const attempts = [
+      ["tampered body", await signed({ url, body: JSON.stringify({ generationId: "other" }) })],
+      ["another URL", await signed({ url: jobUrl(testConfig(), "ocr"), body })],
+      ["expired", await signed({ url, body, nowSeconds: Math.floor(Date.now() / 1000) - 3600 })],
+      ["unknown key", await signed({ url, body, key: "not-the-signing-key" })],
+      ["garbage", "not.a.jwt"],
+      ["missing", undefined],
+    ] as const;
+    for (const [what, signature] of attempts) {
+      const response = await deliver("/jobs/suggestions", body, signature);
+      expect(response.status, what).toBe(401);
+      expect(await json(response)).toMatchObject({ error: { code: "JOB_SIGNATURE_INVALID" } });
+    }
+    expect(await testDb().select().from(jobRuns)).toEqual([]);
+    const [unchanged] = await testDb().select().from(suggestionGenerations).where(eq(suggestionGenerations.id, generation.id));
+    expect(unchanged?.status).toBe("queued");
+  });
+
+  it("accepts the next signing key during a key rotation, and records the message id once", async () => {
+    const { userId } = await signedInUser();
+    const [session] = await testDb().insert(sessions).values({ userId, type: "text", status: "ready" }).returning();
+    const body = JSON.stringify({ sessionId: session!.id });
+    const signature = await signed({ url: jobUrl(testConfig(), "ocr"), body, key: env.QSTASH_NEXT_SIGNING_KEY });
+    const first = await deliver("/jobs/ocr", body, signature, "msg_rotation");
+    expect(first.status).toBe(200);
+    // The session is not waiting for OCR: the job has nothing to do and says so.
+    expect(await json(first)).toMatchObject({ data: { messageId: "msg_rotation", skipped: "ready" } });
+    const again = await deliver("/jobs/ocr", body, signature, "msg_rotation");
+    expect(await json(again)).toMatchObject({ data: { skipped: true } });
+    expect(await testDb().select().from(jobRuns)).toMatchObject([{ messageId: "msg_rotation", jobName: "ocr", status: "succeeded", attempts: 1 }]);
+  });
+
+  it("answers 400 to a signed delivery whose payload is not the job's, and 404 to an unknown job", async () => {
+    const url = jobUrl(testConfig(), "ocr");
+    const bad = JSON.stringify({ nope: true });
+    const invalid = await deliver("/jobs/ocr", bad, await signed({ url, body: bad }));
+    expect(invalid.status).toBe(400);
+    expect(await json(invalid)).toMatchObject({ error: { code: "VALIDATION_ERROR" } });
+    const notJson = "{";
+    expect((await deliver("/jobs/ocr", notJson, await signed({ url, body: notJson }))).status).toBe(400);
+    const unknownUrl = `${testConfig().PUBLIC_BASE_URL}/jobs/nothing`;
+    const unknown = await deliver("/jobs/nothing", "{}", await signed({ url: unknownUrl, body: "{}" }));
+    expect(unknown.status).toBe(404);
+    expect(await testDb().select().from(jobRuns)).toEqual([]);
+  });
+
+  it("lets the failure callback end the work it names, once", async () => {
+    const generation = await queuedGeneration();
+    const callback = JSON.stringify({
+      status: 500,
+      retried: 3,
+      maxRetries: 3,
+      sourceMessageId: "msg_source",
+      url: jobUrl(testConfig(), "suggestions"),
+      method: "POST",
+      sourceBody: btoa(JSON.stringify({ generationId: generation.id })),
+      body: btoa("{}"),
+      createdAt: Date.now(),
+    });
+    const signature = await signed({ url: jobUrl(testConfig(), "failed"), body: callback });
+    expect((await deliver("/jobs/failed", callback, signature, "msg_callback")).status).toBe(200);
+    const [failed] = await testDb().select().from(suggestionGenerations);
+    expect(failed).toMatchObject({ status: "failed", errorCode: "JOB_FAILED" });
+    const [session] = await testDb().select().from(sessions);
+    expect(session).toMatchObject({ status: "failed", failedFrom: "generating", errorCode: "JOB_FAILED" });
+    expect(await json(await deliver("/jobs/failed", callback, signature, "msg_callback"))).toMatchObject({ data: { skipped: true } });
+  });
+});

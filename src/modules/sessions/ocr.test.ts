@@ -1,0 +1,201 @@
+import { env } from "cloudflare:test";
+import { asc, eq } from "drizzle-orm";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { pngBytes } from "../../../test/images";
+import { call, callAs, clearBucket, json, resetDatabase, signedInUser, testDb } from "../../../test/helpers";
+import { eventually, qstashMessages, redeliver, resetQStash, startJobPump } from "../../../test/jobs";
+import { injectFault, resetUpstream, upstreamRequests } from "../../../test/upstream";
+import { openSocket } from "../../../test/ws";
+import { messages, sessionImages, sessions, suggestions } from "../../db/schema";
+import { roomStub } from "../../realtime/rooms";
+
+import { mergeOcrResults, type OcrResult } from "./ocr";
+
+const screen = (pairs: Array<[sender: "user" | "match", text: string]>, extra: Partial<OcrResult> = {}): OcrResult => ({
+  matchName: "Sam",
+  platform: "hinge",
+  confidence: 0.9,
+  messages: pairs.map(([sender, text]) => ({ sender, text, confidence: 0.95 })),
+  ...extra,
+});
+
+const first = screen([
+  ["match", "Hey! Loved your hiking photos"],
+  ["user", "Thanks! Patagonia last spring"],
+  ["match", "No way. Was it cold?"],
+]);
+const second = screen([
+  ["user", "Thanks! Patagonia last spring"],
+  ["match", "No way. Was it cold?"],
+  ["user", "Freezing, but worth it"],
+  ["match", "Ok you have to tell me over coffee"],
+]);
+
+async function upload(token: string, seed: number): Promise<string> {
+  const grant = await json<{ uploadUrl: string; key: string }>(await callAs(token, "/api/v1/sessions/upload-url?contentType=image/png&size=1024"));
+  if (!grant.success) throw new Error("no upload url");
+  const bytes = pngBytes(1024);
+  bytes[100] = seed;
+  const url = new URL(grant.data.uploadUrl);
+  const response = await call(`${url.pathname}${url.search}`, { method: "PUT", headers: { "Content-Type": "image/png" }, body: bytes });
+  if (response.status !== 201) throw new Error(`upload failed: ${response.status}`);
+  return grant.data.key;
+}
+
+/** OCR calls carry the OCR prompt; faults matching it leave the other calls alone. */
+const OCR_CALL = "Transcribe the chat";
+const ocrRequests = async () => (await upstreamRequests()).filter((request) => JSON.stringify(request.body).includes(OCR_CALL));
+
+async function screenshotSession(token: string, keys: string[]) {
+  const created = await json<{ id: string }>(await callAs(token, "/api/v1/sessions", { method: "POST", json: { type: "screenshot", imageKeys: keys } }));
+  if (!created.success) throw new Error(`not created: ${JSON.stringify(created)}`);
+  return created.data.id;
+}
+
+describe("mergeOcrResults", () => {
+  it("joins screenshots in order, keeping an overlapping run once", () => {
+    const merged = mergeOcrResults([first, second]);
+    expect(merged.messages.map((m) => m.text)).toEqual([
+      "Hey! Loved your hiking photos",
+      "Thanks! Patagonia last spring",
+      "No way. Was it cold?",
+      "Freezing, but worth it",
+      "Ok you have to tell me over coffee",
+    ]);
+    expect(merged).toMatchObject({ matchName: "Sam", platform: "hinge" });
+  });
+
+  it("keeps repeated messages that are not an overlap, drops empty ones, and caps at 200", () => {
+    const a = screen([["user", "haha"], ["match", "haha"]]);
+    const b = screen([["user", "  "], ["match", "HAHA "], ["user", "so"]]);
+    expect(mergeOcrResults([a, b]).messages.map((m) => `${m.sender}:${m.text}`)).toEqual(["user:haha", "match:haha", "user:so"]);
+    const long = screen(Array.from({ length: 250 }, (_, i) => ["user", `m${i}`] as ["user", string]));
+    const capped = mergeOcrResults([long]).messages;
+    expect(capped).toHaveLength(200);
+    expect(capped[0]?.text).toBe("m50");
+    expect(mergeOcrResults([screen([], { platform: "other", matchName: null })])).toMatchObject({ messages: [], platform: "other", matchName: null });
+  });
+});
+
+describe("OCR job", () => {
+  let pump: ReturnType<typeof startJobPump>;
+  beforeAll(() => {
+    pump = startJobPump();
+  });
+  afterAll(() => pump.stop());
+  beforeEach(async () => {
+    await resetDatabase();
+    await clearBucket();
+    await resetUpstream();
+    await resetQStash();
+  });
+
+  it("runs end to end: upload → OCR → review → confirm → generate → tokens on the socket → rows", async () => {
+    const { token } = await signedInUser();
+    const keys = [await upload(token, 1), await upload(token, 2)];
+    await injectFault({ output: JSON.stringify(first) }, { match: OCR_CALL });
+    await injectFault({ output: JSON.stringify(second) }, { match: OCR_CALL });
+    const sessionId = await screenshotSession(token, keys);
+    const socket = await openSocket(`/api/v1/sessions/${sessionId}/ws`);
+    socket.send({ type: "authenticate", token, afterSeq: 0 });
+
+    const completed = await socket.frame("ocr.completed", 0, 15_000);
+    expect((completed.messages as Array<{ text: string }>).map((m) => m.text)).toHaveLength(5);
+    await eventually(async () => socket.frames.find((f) => f.type === "status" && f.status === "ocr_review"), "the review status");
+    const statuses = socket.frames.filter((f) => f.type === "status").map((f) => [f.status, f.progress]);
+    expect(statuses).toEqual([
+      ["ocr_queued", undefined],
+      ["ocr_processing", 0],
+      ["ocr_processing", 0.5],
+      ["ocr_processing", 1],
+      ["ocr_review", undefined],
+    ]);
+    // Gemini reads screenshots first (AI_OCR_MODEL), one call per screenshot.
+    expect((await ocrRequests()).map((request) => request.vendor)).toEqual(["gemini", "gemini"]);
+
+    const review = await json<{ status: string; matchName: string; platform: string; messages: Array<{ source: string; ocrConfidence: number }> }>(
+      await callAs(token, `/api/v1/sessions/${sessionId}`),
+    );
+    expect(review).toMatchObject({ data: { status: "ocr_review", matchName: "Sam", platform: "hinge" } });
+    expect(review.success && review.data.messages.every((m) => m.source === "ocr" && m.ocrConfidence === 0.95)).toBe(true);
+    const images = await testDb().select().from(sessionImages).where(eq(sessionImages.sessionId, sessionId));
+    expect(images.map((image) => image.ocrStatus)).toEqual(["completed", "completed"]);
+
+    expect((await callAs(token, `/api/v1/sessions/${sessionId}/confirm-ocr`, { method: "POST", json: {} })).status).toBe(200);
+    const started = await json<{ generationId: string }>(await callAs(token, `/api/v1/sessions/${sessionId}/generate-suggestions`, { method: "POST", json: { count: 2 } }));
+    if (!started.success) throw new Error("generation not started");
+    const done = await socket.frame("suggestion.completed", 0, 15_000);
+    expect(socket.frames.some((f) => f.type === "suggestion.delta" && f.generationId === started.data.generationId)).toBe(true);
+    const rows = await testDb().select().from(suggestions).where(eq(suggestions.sessionId, sessionId));
+    expect(rows.length).toBeGreaterThan(0);
+    expect((done.suggestions as unknown[]).length).toBe(rows.length);
+  });
+
+  it("reads a screenshot seen before from the cache, by its hash", async () => {
+    const { token } = await signedInUser();
+    await injectFault({ output: JSON.stringify(first) }, { match: OCR_CALL });
+    const one = await screenshotSession(token, [await upload(token, 7)]);
+    await eventually(async () => (await testDb().select().from(sessions).where(eq(sessions.id, one)))[0]?.status === "ocr_review", "the first OCR");
+    const two = await screenshotSession(token, [await upload(token, 7)]);
+    await eventually(async () => (await testDb().select().from(sessions).where(eq(sessions.id, two)))[0]?.status === "ocr_review", "the second OCR");
+    expect(await ocrRequests()).toHaveLength(1);
+    const texts = async (id: string) => (await testDb().select().from(messages).where(eq(messages.sessionId, id)).orderBy(asc(messages.position))).map((m) => m.text);
+    expect(await texts(two)).toEqual(await texts(one));
+  });
+
+  it("fails with NOT_A_CONVERSATION when the screenshots show no chat", async () => {
+    const { token } = await signedInUser();
+    await injectFault({ output: JSON.stringify(screen([], { matchName: null, platform: "other" })) }, { match: OCR_CALL });
+    const sessionId = await screenshotSession(token, [await upload(token, 3)]);
+    const socket = await openSocket(`/api/v1/sessions/${sessionId}/ws`);
+    socket.send({ type: "authenticate", token, afterSeq: 0 });
+    const failed = await eventually(async () => socket.frames.find((f) => f.type === "status" && f.status === "failed"), "the failed status");
+    expect(failed).toMatchObject({ error: { code: "NOT_A_CONVERSATION" } });
+    const [row] = await testDb().select().from(sessions);
+    expect(row).toMatchObject({ status: "failed", failedFrom: "ocr_processing", errorCode: "NOT_A_CONVERSATION" });
+    expect(await testDb().select().from(messages)).toEqual([]);
+  });
+
+  it("marks the session failed through the failure callback when the upstream fails every retry", async () => {
+    const { token } = await signedInUser();
+    const from = pump.answered.length;
+    await injectFault({ status: 500 }, { match: OCR_CALL, times: 40 });
+    const sessionId = await screenshotSession(token, [await upload(token, 4)]);
+    const socket = await openSocket(`/api/v1/sessions/${sessionId}/ws`);
+    socket.send({ type: "authenticate", token, afterSeq: 0 });
+    const failed = await eventually(async () => socket.frames.find((f) => f.type === "status" && f.status === "failed"), "the failed status", 20_000);
+    expect(failed).toMatchObject({ error: { code: "OCR_FAILED" } });
+    const [row] = await testDb().select().from(sessions);
+    expect(row).toMatchObject({ status: "failed", errorCode: "OCR_FAILED" });
+    // JOB_RETRIES is 1 in tests: two deliveries answered 500, then the failure callback.
+    const answers = pump.answered.slice(from).filter((answer) => answer.url.endsWith("/jobs/ocr"));
+    expect(answers.map((answer) => answer.status)).toEqual([500, 500]);
+    expect(pump.answered.slice(from).some((answer) => answer.url.endsWith("/jobs/failed") && answer.status === 200)).toBe(true);
+
+    // Retry queues OCR again, and this time it works.
+    await resetUpstream();
+    await injectFault({ output: JSON.stringify(first) }, { match: OCR_CALL });
+    expect(await json(await callAs(token, `/api/v1/sessions/${sessionId}/retry`, { method: "POST" }))).toMatchObject({ data: { status: "ocr_queued" } });
+    await eventually(async () => (await testDb().select().from(sessions))[0]?.status === "ocr_review", "OCR after the retry");
+  });
+
+  it("does nothing twice when QStash delivers the OCR job again", async () => {
+    const { token } = await signedInUser();
+    await injectFault({ output: JSON.stringify(first) }, { match: OCR_CALL });
+    const sessionId = await screenshotSession(token, [await upload(token, 5)]);
+    await eventually(async () => (await testDb().select().from(sessions))[0]?.status === "ocr_review", "OCR");
+    const rows = await testDb().select().from(messages);
+    const events = await roomEvents(sessionId);
+    const [message] = (await qstashMessages()).filter((m) => m.url.endsWith("/jobs/ocr"));
+    await redeliver(message!.messageId);
+    const second = await eventually(async () => pump.answered.filter((answer) => answer.messageId === message!.messageId)[1], "the redelivery");
+    expect(JSON.parse(second.body)).toMatchObject({ data: { skipped: true } });
+    expect(await testDb().select().from(messages)).toEqual(rows);
+    expect(await roomEvents(sessionId)).toEqual(events);
+    expect(await ocrRequests()).toHaveLength(1);
+  });
+});
+
+function roomEvents(sessionId: string) {
+  return roomStub(env, "session", sessionId).eventsAfter(0);
+}
