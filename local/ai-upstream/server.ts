@@ -37,13 +37,16 @@ export interface RecordedRequest {
   /** The client went away before the answer was complete (e.g. an aborted request). */
   aborted: boolean;
   completed: boolean;
+  /** Each streamed token as written, with when (performance.timeOrigin + performance.now(), ms). */
+  streamed: Array<{ text: string; at: number }>;
 }
 
 export interface AiUpstream {
   url: string;
   baseUrls: { openai: string; anthropic: string; gemini: string };
   requests(): RecordedRequest[];
-  enqueueFault(vendor: Vendor | "any", fault: Fault): void;
+  /** Queues a fault for the next request of `vendor` whose body contains `match` (if given). */
+  enqueueFault(vendor: Vendor | "any", fault: Fault, match?: string): void;
   reset(): void;
   close(): Promise<void>;
 }
@@ -89,6 +92,7 @@ async function streamTokens(x: Exchange, tokens: string[], write: (token: string
     if (i > 0 && x.fault.tokenDelayMs) await sleep(x.fault.tokenDelayMs);
     if (x.record.aborted) return false;
     write(tokens[i]!, i);
+    x.record.streamed.push({ text: tokens[i]!, at: performance.timeOrigin + performance.now() });
   }
   return true;
 }
@@ -367,7 +371,7 @@ export async function startAiUpstream(opts: { port: number; host?: string; log?:
       return sendJson(res, 400, vendorError(vendor, 400, "request body is not valid JSON"));
     }
     const fault = takeFault(vendor, req, body) ?? {};
-    const record: RecordedRequest = { id: randomUUID(), vendor, path, body, fault: Object.keys(fault).length ? fault : undefined, aborted: false, completed: false };
+    const record: RecordedRequest = { id: randomUUID(), vendor, path, body, fault: Object.keys(fault).length ? fault : undefined, aborted: false, completed: false, streamed: [] };
     recorded.push(record);
     res.on("close", () => {
       if (!res.writableFinished) record.aborted = true;
@@ -407,7 +411,7 @@ export async function startAiUpstream(opts: { port: number; host?: string; log?:
     url,
     baseUrls: { openai: `${url}/openai/v1`, anthropic: `${url}/anthropic`, gemini: `${url}/gemini` },
     requests: () => recorded,
-    enqueueFault: (vendor, fault) => void queued.push({ vendor, fault }),
+    enqueueFault: (vendor, fault, match) => void queued.push({ vendor, fault, match }),
     reset: () => {
       recorded.length = 0;
       queued.length = 0;

@@ -4,6 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { unstable_startWorker } from "wrangler";
+import type { AiUpstream } from "../../local/ai-upstream/server.ts";
 import { generateClerkKeys } from "../../local/clerk/keys.ts";
 import { mintSessionToken } from "../../local/clerk/token.ts";
 import { localWorkerVars } from "../../local/dev-vars.ts";
@@ -19,6 +20,8 @@ export interface BenchStack {
   url: string;
   /** A Clerk-shaped session token for `sub`, signed with this run's key. */
   token(sub: string): Promise<string>;
+  /** The local AI upstream, in this process: inject faults, read what it streamed and when. */
+  aiUpstream: AiUpstream;
 }
 
 /**
@@ -72,7 +75,7 @@ async function start(vars: Record<string, string>, stops: Array<() => Promise<vo
   });
   stops.push(() => worker.dispose());
   await worker.ready;
-  return { url, token: (sub) => mintSessionToken(clerk.privateJwk, { sub, ttlSeconds: 3600 }) };
+  return { url, token: (sub) => mintSessionToken(clerk.privateJwk, { sub, ttlSeconds: 3600 }), aiUpstream };
 }
 
 /** Creates a text session of `messages` messages through the real API; resolves its id. */
