@@ -1,4 +1,5 @@
 import { env, SELF } from "cloudflare:test";
+import { afterAll, beforeAll } from "vitest";
 import { fromBase64Url, toBase64 } from "../src/lib/encoding";
 
 type Delivery = { id: string; messageId: string; url: string; method: string; headers: Record<string, string>; body: string };
@@ -54,6 +55,21 @@ export function startJobPump() {
       running = false;
       await loop;
       await Promise.all(inFlight);
+    },
+  };
+}
+
+/** Runs a job pump for the enclosing test file (or describe block); read its answers through the result. */
+export function useJobPump() {
+  let pump: ReturnType<typeof startJobPump> | undefined;
+  beforeAll(() => {
+    pump = startJobPump();
+  });
+  afterAll(() => pump?.stop());
+  return {
+    get answered() {
+      if (!pump) throw new Error("the job pump runs only inside the describe block");
+      return pump.answered;
     },
   };
 }

@@ -1,17 +1,6 @@
 import { env } from "cloudflare:test";
+import type { Fault, RecordedRequest } from "../local/ai-upstream/types";
 
-// The shapes of local/ai-upstream/server.ts (a Node program this tsconfig does not compile).
-export type Fault = {
-  status?: number;
-  retryAfterSeconds?: number;
-  firstTokenDelayMs?: number;
-  tokenDelayMs?: number;
-  cutAfterTokens?: number;
-  hang?: boolean;
-  malformed?: boolean;
-  output?: string;
-};
-export type RecordedRequest = { id: string; vendor: string; path: string; body: unknown; fault?: Fault; aborted: boolean; completed: boolean };
 
 /** The local AI upstream's control API (faults, recorded requests), for tests in workerd. */
 function control(path: string, init?: RequestInit) {

@@ -1,9 +1,9 @@
 import { env } from "cloudflare:test";
 import { asc, eq } from "drizzle-orm";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { pngBytes } from "../../../test/images";
 import { call, callAs, clearBucket, json, resetDatabase, signedInUser, testDb } from "../../../test/helpers";
-import { eventually, qstashMessages, redeliver, resetQStash, startJobPump } from "../../../test/jobs";
+import { eventually, qstashMessages, redeliver, resetQStash, useJobPump } from "../../../test/jobs";
 import { injectFault, resetUpstream, upstreamRequests } from "../../../test/upstream";
 import { openSocket } from "../../../test/ws";
 import { messages, sessionImages, sessions, suggestions } from "../../db/schema";
@@ -78,11 +78,7 @@ describe("mergeOcrResults", () => {
 });
 
 describe("OCR job", () => {
-  let pump: ReturnType<typeof startJobPump>;
-  beforeAll(() => {
-    pump = startJobPump();
-  });
-  afterAll(() => pump.stop());
+  const pump = useJobPump();
   beforeEach(async () => {
     await resetDatabase();
     await clearBucket();

@@ -1,7 +1,7 @@
 import { eq } from "drizzle-orm";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { callAs, json, resetDatabase, signedInUser, testDb } from "../../../test/helpers";
-import { eventually, qstashMessages, redeliver, resetQStash, startJobPump } from "../../../test/jobs";
+import { eventually, qstashMessages, redeliver, resetQStash, useJobPump } from "../../../test/jobs";
 import { injectFault, resetUpstream, upstreamRequests } from "../../../test/upstream";
 import { type Frame, openSocket, type TestSocket } from "../../../test/ws";
 import { aiCalls, sessions, suggestionGenerations, suggestions } from "../../db/schema";
@@ -44,11 +44,7 @@ function streamedTexts(frames: Frame[], generationId: string): string[] {
 const typesOf = (socket: TestSocket) => socket.frames.map((frame) => frame.type);
 
 describe("suggestions", () => {
-  let pump: ReturnType<typeof startJobPump>;
-  beforeAll(() => {
-    pump = startJobPump();
-  });
-  afterAll(() => pump.stop());
+  const pump = useJobPump();
   beforeEach(async () => {
     await resetDatabase();
     await resetUpstream();
