@@ -33,6 +33,7 @@ export function buildOcrRequest(images: ImageInput[]): GenerateRequest {
       "Transcribe the chat in these screenshots, oldest message first.",
       "Messages on the right are from the user (sender \"user\"), on the left from the match (sender \"match\").",
       "Report the match's name if shown, the app, and your confidence. Answer only with JSON.",
+      "If the screenshots show no chat conversation, answer with an empty messages list.",
       DATA_RULE.replace("tagged data block", "screenshots"),
     ].join("\n"),
     messages: [{ role: "user", content: "Screenshots of one conversation, in order:", images }],
