@@ -168,6 +168,8 @@ export class SessionRoom extends DurableObject<Bindings> {
       RETAIN_EVENTS,
       now - RETAIN_MS,
     );
+    // A generation runs for minutes at most: a day-old cancel request has nobody left to stop.
+    this.sql.exec("DELETE FROM cancellations WHERE requested_at < ?", now - RETAIN_MS);
     const pending = this.ctx
       .getWebSockets()
       .map((socket) => socket.deserializeAttachment() as SocketState | null)
