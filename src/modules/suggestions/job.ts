@@ -16,7 +16,7 @@ import { suggestionsOutputSchema } from "./schemas";
 /** A run that stopped updating its generation for this long is presumed dead; another may take over. */
 const STALE_RUN_MS = 2 * 60 * 1000;
 /** How often a run asks the room whether a socket sent `cancel` (SPEC: stop within 1 s). */
-const CANCEL_POLL_MS = 200;
+const CANCEL_POLL_MS = 100;
 /** The most recent messages the phase detector and the retrieval query look at. */
 const RECENT_MESSAGES = 12;
 
