@@ -9,8 +9,20 @@ const CLOCK_SKEW_MS = 5_000;
 
 export type VerifiedSession = { clerkUserId: string; sessionId: string | undefined; email: string | undefined };
 
+// A phone reuses one session token for every request of its ~60 s life: the answer for a token
+// is kept (per isolate) until the token expires, so its signature is checked once, not per call.
+const VERIFIED_CACHE_MAX = 5_000;
+const verified = new Map<string, { session: VerifiedSession; expiresAt: number }>();
+
+function remember(token: string, session: VerifiedSession, expiresAt: number): void {
+  if (verified.size >= VERIFIED_CACHE_MAX) verified.delete(verified.keys().next().value!);
+  verified.set(token, { session, expiresAt });
+}
+
 /** Verifies a Clerk session JWT: networkless with the PEM key when set, else via the secret key's JWKS. */
 export async function verifySessionToken(token: string, config: AppConfig): Promise<VerifiedSession> {
+  const known = verified.get(token);
+  if (known && known.expiresAt > Date.now()) return known.session;
   if (!config.CLERK_JWT_KEY && !config.CLERK_SECRET_KEY) {
     throw new AppError("CONFIG_INVALID", { message: "Authentication is not configured" });
   }
@@ -26,12 +38,14 @@ export async function verifySessionToken(token: string, config: AppConfig): Prom
     if ((error as { reason?: string }).reason === "token-expired") throw new AppError("TOKEN_EXPIRED");
     throw new AppError("UNAUTHORIZED", { message: "Invalid session token" });
   }
-  const claims = payload as { sub: string; sid?: unknown; email?: unknown };
-  return {
+  const claims = payload as { sub: string; sid?: unknown; email?: unknown; exp?: unknown };
+  const session = {
     clerkUserId: claims.sub,
     sessionId: typeof claims.sid === "string" ? claims.sid : undefined,
     email: typeof claims.email === "string" ? claims.email : undefined,
   };
+  if (typeof claims.exp === "number") remember(token, session, claims.exp * 1000);
+  return session;
 }
 
 export function bearerToken(header: string | undefined): string | undefined {
