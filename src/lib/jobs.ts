@@ -7,7 +7,7 @@ import { AppError } from "./errors";
 import type { Logger } from "./logger";
 
 /** The jobs this Worker runs; each is delivered by QStash to `POST /jobs/<name>`. */
-export type JobName = "ocr" | "suggestions" | "daily-tips" | "purge-users";
+export type JobName = "ocr" | "suggestions";
 
 export function jobUrl(config: Pick<AppConfig, "PUBLIC_BASE_URL">, path: JobName | "failed"): string {
   return new URL(`/jobs/${path}`, config.PUBLIC_BASE_URL).toString();

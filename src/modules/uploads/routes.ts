@@ -67,10 +67,10 @@ export function createUploadsRoutes(guards: { authenticated: MiddlewareHandler<A
   // rest of the path) and only its documentation goes through the OpenAPI registry.
   router.openAPIRegistry.registerPath(putUploadRoute);
   router.put("/uploads/:key{.+}", async (c) => {
-    const query = signedUploadQuerySchema.safeParse(c.req.query());
-    if (!query.success) throw new AppError("UPLOAD_URL_INVALID");
     const body = c.req.raw.body;
     try {
+      const query = signedUploadQuerySchema.safeParse(c.req.query());
+      if (!query.success) throw new AppError("UPLOAD_URL_INVALID");
       const stored = await receiveUpload(
         { config: c.var.config, db: c.var.db, bucket: c.env.IMAGES },
         c.req.param("key"),
