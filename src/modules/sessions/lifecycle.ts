@@ -82,16 +82,23 @@ export async function explainRefusal(db: Database, owner: Owner, attempted: stri
   });
 }
 
-/** Broadcasts a status change that Postgres already holds. */
-export function broadcastStatus(broadcast: Broadcast, session: SessionRow, extra: { progress?: number } = {}) {
-  return broadcast(session.id, {
-    type: "status",
-    data: {
-      status: session.status,
-      ...extra,
-      ...(session.status === "failed" ? { error: { code: session.errorCode, message: session.errorMessage } } : {}),
+/**
+ * Broadcasts a status change that Postgres already holds. Jobs pass a `key`, so a redelivered
+ * job never announces the same step twice.
+ */
+export function broadcastStatus(broadcast: Broadcast, session: SessionRow, options: { progress?: number; key?: string } = {}) {
+  return broadcast(
+    session.id,
+    {
+      type: "status",
+      data: {
+        status: session.status,
+        ...(options.progress === undefined ? {} : { progress: options.progress }),
+        ...(session.status === "failed" ? { error: { code: session.errorCode, message: session.errorMessage } } : {}),
+      },
     },
-  });
+    options.key === undefined ? undefined : { key: options.key },
+  );
 }
 
 /** Moves a session one step (Postgres first, then the room), or explains why it cannot. */

@@ -1,6 +1,6 @@
 import type { z } from "@hono/zod-openapi";
 import { createId } from "@paralleldrive/cuid2";
-import { and, eq, sql, type SQL } from "drizzle-orm";
+import { and, eq, inArray, isNull, sql, type SQL } from "drizzle-orm";
 import { messages, sessions } from "../../db/schema";
 import type { Database } from "../../lib/db";
 import { AppError } from "../../lib/errors";
@@ -45,7 +45,14 @@ function lockEditable(db: Database, owner: Owner) {
   return db
     .select({ id: sessions.id })
     .from(sessions)
-    .where(and(eq(sessions.id, owner.sessionId), eq(sessions.userId, owner.userId), sessionIn(owner, EDITABLE_STATUSES)))
+    .where(
+      and(
+        eq(sessions.id, owner.sessionId),
+        eq(sessions.userId, owner.userId),
+        isNull(sessions.deletedAt),
+        inArray(sessions.status, [...EDITABLE_STATUSES]),
+      ),
+    )
     .for("update");
 }
 

@@ -1,4 +1,5 @@
 import { and, asc, eq, sql } from "drizzle-orm";
+import type { Redis } from "@upstash/redis/cloudflare";
 import { z } from "zod";
 import { aiEngineFor } from "../../ai/engine";
 import { buildOcrRequest, OCR_PROMPT_VERSION } from "../../ai/prompts/ocr.v1";
@@ -7,7 +8,7 @@ import { chatPlatformEnum, messages, sessionImages, sessions } from "../../db/sc
 import { toBase64 } from "../../lib/encoding";
 import type { JobContext, JobDefinition } from "../../lib/jobs";
 import { createRedis } from "../../lib/redis";
-import { sessionIn, transitionSession, transitionStatement } from "./lifecycle";
+import { broadcastStatus, sessionIn, transitionSession, transitionStatement } from "./lifecycle";
 import { insertMessagesStatement } from "./messages";
 import { MAX_MESSAGES } from "./schemas";
 
@@ -55,8 +56,12 @@ export function mergeOcrResults(results: OcrResult[]) {
 }
 
 /** Reads one screenshot, from the cache by its SHA-256 when it was read before. */
-async function readScreenshot(ctx: JobContext, userId: string, image: { r2Key: string; contentType: string; sha256: string | null }): Promise<OcrResult> {
-  const redis = createRedis(ctx.config, { retries: 1 });
+async function readScreenshot(
+  ctx: JobContext,
+  redis: Redis,
+  userId: string,
+  image: { r2Key: string; contentType: string; sha256: string | null },
+): Promise<OcrResult> {
   if (image.sha256) {
     const cached = await redis.get<OcrResult>(cacheKey(image.sha256)).catch(() => null);
     const parsed = ocrResultSchema.safeParse(cached);
@@ -90,13 +95,14 @@ async function runOcrJob(ctx: JobContext, { sessionId }: { sessionId: string }) 
   const [current] = claimed ? [claimed] : await ctx.db.select().from(sessions).where(eq(sessions.id, sessionId));
   // Anything but a session being read (a duplicate of finished work, a deleted session) is done.
   if (!current || current.deletedAt || current.status !== "ocr_processing") return { skipped: current?.status ?? "missing" };
-  if (claimed) await ctx.broadcast(sessionId, { type: "status", data: { status: "ocr_processing", progress: 0 } }, { key: `ocr:${sessionId}:start` });
+  if (claimed) await broadcastStatus(ctx.broadcast, current, { progress: 0, key: `ocr:${sessionId}:start` });
 
   const images = await ctx.db.select().from(sessionImages).where(eq(sessionImages.sessionId, sessionId)).orderBy(asc(sessionImages.position));
+  const redis = createRedis(ctx.config, { retries: 1 });
   const results: OcrResult[] = [];
   for (const [i, image] of images.entries()) {
     try {
-      results.push(await readScreenshot(ctx, current.userId, image));
+      results.push(await readScreenshot(ctx, redis, current.userId, image));
     } catch (error) {
       // A vendor that refuses the image outright will refuse it on every retry too.
       if (error instanceof AiError && error.code === "AI_BAD_REQUEST") {
@@ -106,7 +112,7 @@ async function runOcrJob(ctx: JobContext, { sessionId }: { sessionId: string }) 
       throw error;
     }
     await ctx.db.update(sessionImages).set({ ocrStatus: "completed" }).where(eq(sessionImages.id, image.id));
-    await ctx.broadcast(sessionId, { type: "status", data: { status: "ocr_processing", progress: (i + 1) / images.length } }, { key: `ocr:${sessionId}:progress:${i}` });
+    await broadcastStatus(ctx.broadcast, current, { progress: (i + 1) / images.length, key: `ocr:${sessionId}:progress:${i}` });
   }
 
   const merged = mergeOcrResults(results);
@@ -139,7 +145,7 @@ async function runOcrJob(ctx: JobContext, { sessionId }: { sessionId: string }) 
     },
     { key: `ocr:${sessionId}:completed` },
   );
-  await ctx.broadcast(sessionId, { type: "status", data: { status: "ocr_review" } }, { key: `ocr:${sessionId}:review` });
+  await broadcastStatus(ctx.broadcast, reviewed, { key: `ocr:${sessionId}:review` });
   return { messages: written.length };
 }
 
@@ -151,7 +157,7 @@ async function failOcrJob(ctx: JobContext, { sessionId }: { sessionId: string })
     from: ["ocr_queued", "ocr_processing"],
     error: { code: "OCR_FAILED", message: "Reading the screenshots failed; retry" },
   });
-  if (failed) await ctx.broadcast(sessionId, { type: "status", data: { status: "failed", error: { code: "OCR_FAILED", message: failed.errorMessage } } }, { key: `ocr:${sessionId}:failed:${failed.updatedAt.getTime()}` });
+  if (failed) await broadcastStatus(ctx.broadcast, failed, { key: `ocr:${sessionId}:failed:${failed.updatedAt.getTime()}` });
 }
 
 export const ocrJob: JobDefinition<{ sessionId: string }> = {

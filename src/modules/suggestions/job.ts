@@ -10,7 +10,7 @@ import { AppError } from "../../lib/errors";
 import type { JobContext, JobDefinition } from "../../lib/jobs";
 import type { RoomEvent } from "../../realtime/protocol";
 import { roomStub } from "../../realtime/rooms";
-import { transitionStatement } from "../sessions/lifecycle";
+import { broadcastStatus, transitionStatement } from "../sessions/lifecycle";
 import { suggestionsOutputSchema } from "./schemas";
 
 /** A run that stopped updating its generation for this long is presumed dead; another may take over. */
@@ -78,7 +78,7 @@ async function endGeneration(
   const key = `gen:${generation.id}:end`;
   if (outcome.status === "cancelled") await ctx.broadcast(generation.sessionId, { type: "generation.cancelled", data: { generationId: generation.id } }, { key });
   else await ctx.broadcast(generation.sessionId, { type: "generation.failed", data: { generationId: generation.id, code: outcome.code, message: outcome.message } }, { key });
-  if (session) await ctx.broadcast(generation.sessionId, { type: "status", data: { status: session.status } }, { key: `${key}:status` });
+  if (session) await broadcastStatus(ctx.broadcast, session, { key: `${key}:status` });
 }
 
 /**
@@ -206,7 +206,7 @@ async function runSuggestionJob(ctx: JobContext, { generationId }: { generationI
       },
       `gen:${generationId}:completed`,
     );
-    if (ready) await events.publish({ type: "status", data: { status: "ready" } }, `gen:${generationId}:ready`);
+    if (ready) await broadcastStatus(ctx.broadcast, ready, { key: `gen:${generationId}:ready` });
     return { suggestions: saved.length };
   } catch (error) {
     await events.settled().catch(() => {});
