@@ -3,7 +3,7 @@ import { asc, eq } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
 import { pngBytes } from "../../../test/images";
 import { call, callAs, clearBucket, json, resetDatabase, signedInUser, testDb } from "../../../test/helpers";
-import { messages, sessionImages, sessions, suggestionGenerations, suggestions } from "../../db/schema";
+import { aiCalls, messages, sessionImages, sessions, suggestionGenerations, suggestions } from "../../db/schema";
 import { createLogger } from "../../lib/logger";
 import { parseRoomFrames } from "../../realtime/protocol";
 import { createBroadcast, roomStub } from "../../realtime/rooms";
@@ -113,6 +113,20 @@ describe("sessions API", () => {
     expect(again.status).toBe(409);
     expect(await json(again)).toMatchObject({ error: { code: "UPLOAD_ALREADY_USED" } });
     expect(await testDb().select().from(sessions)).toHaveLength(1);
+  });
+
+  it("answers 429 AI_BUDGET_EXCEEDED to a screenshot session once the day's AI budget is spent, leaving the upload unclaimed", async () => {
+    const { token, userId } = await signedInUser();
+    const key = await upload(token);
+    await testDb().insert(aiCalls).values({ userId, kind: "ocr", provider: "gemini", model: "gemini-2.5-flash", status: "succeeded", costUsd: "0.75" });
+    const response = await callAs(token, "/api/v1/sessions", { method: "POST", json: { type: "screenshot", imageKeys: [key] } });
+    expect(response.status).toBe(429);
+    expect(await json(response)).toMatchObject({ error: { code: "AI_BUDGET_EXCEEDED" } });
+    expect(await testDb().select().from(sessions)).toEqual([]);
+    const [image] = await testDb().select().from(sessionImages);
+    expect(image?.sessionId).toBeNull();
+    // Text sessions spend nothing on OCR and are still allowed.
+    expect((await callAs(token, "/api/v1/sessions", { method: "POST", json: { type: "text", messages: conversation(1) } })).status).toBe(201);
   });
 
   it("gives each upload to one session when two creations race for it", async () => {
