@@ -13,6 +13,7 @@ import { AppError, type ErrorCode } from "./lib/errors";
 import { createLogger } from "./lib/logger";
 import { createRouter } from "./lib/openapi";
 import { rateLimit } from "./lib/rate-limit";
+import { drainUnreadBody } from "./lib/request-body";
 import { withServices } from "./lib/services";
 import { createHealthRoutes } from "./modules/health/routes";
 import { createJobRoutes } from "./modules/jobs/routes";
@@ -21,6 +22,7 @@ import { createSessionsRoutes } from "./modules/sessions/routes";
 import { suggestionJob } from "./modules/suggestions/job";
 import { createSuggestionsRoutes } from "./modules/suggestions/routes";
 import { createUploadsRoutes } from "./modules/uploads/routes";
+import { MAX_UPLOAD_BYTES } from "./modules/uploads/schemas";
 import { createUsersRoutes } from "./modules/users/routes";
 import { resolveIdentity } from "./modules/users/service";
 import { createWebhookRoutes } from "./modules/webhooks/routes";
@@ -79,6 +81,8 @@ function errorCodeForHttpException(error: HTTPException): ErrorCode {
 export function createApp() {
   const app = createRouter();
 
+  // First, so that whatever answers early — a guard, a refusal, an error — still reads the body.
+  app.use(drainUnreadBody(MAX_UPLOAD_BYTES));
   app.use(requestId({ headerName: "X-Request-Id" }));
   app.use(async (c, next) => {
     const loaded = loadConfig(c.env);

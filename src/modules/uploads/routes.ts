@@ -67,22 +67,16 @@ export function createUploadsRoutes(guards: { authenticated: MiddlewareHandler<A
   // rest of the path) and only its documentation goes through the OpenAPI registry.
   router.openAPIRegistry.registerPath(putUploadRoute);
   router.put("/uploads/:key{.+}", async (c) => {
-    const body = c.req.raw.body;
-    try {
-      const query = signedUploadQuerySchema.safeParse(c.req.query());
-      if (!query.success) throw new AppError("UPLOAD_URL_INVALID");
-      const stored = await receiveUpload(
-        { config: c.var.config, db: c.var.db, bucket: c.env.IMAGES },
-        c.req.param("key"),
-        query.data,
-        { contentType: c.req.header("Content-Type"), contentLength: c.req.header("Content-Length"), body },
-      );
-      return ok(c, stored, 201);
-    } catch (error) {
-      // A refused body is not read: drop it so the runtime does not keep the upload streaming.
-      if (body && !body.locked) await body.cancel().catch(() => {});
-      throw error;
-    }
+    // A refusal leaves the rest of the body to the app's drainUnreadBody, so the connection stays usable.
+    const query = signedUploadQuerySchema.safeParse(c.req.query());
+    if (!query.success) throw new AppError("UPLOAD_URL_INVALID");
+    const stored = await receiveUpload(
+      { config: c.var.config, db: c.var.db, bucket: c.env.IMAGES },
+      c.req.param("key"),
+      query.data,
+      { contentType: c.req.header("Content-Type"), contentLength: c.req.header("Content-Length"), body: c.req.raw.body },
+    );
+    return ok(c, stored, 201);
   });
 
   return router;

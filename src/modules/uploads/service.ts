@@ -96,8 +96,13 @@ export async function receiveUpload(
   if (!claim) throw new AppError("UPLOAD_ALREADY_EXISTS");
 
   const inspection = inspectImage(grant.contentType, grant.size);
+  // preventCancel: a refused body is handed back unlocked, so the rest of it can still be read
+  // off the connection (drainUnreadBody) instead of the connection being dropped.
+  const stopPiping = new AbortController();
+  const piped = request.body.pipeTo(inspection.stream.writable, { preventCancel: true, signal: stopPiping.signal });
+  piped.catch(() => {});
   try {
-    const object = await deps.bucket.put(key, request.body.pipeThrough(inspection.stream).pipeThrough(new FixedLengthStream(grant.size)), {
+    const object = await deps.bucket.put(key, inspection.stream.readable.pipeThrough(new FixedLengthStream(grant.size)), {
       httpMetadata: { contentType: grant.contentType },
     });
     const sha256 = await inspection.sha256;
@@ -107,7 +112,8 @@ export async function receiveUpload(
       .where(eq(sessionImages.id, claim.id));
     return { key, contentType: grant.contentType, size: object.size, sha256 };
   } catch (error) {
-    await Promise.allSettled([deps.bucket.delete(key), deps.db.delete(sessionImages).where(eq(sessionImages.id, claim.id))]);
+    stopPiping.abort();
+    await Promise.allSettled([piped, deps.bucket.delete(key), deps.db.delete(sessionImages).where(eq(sessionImages.id, claim.id))]);
     const rejection = inspection.rejection();
     if (rejection) throw new AppError(rejection);
     throw error instanceof AppError ? error : new AppError("UPLOAD_LENGTH_MISMATCH", { cause: error });
