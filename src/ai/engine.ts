@@ -37,8 +37,8 @@ export function createAiEngine(config: AppConfig, db: Database) {
     order,
     ocrOrder,
     budget,
-    generate: (request: GenerateRequest, options: GenerateOptions) => generate(deps, request, options),
-    complete: (request: GenerateRequest, options: GenerateOptions) => complete(deps, request, options),
+    generate: <T = string>(request: GenerateRequest, options: GenerateOptions<T>) => generate(deps, request, options),
+    complete: <T = string>(request: GenerateRequest, options: GenerateOptions<T>) => complete(deps, request, options),
     completeStructured: <T>(request: GenerateRequest, schema: Parameters<typeof completeStructured<T>>[2], options: GenerateOptions) =>
       completeStructured<T>(deps, request, schema, options),
     /** Coaching notes nearest to `text`, of the given phase (and phase-less ones). */

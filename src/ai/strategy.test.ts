@@ -216,9 +216,27 @@ describe("structured completions", () => {
     expect(done.model).toBe(model);
   });
 
-  it("reports an answer that does not fit the schema as AI_INVALID_OUTPUT", async () => {
+  it("retries an answer that does not fit on the next attempt and model, and reports AI_INVALID_OUTPUT when none fits", async () => {
     const strict = z.object({ phase: z.literal(99) });
     const failure = await completeStructured(engine().deps, phaseRequest, strict, { kind: "phase" }).catch((error: unknown) => error);
     expect((failure as AiError).code).toBe("AI_INVALID_OUTPUT");
+    // Two attempts on each of the three models, each recorded as a failed call.
+    const recorded = await calls();
+    expect(recorded.map((call) => call.errorCode)).toEqual(Array(6).fill("INVALID_OUTPUT"));
+    expect(new Set(recorded.map((call) => call.model)).size).toBe(3);
+  });
+
+  it("streams a second answer after a restart when the first one streamed but did not fit", async () => {
+    await fault("openai", { output: '{"phase": 7, "confidence": 0.5}' });
+    const events: EngineEvent<z.infer<typeof phase>>[] = [];
+    for await (const event of generate(engine().deps, phaseRequest, { kind: "phase", parse: (text) => phase.parse(JSON.parse(text)) })) events.push(event);
+    const restart = events.findIndex((event) => event.type === "restart");
+    expect(restart).toBeGreaterThan(0);
+    expect(events[restart]).toMatchObject({ type: "restart", from: "gpt-4o", reason: "INVALID_OUTPUT" });
+    const done = events.at(-1);
+    if (done?.type !== "done") throw new Error("no answer");
+    expect(done.output.phase).toBeGreaterThanOrEqual(1);
+    expect(done.output.phase).toBeLessThanOrEqual(4);
+    expect((await calls()).map((call) => call.errorCode)).toEqual(["INVALID_OUTPUT", null]);
   });
 });

@@ -1,11 +1,12 @@
 import { costUsd, models } from "./models";
 import type { AiCallKind, GenerateRequest, ModelId, ProviderAdapter, ProviderName, Usage } from "./types";
 
-export type EngineEvent =
+export type EngineEvent<T = string> =
   | { type: "delta"; text: string }
   /** Tokens of a failed attempt were already emitted: discard them, a new answer follows. */
   | { type: "restart"; from: ModelId; reason: string }
-  | { type: "done"; model: ModelId; provider: ProviderName; text: string; usage: Usage; costUsd: number };
+  /** `output` is the answer as the caller's `parse` made it (the text itself without one). */
+  | { type: "done"; model: ModelId; provider: ProviderName; text: string; output: T; usage: Usage; costUsd: number };
 
 export type AiErrorCode = "AI_CANCELLED" | "AI_BAD_REQUEST" | "AI_UNAVAILABLE" | "AI_INVALID_OUTPUT";
 
@@ -51,7 +52,7 @@ export interface EngineDeps {
   random?(): number;
 }
 
-export interface GenerateOptions {
+export interface GenerateOptions<T = string> {
   kind: AiCallKind;
   userId?: string | null;
   signal?: AbortSignal;
@@ -59,6 +60,12 @@ export interface GenerateOptions {
   order?: ModelId[];
   /** This call's limit per attempt, when it differs from the engine's (OCR reads big images). */
   totalTimeoutMs?: number;
+  /**
+   * Turns a finished answer into the caller's value, throwing when it does not fit (not JSON, the
+   * wrong number of items …). A throw fails that attempt like any transient fault: the next
+   * attempt or model answers, after a `restart` when tokens already went out.
+   */
+  parse?: (text: string) => T;
 }
 
 type Classified = { code: string; retryable: boolean; fatal: boolean; retryAfterMs?: number; status: AiCallStatus };
@@ -66,6 +73,14 @@ type Classified = { code: string; retryable: boolean; fatal: boolean; retryAfter
 class AttemptTimeout extends Error {
   constructor(readonly which: "first_token" | "total") {
     super(`${which} timeout`);
+  }
+}
+
+/** A complete answer that `parse` refused. */
+class InvalidOutput extends Error {
+  constructor(cause: unknown) {
+    super("the answer did not fit the expected output", { cause });
+    this.name = "InvalidOutput";
   }
 }
 
@@ -88,6 +103,8 @@ export function classifyError(error: unknown, attemptSignal: AbortSignal): Class
   if (attemptSignal.aborted && reason instanceof AttemptTimeout) {
     return { code: reason.which === "first_token" ? "FIRST_TOKEN_TIMEOUT" : "TOTAL_TIMEOUT", retryable: true, fatal: false, status: "timeout" };
   }
+  // Models are not deterministic: the same request asked again usually fits.
+  if (error instanceof InvalidOutput) return { code: "INVALID_OUTPUT", retryable: true, fatal: false, status: "failed" };
   const status = (error as { status?: unknown }).status;
   if (typeof status === "number") {
     if (status === 429) return { code: "UPSTREAM_RATE_LIMITED", retryable: true, fatal: false, retryAfterMs: retryAfterMs(error), status: "failed" };
@@ -116,7 +133,7 @@ function defaultSleep(ms: number, signal: AbortSignal): Promise<void> {
  * (honouring Retry-After) on transient failures, then the next model. Every attempt is recorded.
  * A failure after tokens went out yields `restart`, so a caller never shows two answers mixed.
  */
-export async function* generate(deps: EngineDeps, request: GenerateRequest, options: GenerateOptions): AsyncGenerator<EngineEvent> {
+export async function* generate<T = string>(deps: EngineDeps, request: GenerateRequest, options: GenerateOptions<T>): AsyncGenerator<EngineEvent<T>> {
   const outer = options.signal ?? new AbortController().signal;
   const sleep = deps.sleep ?? defaultSleep;
   const random = deps.random ?? Math.random;
@@ -175,8 +192,14 @@ export async function* generate(deps: EngineDeps, request: GenerateRequest, opti
         // Some SDKs end an aborted stream quietly instead of throwing.
         if (controller.signal.aborted) throw controller.signal.reason;
         if (usage.outputTokens === 0 && text) usage = { ...usage, outputTokens: Math.ceil(text.length / 4) };
+        let output: T;
+        try {
+          output = options.parse ? options.parse(text) : (text as T);
+        } catch (cause) {
+          throw new InvalidOutput(cause);
+        }
         await record("succeeded", null);
-        yield { type: "done", model, provider, text, usage, costUsd: costUsd(model, usage) };
+        yield { type: "done", model, provider, text, output, usage, costUsd: costUsd(model, usage) };
         return;
       } catch (error) {
         if (outer.aborted) {
@@ -206,34 +229,35 @@ export async function* generate(deps: EngineDeps, request: GenerateRequest, opti
       }
     }
   }
+  if (lastError instanceof InvalidOutput) throw new AiError("AI_INVALID_OUTPUT", "no answer fitted the expected output", { cause: lastError.cause });
   throw new AiError("AI_UNAVAILABLE", "no AI provider could answer", { cause: lastError });
 }
 
 /** The whole answer at once, for callers that do not stream (tips, phase detection). */
-export async function complete(deps: EngineDeps, request: GenerateRequest, options: GenerateOptions) {
+export async function complete<T = string>(deps: EngineDeps, request: GenerateRequest, options: GenerateOptions<T>) {
   for await (const event of generate(deps, request, options)) if (event.type === "done") return event;
   throw new AiError("AI_UNAVAILABLE", "the generation ended without an answer");
 }
 
+type OutputSchema<T> = { parse(value: unknown): T };
+
+/** JSON that fits `schema`, or a throw: the `parse` of a structured call. */
+export function parseJsonOutput<T>(schema: OutputSchema<T>): (text: string) => T {
+  return (text) => schema.parse(JSON.parse(text));
+}
+
 /**
  * Structured output: JSON that fits `request.jsonSchema`, parsed and validated with zod. An answer
- * that does not validate is an upstream fault, reported as AI_INVALID_OUTPUT with the zod issues.
+ * that does not validate is retried like any transient fault; when no attempt fits, the error
+ * is AI_INVALID_OUTPUT.
  */
 export async function completeStructured<T>(
   deps: EngineDeps,
   request: GenerateRequest,
-  schema: { safeParse(value: unknown): { success: true; data: T } | { success: false; error: { issues: unknown[] } } },
-  options: GenerateOptions,
-): Promise<{ data: T; done: Extract<EngineEvent, { type: "done" }> }> {
+  schema: OutputSchema<T>,
+  options: Omit<GenerateOptions, "parse">,
+): Promise<{ data: T; done: Extract<EngineEvent<T>, { type: "done" }> }> {
   if (!request.jsonSchema) throw new Error("completeStructured needs request.jsonSchema");
-  const done = await complete(deps, request, options);
-  let json: unknown;
-  try {
-    json = JSON.parse(done.text);
-  } catch (error) {
-    throw new AiError("AI_INVALID_OUTPUT", "the model's answer was not JSON", { cause: error });
-  }
-  const parsed = schema.safeParse(json);
-  if (!parsed.success) throw new AiError("AI_INVALID_OUTPUT", "the model's answer did not fit the schema", { cause: parsed.error.issues });
-  return { data: parsed.data, done };
+  const done = await complete(deps, request, { ...options, parse: parseJsonOutput(schema) });
+  return { data: done.output, done };
 }

@@ -1,26 +1,22 @@
+import { z } from "zod";
 import type { GenerateRequest } from "../types";
-import { DATA_RULE, dataMessage } from "./data";
+import { DATA_RULE, dataMessage, outputJsonSchema } from "./data";
 
 export const SUGGESTIONS_PROMPT_VERSION = "suggestions@1";
 
-export const suggestionsSchema = {
-  type: "object",
-  properties: {
-    suggestions: {
-      type: "array",
-      minItems: 1,
-      maxItems: 5,
-      items: {
-        type: "object",
-        properties: { text: { type: "string", maxLength: 300 }, tone: { type: "string", maxLength: 40 } },
-        required: ["text", "tone"],
-        additionalProperties: false,
-      },
-    },
-  },
-  required: ["suggestions"],
-  additionalProperties: false,
-} as const;
+export const SUGGESTION_MAX_CHARS = 300;
+
+/**
+ * What the model answers: exactly `count` suggestions, text only. The tone is the one asked for
+ * and is stored by us, never taken from the model.
+ */
+export function suggestionsOutputSchema(count: number) {
+  return z.strictObject({
+    suggestions: z.array(z.strictObject({ text: z.string().trim().min(1).max(SUGGESTION_MAX_CHARS) })).length(count),
+  });
+}
+
+export type SuggestionsOutput = z.infer<ReturnType<typeof suggestionsOutputSchema>>;
 
 export interface SuggestionsInput {
   messages: Array<{ sender: "user" | "match"; text: string }>;
@@ -37,7 +33,7 @@ export function buildSuggestionsRequest(input: SuggestionsInput): GenerateReques
   return {
     system: [
       "You are Charisma, a warm, respectful dating coach. Write replies the user could send next in their chat.",
-      `Write exactly ${input.count} distinct suggestions in a ${input.tone} tone, each under 300 characters, ${
+      `Write exactly ${input.count} distinct suggestions in a ${input.tone} tone, each under ${SUGGESTION_MAX_CHARS} characters, ${
         input.language ? `in the language with tag ${JSON.stringify(input.language)}` : "in the language of the conversation"
       }.`,
       "Be specific to what the match said; never manipulative, never pushy, always respectful of boundaries.",
@@ -54,6 +50,6 @@ export function buildSuggestionsRequest(input: SuggestionsInput): GenerateReques
     ],
     maxTokens: 800,
     temperature: 0.8,
-    jsonSchema: { name: "suggestions", schema: suggestionsSchema as unknown as Record<string, unknown> },
+    jsonSchema: outputJsonSchema("suggestions", suggestionsOutputSchema(input.count)),
   };
 }

@@ -3,15 +3,15 @@ import { z } from "zod";
 import { aiEngineFor } from "../../ai/engine";
 import { createFieldStream } from "../../ai/json-stream";
 import { buildPhaseRequest } from "../../ai/prompts/phase.v1";
-import { buildSuggestionsRequest } from "../../ai/prompts/suggestions.v1";
-import { AiError } from "../../ai/strategy";
+import { buildSuggestionsRequest, suggestionsOutputSchema } from "../../ai/prompts/suggestions.v1";
+import { AiError, parseJsonOutput } from "../../ai/strategy";
 import { messages, sessions, suggestionGenerations, suggestions, users } from "../../db/schema";
 import { AppError } from "../../lib/errors";
 import type { JobContext, JobDefinition } from "../../lib/jobs";
 import type { RoomEvent } from "../../realtime/protocol";
 import { roomStub } from "../../realtime/rooms";
 import { broadcastStatus, transitionStatement } from "../sessions/lifecycle";
-import { suggestionsOutputSchema } from "./schemas";
+import { DEFAULT_TONE } from "./service";
 
 /** A run that stopped updating its generation for this long is presumed dead; another may take over. */
 const STALE_RUN_MS = 2 * 60 * 1000;
@@ -147,10 +147,11 @@ async function runSuggestionJob(ctx: JobContext, { generationId }: { generationI
       return [];
     });
 
+    const tone = generation.tone ?? DEFAULT_TONE;
     const request = buildSuggestionsRequest({
       messages: conversation,
       phase,
-      tone: generation.tone ?? "playful",
+      tone,
       count: generation.count,
       instructions: generation.instructions ?? undefined,
       language: session.language ?? undefined,
@@ -159,8 +160,11 @@ async function runSuggestionJob(ctx: JobContext, { generationId }: { generationI
     await events.publish({ type: "suggestion.started", data: { generationId, count: generation.count, tone: generation.tone } });
 
     let fields = createFieldStream("suggestions", "text");
-    let answer: { text: string; provider: string; model: string } | undefined;
-    for await (const event of engine.generate(request, { ...options, kind: "suggestions" })) {
+    let answer: { output: Array<{ text: string }>; provider: string; model: string } | undefined;
+    // An answer with the wrong number of suggestions, or not fitting at all, is retried by the
+    // engine like any other fault (after a `restart`), so what is stored is exactly `count`.
+    const parse = parseJsonOutput(suggestionsOutputSchema(generation.count));
+    for await (const event of engine.generate(request, { ...options, kind: "suggestions", parse })) {
       if (event.type === "delta") {
         for (const { index, delta } of fields.feed(event.text)) {
           if (index < generation.count) void events.publish({ type: "suggestion.delta", data: { generationId, index, delta } });
@@ -169,25 +173,13 @@ async function runSuggestionJob(ctx: JobContext, { generationId }: { generationI
         fields = createFieldStream("suggestions", "text");
         void events.publish({ type: "generation.restarted", data: { generationId, reason: event.reason } });
       } else {
-        answer = { text: event.text, provider: event.provider, model: event.model };
+        answer = { output: event.output.suggestions, provider: event.provider, model: event.model };
       }
     }
     await events.settled();
     if (!answer) throw new AiError("AI_UNAVAILABLE", "the generation ended without an answer");
 
-    let output: z.infer<typeof suggestionsOutputSchema>;
-    try {
-      output = suggestionsOutputSchema.parse(JSON.parse(answer.text));
-    } catch (error) {
-      throw new AiError("AI_INVALID_OUTPUT", "the suggestions did not fit the schema", { cause: error });
-    }
-    const rows = output.suggestions.slice(0, generation.count).map((suggestion, rank) => ({
-      generationId,
-      sessionId,
-      rank,
-      tone: suggestion.tone,
-      text: suggestion.text,
-    }));
+    const rows = answer.output.map(({ text }, rank) => ({ generationId, sessionId, rank, tone, text }));
     const [, [completed], [ready]] = await ctx.db.batch([
       ctx.db.insert(suggestions).values(rows).onConflictDoNothing(),
       ctx.db

@@ -47,8 +47,3 @@ export const feedbackSchema = z
   .object({ feedback: z.enum(suggestionFeedbackEnum.enumValues).nullable() })
   .strict()
   .openapi("SuggestionFeedback");
-
-/** What the model must answer (see prompts/suggestions.v1.ts). */
-export const suggestionsOutputSchema = z.object({
-  suggestions: z.array(z.object({ text: z.string().trim().min(1).max(1000), tone: z.string().max(40) })).min(1).max(5),
-});

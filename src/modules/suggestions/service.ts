@@ -21,7 +21,7 @@ export type SuggestionDeps = {
   logger: Logger;
 };
 
-const DEFAULT_TONE = "playful";
+export const DEFAULT_TONE = "playful";
 const DEFAULT_COUNT = 3;
 
 /**

@@ -65,8 +65,7 @@ describe("suggestions", () => {
     expect(types.indexOf("suggestion.started")).toBeLessThan(types.indexOf("suggestion.delta"));
     expect(types.filter((type) => type === "suggestion.delta").length).toBeGreaterThan(3);
     const saved = await testDb().select().from(suggestions).where(eq(suggestions.generationId, generationId)).orderBy(suggestions.rank);
-    expect(saved.length).toBeGreaterThan(0);
-    expect(saved.length).toBeLessThanOrEqual(3);
+    expect(saved.map(({ rank, tone }) => ({ rank, tone }))).toEqual([0, 1, 2].map((rank) => ({ rank, tone: "witty" })));
     // What the phone assembled from the deltas is exactly what was stored.
     expect(streamedTexts(socket.frames, generationId)).toEqual(saved.map((row) => row.text));
     expect(completed.suggestions).toEqual(saved.map(({ id, rank, tone, text }) => ({ id, rank, tone, text })));
@@ -139,6 +138,38 @@ describe("suggestions", () => {
     expect(types.indexOf("generation.restarted")).toBeGreaterThan(types.indexOf("suggestion.delta"));
     const saved = await testDb().select().from(suggestions).orderBy(suggestions.rank);
     expect(streamedTexts(socket.frames, body.data.generationId)).toEqual(saved.map((row) => row.text));
+  });
+
+  it("stores exactly `count` suggestions in the tone asked for, whatever the model first answers", async () => {
+    const { token, sessionId, socket } = await readySession();
+    // The model's first answer has one suggestion too few, and a tone of its own.
+    const short = JSON.stringify({ suggestions: [{ text: "Was it cold?", tone: "sarcastic" }, { text: "Tell me more", tone: "sarcastic" }] });
+    await injectFault({ output: short }, { vendor: "openai", match: "suggestions" });
+    const body = await json<{ generationId: string }>(await generate(token, sessionId, { count: 3, tone: "flirty" }));
+    if (!body.success) throw new Error("not started");
+    const completed = await socket.frame("suggestion.completed", 0, 15_000);
+    const types = typesOf(socket);
+    expect(types.indexOf("generation.restarted")).toBeGreaterThan(types.indexOf("suggestion.delta"));
+    expect(socket.frames.find((frame) => frame.type === "generation.restarted")).toMatchObject({ reason: "INVALID_OUTPUT" });
+    const saved = await testDb().select().from(suggestions).orderBy(suggestions.rank);
+    expect(saved.map(({ rank, tone }) => ({ rank, tone }))).toEqual([0, 1, 2].map((rank) => ({ rank, tone: "flirty" })));
+    expect(completed.suggestions).toHaveLength(3);
+    expect(streamedTexts(socket.frames, body.data.generationId)).toEqual(saved.map((row) => row.text));
+    // The refused answer cost tokens too: it is a recorded, failed call.
+    const recorded = await testDb().select({ status: aiCalls.status, errorCode: aiCalls.errorCode }).from(aiCalls).where(eq(aiCalls.kind, "suggestions"));
+    expect(recorded).toEqual(expect.arrayContaining([{ status: "failed", errorCode: "INVALID_OUTPUT" }, { status: "succeeded", errorCode: null }]));
+  });
+
+  it.each([1, 2, 4, 5])("asks the model for exactly %i suggestions and stores that many", async (count) => {
+    const { token, sessionId, socket } = await readySession();
+    await generate(token, sessionId, { count });
+    const completed = await socket.frame("suggestion.completed", 0, 15_000);
+    expect(completed.suggestions).toHaveLength(count);
+    expect(await testDb().select().from(suggestions)).toHaveLength(count);
+    const sent = (await upstreamRequests()).find((r) => JSON.stringify(r.body).includes('"suggestions"'))?.body as {
+      response_format: { json_schema: { schema: { properties: { suggestions: { minItems: number; maxItems: number } } } } };
+    };
+    expect(sent.response_format.json_schema.schema.properties.suggestions).toMatchObject({ minItems: count, maxItems: count });
   });
 
   it("ends the generation failed, with an event, when every provider fails", async () => {
