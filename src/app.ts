@@ -17,9 +17,9 @@ import { drainUnreadBody } from "./lib/request-body";
 import { withServices } from "./lib/services";
 import { createHealthRoutes } from "./modules/health/routes";
 import { createJobRoutes } from "./modules/jobs/routes";
-import { ocrJob } from "./modules/sessions/ocr";
+import { ocrJob, ocrSweepJob } from "./modules/sessions/ocr";
 import { createSessionsRoutes } from "./modules/sessions/routes";
-import { suggestionJob } from "./modules/suggestions/job";
+import { suggestionJob, suggestionSweepJob } from "./modules/suggestions/job";
 import { createSuggestionsRoutes } from "./modules/suggestions/routes";
 import { createUploadsRoutes } from "./modules/uploads/routes";
 import { MAX_UPLOAD_BYTES } from "./modules/uploads/schemas";
@@ -120,7 +120,10 @@ export function createApp() {
   v1.route("/sessions", createSessionsRoutes(authenticated));
   app.route("/api/v1", v1);
   app.route("/api/webhooks", createWebhookRoutes([withServices(), rateLimit("ip")]));
-  app.route("/jobs", createJobRoutes([withServices()], { ocr: ocrJob, suggestions: suggestionJob }));
+  app.route(
+    "/jobs",
+    createJobRoutes([withServices()], { ocr: ocrJob, suggestions: suggestionJob, "sweep-ocr": ocrSweepJob, "sweep-suggestions": suggestionSweepJob }),
+  );
 
   documentRoomRoutes(app.openAPIRegistry);
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {

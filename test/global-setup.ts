@@ -42,6 +42,8 @@ export default async function setup(project: TestProject) {
       }),
       // Few retries keep the failure-callback tests short; the logic is the same.
       JOB_RETRIES: "1",
+      // A short lease keeps the take-over and sweep tests fast (renewed every second); the logic is the same.
+      JOB_LEASE_SECONDS: "3",
       // A short authentication deadline keeps the socket-timeout test fast; the logic is the same.
       WS_AUTH_TIMEOUT_MS: "1000",
       TEST_AI_UPSTREAM_URL: aiUpstream.url,

@@ -1,6 +1,8 @@
 import { env, SELF } from "cloudflare:test";
+import { SignJWT } from "jose";
 import { afterAll, beforeAll } from "vitest";
-import { fromBase64Url, toBase64 } from "../src/lib/encoding";
+import { fromBase64Url, toBase64, toBase64Url } from "../src/lib/encoding";
+import { call } from "./helpers";
 
 type Delivery = { id: string; messageId: string; url: string; method: string; headers: Record<string, string>; body: string };
 
@@ -101,4 +103,35 @@ export async function eventually<T>(check: () => Promise<T | undefined | false |
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+const encoder = new TextEncoder();
+
+/** A delivery signed the way QStash signs (HS256; sub = URL; body = base64url SHA-256 of the body). */
+export async function signed(options: { url: string; body: string; key?: string; nowSeconds?: number; lifetimeSeconds?: number }) {
+  const now = options.nowSeconds ?? Math.floor(Date.now() / 1000);
+  const hash = toBase64Url(new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(options.body))));
+  return new SignJWT({ body: hash })
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .setIssuer("Upstash")
+    .setSubject(options.url)
+    .setIssuedAt(now)
+    .setNotBefore(now)
+    .setExpirationTime(now + (options.lifetimeSeconds ?? 300))
+    .setJti(crypto.randomUUID())
+    .sign(encoder.encode(options.key ?? env.QSTASH_CURRENT_SIGNING_KEY!));
+}
+
+/** POSTs a job delivery straight to the Worker, as QStash would (no queue in between). */
+export function deliver(path: string, body: string, signature: string | undefined, messageId = `msg_${crypto.randomUUID()}`, retried = 0) {
+  const headers: Record<string, string> = { "Content-Type": "application/json", "Upstash-Message-Id": messageId, "Upstash-Retried": String(retried) };
+  if (signature) headers["Upstash-Signature"] = signature;
+  return call(path, { method: "POST", headers, body });
+}
+
+/** A correctly signed delivery of `body` to `/jobs/<name>`. */
+export async function deliverJob(name: string, body: unknown, options: { messageId?: string; retried?: number } = {}) {
+  const url = `${env.PUBLIC_BASE_URL}/jobs/${name}`;
+  const text = JSON.stringify(body);
+  return deliver(`/jobs/${name}`, text, await signed({ url, body: text }), options.messageId, options.retried);
 }

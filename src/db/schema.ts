@@ -133,6 +133,9 @@ export const sessions = pgTable(
     errorMessage: text("error_message"),
     // The step a failed session failed in: `retry` goes back to it.
     failedFrom: sessionStatusEnum("failed_from"),
+    // The OCR run that holds the session while it is read (see lib/lease.ts).
+    leaseOwner: text("lease_owner"),
+    leaseExpiresAt: nullableTimestamp("lease_expires_at"),
     deletedAt: nullableTimestamp("deleted_at"),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
@@ -212,6 +215,9 @@ export const suggestionGenerations = pgTable(
     provider: text("provider"),
     model: text("model"),
     errorCode: text("error_code"),
+    // The job run that holds the generation while it streams (see lib/lease.ts).
+    leaseOwner: text("lease_owner"),
+    leaseExpiresAt: nullableTimestamp("lease_expires_at"),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },

@@ -47,6 +47,7 @@ export const configSchema = z.object({
   QSTASH_NEXT_SIGNING_KEY: optionalSecret,
   // Attempts QStash makes after the first failed delivery of a job, before its failure callback.
   JOB_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
+  JOB_LEASE_SECONDS: z.coerce.number().int().min(1).max(600).default(30),
 
   CLERK_SECRET_KEY: optionalSecret,
   CLERK_JWT_KEY: optionalSecret,

@@ -32,6 +32,7 @@ export const errorCatalog = {
   INTERNAL_ERROR: { status: 500, message: "An unexpected error occurred" },
   CONFIG_INVALID: { status: 503, message: "The service is misconfigured" },
   SERVICE_UNAVAILABLE: { status: 503, message: "A dependency is unavailable" },
+  JOB_RUN_IN_PROGRESS: { status: 503, message: "Another delivery of this job is still running; deliver again later" },
 } as const satisfies Record<string, { status: ContentfulStatusCode; message: string }>;
 
 export type ErrorCode = keyof typeof errorCatalog;

@@ -7,13 +7,13 @@ import { AppError } from "./errors";
 import type { Logger } from "./logger";
 
 /** The jobs this Worker runs; each is delivered by QStash to `POST /jobs/<name>`. */
-export type JobName = "ocr" | "suggestions";
+export type JobName = "ocr" | "suggestions" | "sweep-ocr" | "sweep-suggestions";
 
 export function jobUrl(config: Pick<AppConfig, "PUBLIC_BASE_URL">, path: JobName | "failed"): string {
   return new URL(`/jobs/${path}`, config.PUBLIC_BASE_URL).toString();
 }
 
-function qstashClient(config: AppConfig): Client {
+export function qstashClient(config: Pick<AppConfig, "QSTASH_URL" | "QSTASH_TOKEN">): Client {
   if (!config.QSTASH_TOKEN) throw new AppError("CONFIG_INVALID", { message: "Jobs are not configured (QSTASH_TOKEN)" });
   // devMode off: the SDK's dev mode would ignore QSTASH_URL and try to download a server.
   return new Client({ baseUrl: config.QSTASH_URL, token: config.QSTASH_TOKEN, devMode: false, enableTelemetry: false });

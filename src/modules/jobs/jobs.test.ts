@@ -1,34 +1,10 @@
 import { env } from "cloudflare:test";
 import { eq } from "drizzle-orm";
-import { SignJWT } from "jose";
 import { beforeEach, describe, expect, it } from "vitest";
-import { call, json, resetDatabase, signedInUser, testConfig, testDb } from "../../../test/helpers";
+import { json, resetDatabase, signedInUser, testConfig, testDb } from "../../../test/helpers";
+import { deliver, signed } from "../../../test/jobs";
 import { jobRuns, sessions, suggestionGenerations } from "../../db/schema";
-import { toBase64Url } from "../../lib/encoding";
 import { jobUrl } from "../../lib/jobs";
-
-const encoder = new TextEncoder();
-
-/** A delivery signed the way QStash signs (HS256; sub = URL; body = base64url SHA-256 of the body). */
-async function signed(options: { url: string; body: string; key?: string; nowSeconds?: number; lifetimeSeconds?: number }) {
-  const now = options.nowSeconds ?? Math.floor(Date.now() / 1000);
-  const hash = toBase64Url(new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(options.body))));
-  return new SignJWT({ body: hash })
-    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
-    .setIssuer("Upstash")
-    .setSubject(options.url)
-    .setIssuedAt(now)
-    .setNotBefore(now)
-    .setExpirationTime(now + (options.lifetimeSeconds ?? 300))
-    .setJti(crypto.randomUUID())
-    .sign(encoder.encode(options.key ?? env.QSTASH_CURRENT_SIGNING_KEY!));
-}
-
-function deliver(path: string, body: string, signature: string | undefined, messageId = `msg_${crypto.randomUUID()}`) {
-  const headers: Record<string, string> = { "Content-Type": "application/json", "Upstash-Message-Id": messageId, "Upstash-Retried": "0" };
-  if (signature) headers["Upstash-Signature"] = signature;
-  return call(path, { method: "POST", headers, body });
-}
 
 /** A generation waiting for its job, so a delivery that got through would visibly change it. */
 async function queuedGeneration() {

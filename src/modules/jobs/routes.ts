@@ -45,7 +45,7 @@ export function createJobRoutes(guards: MiddlewareHandler<AppEnv>[], jobs: Parti
     method: "post",
     path: "/{name}",
     tags: ["jobs"],
-    summary: "QStash deliveries only (ocr, suggestions, failed): Upstash-Signature verified on the raw body",
+    summary: "QStash deliveries only (ocr, suggestions, sweep-ocr, sweep-suggestions, failed): Upstash-Signature verified on the raw body",
     request: { params: z.object({ name: z.string() }) },
     responses: {
       200: { description: "Done, or a redelivery of finished work (`skipped: true`)" },

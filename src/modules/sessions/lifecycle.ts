@@ -50,6 +50,8 @@ export type TransitionInput = Owner & {
   /** Narrower than the machine allows, when the caller needs a specific source (e.g. `retry`). */
   from?: readonly SessionStatus[];
   error?: { code: string; message?: string };
+  /** A further condition, for a transition batched after a statement it depends on. */
+  when?: SQL;
 };
 
 /**
@@ -68,7 +70,7 @@ export function transitionStatement(db: Database, input: TransitionInput) {
       errorCode: failing ? (input.error?.code ?? "INTERNAL_ERROR") : null,
       errorMessage: failing ? (input.error?.message ?? null) : null,
     })
-    .where(and(ownedSession(input), inArray(sessions.status, allowed)))
+    .where(and(ownedSession(input), inArray(sessions.status, allowed), input.when))
     .returning();
 }
 

@@ -1,9 +1,9 @@
 import { env } from "cloudflare:test";
-import { asc, eq } from "drizzle-orm";
+import { asc, eq, sql } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
 import { pngBytes } from "../../../test/images";
 import { call, callAs, clearBucket, json, resetDatabase, signedInUser, testDb } from "../../../test/helpers";
-import { eventually, qstashMessages, redeliver, resetQStash, useJobPump } from "../../../test/jobs";
+import { deliverJob, eventually, qstashMessages, redeliver, resetQStash, useJobPump } from "../../../test/jobs";
 import { injectFault, resetUpstream, upstreamRequests } from "../../../test/upstream";
 import { openSocket } from "../../../test/ws";
 import { messages, sessionImages, sessions, suggestions } from "../../db/schema";
@@ -179,10 +179,12 @@ describe("OCR job", () => {
     const { token } = await signedInUser();
     await injectFault({ output: JSON.stringify(first) }, { match: OCR_CALL });
     const sessionId = await screenshotSession(token, [await upload(token, 5)]);
-    await eventually(async () => (await testDb().select().from(sessions))[0]?.status === "ocr_review", "OCR");
+    const [message] = (await qstashMessages()).filter((m) => m.url.endsWith("/jobs/ocr"));
+    // The job answers after its last broadcast: only then is the room's log complete.
+    await eventually(async () => pump.answered.find((answer) => answer.messageId === message!.messageId), "the first delivery's answer");
+    expect((await testDb().select().from(sessions))[0]?.status).toBe("ocr_review");
     const rows = await testDb().select().from(messages);
     const events = await roomEvents(sessionId);
-    const [message] = (await qstashMessages()).filter((m) => m.url.endsWith("/jobs/ocr"));
     await redeliver(message!.messageId);
     const second = await eventually(async () => pump.answered.filter((answer) => answer.messageId === message!.messageId)[1], "the redelivery");
     expect(JSON.parse(second.body)).toMatchObject({ data: { skipped: true } });
@@ -195,3 +197,52 @@ describe("OCR job", () => {
 function roomEvents(sessionId: string) {
   return roomStub(env, "session", sessionId).eventsAfter(0);
 }
+
+describe("OCR runs hold a lease", () => {
+  // No job pump here: each delivery is made by the test, at the moment it wants.
+  beforeEach(async () => {
+    await resetDatabase();
+    await resetUpstream();
+    await resetQStash();
+    await clearBucket();
+  });
+
+  /** A screenshot session whose OCR run died, its lease lapsed `lapsedSecondsAgo` seconds ago (negative: still live). */
+  async function orphanedOcr(lapsedSecondsAgo: number) {
+    const { token } = await signedInUser();
+    const sessionId = await screenshotSession(token, [await upload(token, 9)]);
+    await testDb()
+      .update(sessions)
+      .set({
+        status: "ocr_processing",
+        leaseOwner: "msg_dead:run",
+        leaseExpiresAt: sql`now() - make_interval(secs => ${lapsedSecondsAgo})`,
+        updatedAt: sql`now() - make_interval(secs => ${Math.max(lapsedSecondsAgo, 0)})`,
+      })
+      .where(eq(sessions.id, sessionId));
+    return sessionId;
+  }
+  const statusOf = async (sessionId: string) => (await testDb().select().from(sessions).where(eq(sessions.id, sessionId)))[0];
+
+  it("refuses a redelivery with 503 while a live run reads the screenshots, and takes over once its lease lapsed", async () => {
+    const live = await orphanedOcr(-60);
+    const refused = await deliverJob("ocr", { sessionId: live });
+    expect(refused.status).toBe(503);
+    expect(await json(refused)).toMatchObject({ error: { code: "JOB_RUN_IN_PROGRESS" } });
+    expect(await ocrRequests()).toEqual([]);
+
+    await injectFault({ output: JSON.stringify(first) }, { match: OCR_CALL });
+    const dead = await orphanedOcr(1);
+    const taken = await deliverJob("ocr", { sessionId: dead }, { retried: 1 });
+    expect(await json(taken)).toMatchObject({ data: { messages: 3 } });
+    expect(await statusOf(dead)).toMatchObject({ status: "ocr_review" });
+  });
+
+  it("sweeps OCR runs whose lease lapsed long ago into failed, leaving recent ones", async () => {
+    const stale = await orphanedOcr(3 * 10 + 5);
+    const recent = await orphanedOcr(2);
+    expect(await json(await deliverJob("sweep-ocr", {}))).toMatchObject({ data: { swept: 1 } });
+    expect(await statusOf(stale)).toMatchObject({ status: "failed", failedFrom: "ocr_processing", errorCode: "OCR_FAILED" });
+    expect((await statusOf(recent))?.status).toBe("ocr_processing");
+  });
+});

@@ -1,4 +1,4 @@
-import { and, asc, eq, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, isNull, or, type SQL, sql } from "drizzle-orm";
 import type { Redis } from "@upstash/redis/cloudflare";
 import { z } from "zod";
 import { aiEngineFor } from "../../ai/engine";
@@ -6,9 +6,11 @@ import { buildOcrRequest, OCR_PROMPT_VERSION } from "../../ai/prompts/ocr.v1";
 import { AiError } from "../../ai/strategy";
 import { chatPlatformEnum, messages, sessionImages, sessions } from "../../db/schema";
 import { toBase64 } from "../../lib/encoding";
+import { AppError } from "../../lib/errors";
 import type { JobContext, JobDefinition } from "../../lib/jobs";
+import { LeaseLost, leaseHeldBy, leaseLapsed, newLeaseOwner, releaseLease, STALE_AFTER_LEASES, startHeartbeat, takeLease } from "../../lib/lease";
 import { createRedis } from "../../lib/redis";
-import { broadcastStatus, sessionIn, transitionSession, transitionStatement } from "./lifecycle";
+import { broadcastStatus, transitionSession, transitionStatement } from "./lifecycle";
 import { insertMessagesStatement } from "./messages";
 import { MAX_MESSAGES } from "./schemas";
 
@@ -25,6 +27,9 @@ export type OcrResult = z.infer<typeof ocrResultSchema>;
 type OcrMessage = OcrResult["messages"][number];
 
 const CACHE_TTL_SECONDS = 30 * 24 * 60 * 60;
+/** Stale OCR runs the sweep fails per delivery. */
+const SWEEP_BATCH = 100;
+const lease = { owner: sessions.leaseOwner, expiresAt: sessions.leaseExpiresAt };
 const cacheKey = (sha256: string) => `ocr:${OCR_PROMPT_VERSION}:${sha256}`;
 
 const normalise = (message: OcrMessage) => `${message.sender}|${message.text.toLowerCase().replace(/\s+/g, " ").trim()}`;
@@ -61,6 +66,7 @@ async function readScreenshot(
   redis: Redis,
   userId: string,
   image: { r2Key: string; contentType: string; sha256: string | null },
+  signal: AbortSignal,
 ): Promise<OcrResult> {
   if (image.sha256) {
     const cached = await redis.get<OcrResult>(cacheKey(image.sha256)).catch(() => null);
@@ -74,6 +80,7 @@ async function readScreenshot(
   const { data } = await engine.completeStructured(buildOcrRequest([{ mimeType: image.contentType, base64 }]), ocrResultSchema, {
     kind: "ocr",
     userId,
+    signal,
     order: engine.ocrOrder,
     totalTimeoutMs: ctx.config.AI_OCR_TIMEOUT_MS,
   });
@@ -84,29 +91,86 @@ async function readScreenshot(
 }
 
 /**
+ * Takes the session for this run: one queued for OCR, or one whose last run's lease lapsed
+ * (that run died). While another run's lease is live the delivery is refused (503) so QStash
+ * delivers it again later; anything else (finished, deleted) is done.
+ */
+async function claimSession(ctx: JobContext, sessionId: string, owner: string) {
+  const [claimed] = await ctx.db
+    .update(sessions)
+    .set({ status: "ocr_processing", ...takeLease(owner, ctx.config.JOB_LEASE_SECONDS) })
+    .where(
+      and(
+        eq(sessions.id, sessionId),
+        isNull(sessions.deletedAt),
+        or(eq(sessions.status, "ocr_queued"), and(eq(sessions.status, "ocr_processing"), leaseLapsed(lease))),
+      ),
+    )
+    .returning();
+  if (claimed) return { claimed };
+  const [current] = await ctx.db.select({ status: sessions.status, deletedAt: sessions.deletedAt }).from(sessions).where(eq(sessions.id, sessionId));
+  if (current?.status === "ocr_processing" && !current.deletedAt) throw new AppError("JOB_RUN_IN_PROGRESS");
+  return { skipped: current?.status ?? "missing" };
+}
+
+/**
  * The OCR job: ocr_queued → ocr_processing → (each screenshot read, progress broadcast) →
  * messages written → ocr_review, then `ocr.completed`. Safe to deliver twice: the claim is a
- * compare-and-set, the messages are replaced in the same transaction as the last transition,
- * and every event carries a key the room publishes once.
+ * compare-and-set with a lease the run renews while alive, the messages are replaced in the
+ * same transaction as the last transition, and every event carries a key the room publishes once.
  */
 async function runOcrJob(ctx: JobContext, { sessionId }: { sessionId: string }) {
-  const deps = { db: ctx.db, broadcast: ctx.broadcast };
-  const [claimed] = await transitionStatement(ctx.db, { sessionId, to: "ocr_processing", from: ["ocr_queued"] });
-  const [current] = claimed ? [claimed] : await ctx.db.select().from(sessions).where(eq(sessions.id, sessionId));
-  // Anything but a session being read (a duplicate of finished work, a deleted session) is done.
-  if (!current || current.deletedAt || current.status !== "ocr_processing") return { skipped: current?.status ?? "missing" };
-  if (claimed) await broadcastStatus(ctx.broadcast, current, { progress: 0, key: `ocr:${sessionId}:start` });
+  const owner = newLeaseOwner(ctx.messageId);
+  const claim = await claimSession(ctx, sessionId, owner);
+  if (!claim.claimed) return { skipped: claim.skipped };
+  const current = claim.claimed;
+  await broadcastStatus(ctx.broadcast, current, { progress: 0, key: `ocr:${sessionId}:start` });
 
+  // Every write of this run holds only while the run still holds the session.
+  const held: SQL = sql`exists (select 1 from ${sessions} where ${and(eq(sessions.id, sessionId), isNull(sessions.deletedAt), eq(sessions.status, "ocr_processing"), leaseHeldBy(lease, owner))})`;
+  const abort = new AbortController();
+  const stopHeartbeat = startHeartbeat({
+    seconds: ctx.config.JOB_LEASE_SECONDS,
+    renew: async () =>
+      (
+        await ctx.db
+          .update(sessions)
+          .set(takeLease(owner, ctx.config.JOB_LEASE_SECONDS))
+          .where(and(eq(sessions.id, sessionId), eq(sessions.status, "ocr_processing"), leaseHeldBy(lease, owner)))
+          .returning({ id: sessions.id })
+      ).length > 0,
+    onLost: () => abort.abort(new LeaseLost()),
+    logger: ctx.logger,
+  });
+  try {
+    return await readAndStore(ctx, current, { held, signal: abort.signal });
+  } catch (error) {
+    if (abort.signal.reason instanceof LeaseLost) return { skipped: "lease lost" };
+    // Worth QStash's retry: give the lease up so the next delivery need not wait it out.
+    await ctx.db
+      .update(sessions)
+      .set(releaseLease())
+      .where(and(eq(sessions.id, sessionId), eq(sessions.status, "ocr_processing"), leaseHeldBy(lease, owner)))
+      .catch((releaseError: unknown) => ctx.logger.warn("lease release failed", { error: releaseError }));
+    throw error;
+  } finally {
+    stopHeartbeat();
+  }
+}
+
+async function readAndStore(ctx: JobContext, current: typeof sessions.$inferSelect, run: { held: SQL; signal: AbortSignal }) {
+  const sessionId = current.id;
+  const deps = { db: ctx.db, broadcast: ctx.broadcast };
   const images = await ctx.db.select().from(sessionImages).where(eq(sessionImages.sessionId, sessionId)).orderBy(asc(sessionImages.position));
   const redis = createRedis(ctx.config, { retries: 1 });
   const results: OcrResult[] = [];
   for (const [i, image] of images.entries()) {
     try {
-      results.push(await readScreenshot(ctx, redis, current.userId, image));
+      results.push(await readScreenshot(ctx, redis, current.userId, image, run.signal));
     } catch (error) {
       // A vendor that refuses the image outright will refuse it on every retry too.
       if (error instanceof AiError && error.code === "AI_BAD_REQUEST") {
-        await transitionSession(deps, { sessionId, to: "failed", from: ["ocr_processing"], error: { code: "OCR_FAILED", message: "The screenshots could not be read" } });
+        await transitionSession(deps, { sessionId, to: "failed", from: ["ocr_processing"], error: { code: "OCR_FAILED", message: "The screenshots could not be read" }, when: run.held });
         return { failed: "OCR_FAILED" };
       }
       throw error;
@@ -117,19 +181,17 @@ async function runOcrJob(ctx: JobContext, { sessionId }: { sessionId: string }) 
 
   const merged = mergeOcrResults(results);
   if (merged.messages.length === 0) {
-    await transitionSession(deps, { sessionId, to: "failed", from: ["ocr_processing"], error: { code: "NOT_A_CONVERSATION", message: "No chat conversation was found in the screenshots" } });
+    await transitionSession(deps, { sessionId, to: "failed", from: ["ocr_processing"], error: { code: "NOT_A_CONVERSATION", message: "No chat conversation was found in the screenshots" }, when: run.held });
     return { failed: "NOT_A_CONVERSATION" };
   }
-  const owner = { sessionId };
-  const processing = sessionIn(owner, ["ocr_processing"]);
   const [, , , [reviewed]] = await ctx.db.batch([
-    ctx.db.delete(messages).where(and(eq(messages.sessionId, sessionId), processing)),
-    insertMessagesStatement(ctx.db, sessionId, merged.messages.map(({ sender, text }) => ({ sender, text })), "ocr", processing, merged.messages.map((m) => m.confidence)),
+    ctx.db.delete(messages).where(and(eq(messages.sessionId, sessionId), run.held)),
+    insertMessagesStatement(ctx.db, sessionId, merged.messages.map(({ sender, text }) => ({ sender, text })), "ocr", run.held, merged.messages.map((m) => m.confidence)),
     ctx.db
       .update(sessions)
       .set({ matchName: sql`coalesce(${sessions.matchName}, ${merged.matchName})`, platform: sql`coalesce(${sessions.platform}, ${merged.platform}::chat_platform)` })
-      .where(and(eq(sessions.id, sessionId), processing)),
-    transitionStatement(ctx.db, { sessionId, to: "ocr_review", from: ["ocr_processing"] }),
+      .where(and(eq(sessions.id, sessionId), run.held)),
+    transitionStatement(ctx.db, { sessionId, to: "ocr_review", from: ["ocr_processing"], when: run.held }),
   ]);
   if (!reviewed) return { skipped: "raced" };
   const written = await ctx.db.select().from(messages).where(eq(messages.sessionId, sessionId)).orderBy(asc(messages.position));
@@ -149,19 +211,41 @@ async function runOcrJob(ctx: JobContext, { sessionId }: { sessionId: string }) 
   return { messages: written.length };
 }
 
-/** QStash gave up on the OCR job: the session fails with a code the app can show, and can be retried. */
-async function failOcrJob(ctx: JobContext, { sessionId }: { sessionId: string }) {
-  const [failed] = await transitionStatement(ctx.db, {
-    sessionId,
-    to: "failed",
-    from: ["ocr_queued", "ocr_processing"],
-    error: { code: "OCR_FAILED", message: "Reading the screenshots failed; retry" },
-  });
+/** Fails a session whose OCR will not finish, with a code the app can show; retry starts it again. */
+async function failOcr(ctx: JobContext, sessionId: string, when: SQL, message: string) {
+  const [failed] = await transitionStatement(ctx.db, { sessionId, to: "failed", from: ["ocr_queued", "ocr_processing"], error: { code: "OCR_FAILED", message }, when });
   if (failed) await broadcastStatus(ctx.broadcast, failed, { key: `ocr:${sessionId}:failed:${failed.updatedAt.getTime()}` });
+}
+
+/**
+ * QStash gave up on the OCR job: the session fails — unless a run still holds a live lease on
+ * it (alive, just slow: it finishes, or its lease lapses and the sweep fails it).
+ */
+async function failOcrJob(ctx: JobContext, { sessionId }: { sessionId: string }) {
+  await failOcr(ctx, sessionId, leaseLapsed(lease), "Reading the screenshots failed; retry");
+}
+
+/** The periodic sweep: fails OCR runs that died and were never taken over, or never started. */
+async function sweepOcrRuns(ctx: JobContext) {
+  const staleSeconds = ctx.config.JOB_LEASE_SECONDS * STALE_AFTER_LEASES;
+  const stale = and(
+    inArray(sessions.status, ["ocr_queued", "ocr_processing"]),
+    sql`greatest(${sessions.leaseExpiresAt}, ${sessions.updatedAt}) < now() - make_interval(secs => ${staleSeconds})`,
+  )!;
+  const found = await ctx.db.select({ id: sessions.id }).from(sessions).where(stale).limit(SWEEP_BATCH);
+  for (const { id } of found) await failOcr(ctx, id, stale, "Reading the screenshots stopped unexpectedly; retry");
+  return { swept: found.length };
 }
 
 export const ocrJob: JobDefinition<{ sessionId: string }> = {
   payload: z.object({ sessionId: z.string().min(1).max(64) }),
   run: runOcrJob,
   fail: failOcrJob,
+};
+
+export const ocrSweepJob: JobDefinition<Record<string, never>> = {
+  payload: z.object({}).strict(),
+  run: sweepOcrRuns,
+  // A sweep that failed every retry changes nothing; the next scheduled one tries again.
+  fail: async (ctx) => ctx.logger.warn("OCR sweep gave up"),
 };

@@ -1,6 +1,7 @@
-import { and, asc, eq, inArray, lt, or, sql } from "drizzle-orm";
+import { createId } from "@paralleldrive/cuid2";
+import { and, asc, eq, inArray, or, type SQL, sql } from "drizzle-orm";
 import { z } from "zod";
-import { aiEngineFor } from "../../ai/engine";
+import { type AiEngine, aiEngineFor } from "../../ai/engine";
 import { createFieldStream } from "../../ai/json-stream";
 import { buildPhaseRequest } from "../../ai/prompts/phase.v1";
 import { buildSuggestionsRequest, suggestionsOutputSchema } from "../../ai/prompts/suggestions.v1";
@@ -8,21 +9,33 @@ import { AiError, parseJsonOutput } from "../../ai/strategy";
 import { messages, sessions, suggestionGenerations, suggestions, users } from "../../db/schema";
 import { AppError } from "../../lib/errors";
 import type { JobContext, JobDefinition } from "../../lib/jobs";
+import {
+  LeaseLost,
+  leaseHeldBy,
+  leaseLapsed,
+  newLeaseOwner,
+  releaseLease,
+  STALE_AFTER_LEASES,
+  startHeartbeat,
+  takeLease,
+} from "../../lib/lease";
 import type { RoomEvent } from "../../realtime/protocol";
 import { roomStub } from "../../realtime/rooms";
 import { broadcastStatus, transitionStatement } from "../sessions/lifecycle";
 import { DEFAULT_TONE } from "./service";
 
-/** A run that stopped updating its generation for this long is presumed dead; another may take over. */
-const STALE_RUN_MS = 2 * 60 * 1000;
 /** How often a run asks the room whether a socket sent `cancel` (SPEC: stop within 1 s). */
 const CANCEL_POLL_MS = 100;
 /** The most recent messages the phase detector and the retrieval query look at. */
 const RECENT_MESSAGES = 12;
+/** Stale runs the sweep ends per delivery, so one sweep never does unbounded work. */
+const SWEEP_BATCH = 100;
 
 const phaseOutputSchema = z.object({ phase: z.number().int().min(1).max(4), confidence: z.number().min(0).max(1) });
 
 type Generation = typeof suggestionGenerations.$inferSelect;
+type Conversation = Array<{ sender: "user" | "match"; text: string }>;
+const lease = { owner: suggestionGenerations.leaseOwner, expiresAt: suggestionGenerations.leaseExpiresAt };
 
 /** Publishes one event after another, in order, without making the token stream wait for each. */
 function createPublisher(ctx: JobContext, sessionId: string, generationId: string) {
@@ -40,39 +53,54 @@ function createPublisher(ctx: JobContext, sessionId: string, generationId: strin
   };
 }
 
-/** Takes the generation for this run: a queued one, or one whose previous run went silent. */
-async function claimGeneration(ctx: JobContext, generationId: string): Promise<Generation | undefined> {
+/**
+ * Takes the generation for this run: a queued one, or one whose last run's lease lapsed (that
+ * run died). While another run's lease is live the delivery is refused (503), so QStash
+ * delivers it again later instead of counting it done; finished work answers `undefined`.
+ */
+async function claimGeneration(ctx: JobContext, generationId: string, owner: string): Promise<Generation | undefined> {
   const [claimed] = await ctx.db
     .update(suggestionGenerations)
-    .set({ status: "streaming", errorCode: null })
+    .set({ status: "streaming", errorCode: null, ...takeLease(owner, ctx.config.JOB_LEASE_SECONDS) })
     .where(
       and(
         eq(suggestionGenerations.id, generationId),
-        or(
-          eq(suggestionGenerations.status, "queued"),
-          and(eq(suggestionGenerations.status, "streaming"), lt(suggestionGenerations.updatedAt, new Date(Date.now() - STALE_RUN_MS))),
-        ),
+        or(eq(suggestionGenerations.status, "queued"), and(eq(suggestionGenerations.status, "streaming"), leaseLapsed(lease))),
       ),
     )
     .returning();
-  return claimed;
+  if (claimed) return claimed;
+  const [current] = await ctx.db.select({ status: suggestionGenerations.status }).from(suggestionGenerations).where(eq(suggestionGenerations.id, generationId));
+  if (current?.status === "streaming") throw new AppError("JOB_RUN_IN_PROGRESS");
+  return undefined;
 }
 
-/** Ends a generation that will not complete, and frees (or fails) its session. Idempotent. */
+/**
+ * Ends a generation that will not complete, and frees (or fails) its session — only when
+ * `guard` holds for the generation (the run's own lease, or a lapsed one). Idempotent.
+ */
 async function endGeneration(
   ctx: JobContext,
   generation: Pick<Generation, "id" | "sessionId">,
   outcome: { status: "cancelled" } | { status: "failed"; code: string; message: string },
+  guard: SQL,
 ) {
+  const endedHere = sql`exists (select 1 from ${suggestionGenerations} where ${and(eq(suggestionGenerations.id, generation.id), eq(suggestionGenerations.status, outcome.status))})`;
   const [ended, [session]] = await ctx.db.batch([
     ctx.db
       .update(suggestionGenerations)
-      .set({ status: outcome.status, errorCode: outcome.status === "failed" ? outcome.code : null })
-      .where(and(eq(suggestionGenerations.id, generation.id), inArray(suggestionGenerations.status, ["queued", "streaming"])))
+      .set({ status: outcome.status, errorCode: outcome.status === "failed" ? outcome.code : null, ...releaseLease() })
+      .where(and(eq(suggestionGenerations.id, generation.id), inArray(suggestionGenerations.status, ["queued", "streaming"]), guard))
       .returning({ id: suggestionGenerations.id }),
     outcome.status === "cancelled"
-      ? transitionStatement(ctx.db, { sessionId: generation.sessionId, to: "ready", from: ["generating"] })
-      : transitionStatement(ctx.db, { sessionId: generation.sessionId, to: "failed", from: ["generating"], error: { code: outcome.code, message: outcome.message } }),
+      ? transitionStatement(ctx.db, { sessionId: generation.sessionId, to: "ready", from: ["generating"], when: endedHere })
+      : transitionStatement(ctx.db, {
+          sessionId: generation.sessionId,
+          to: "failed",
+          from: ["generating"],
+          error: { code: outcome.code, message: outcome.message },
+          when: endedHere,
+        }),
   ]);
   if (ended.length === 0) return;
   const key = `gen:${generation.id}:end`;
@@ -81,75 +109,123 @@ async function endGeneration(
   if (session) await broadcastStatus(ctx.broadcast, session, { key: `${key}:status` });
 }
 
-/**
- * The suggestion job (SPEC §7–8): phase detection, retrieval for that phase, then the reply
- * suggestions streamed token by token through the session's room, persisted, and announced.
- * A `cancel` frame aborts the upstream call; a fallback after tokens went out is announced as
- * `generation.restarted`; a final AI failure ends the generation `failed`.
- */
-async function runSuggestionJob(ctx: JobContext, { generationId }: { generationId: string }) {
-  const generation = await claimGeneration(ctx, generationId);
-  if (!generation) return { skipped: true };
-  const { sessionId } = generation;
-  const events = createPublisher(ctx, sessionId, generationId);
-  if (ctx.retried > 0) await events.publish({ type: "generation.restarted", data: { generationId, reason: "retry" } });
-
+/** The session's owner, language and messages, if it is still generating. */
+async function loadConversation(ctx: JobContext, sessionId: string) {
   const [session] = await ctx.db
     .select({ userId: sessions.userId, status: sessions.status, language: sql<string | null>`${users.preferences} ->> 'language'` })
     .from(sessions)
     .innerJoin(users, eq(users.id, sessions.userId))
     .where(eq(sessions.id, sessionId));
-  if (!session || session.status !== "generating") {
-    await endGeneration(ctx, generation, { status: "failed", code: "SESSION_CHANGED", message: "The session changed before the generation started" });
-    return { skipped: true };
-  }
-  const conversation = await ctx.db
+  if (!session || session.status !== "generating") return undefined;
+  const conversation: Conversation = await ctx.db
     .select({ sender: messages.sender, text: messages.text })
     .from(messages)
     .where(eq(messages.sessionId, sessionId))
     .orderBy(asc(messages.position));
+  return { ...session, conversation };
+}
 
-  const engine = aiEngineFor(ctx.config, ctx.db);
-  const abort = new AbortController();
-  const room = roomStub(ctx.env, "session", sessionId);
-  const poll = setInterval(() => {
-    room.isCancelRequested(generationId).then(
-      (cancelled) => cancelled && abort.abort(new Error("cancelled by the user")),
-      () => {},
-    );
-  }, CANCEL_POLL_MS);
-  // Long runs keep their claim fresh, so a duplicate delivery never takes over a live run.
-  const heartbeat = setInterval(() => {
+/** Phase: structured, stored, broadcast. Without it the suggestions still come, just less tailored. */
+async function detectPhase(
+  ctx: JobContext,
+  engine: AiEngine,
+  run: { sessionId: string; generationId: string; userId: string; signal: AbortSignal; publish: (event: RoomEvent) => Promise<void> },
+  conversation: Conversation,
+): Promise<number | null> {
+  let data: z.infer<typeof phaseOutputSchema>;
+  try {
+    ({ data } = await engine.completeStructured(buildPhaseRequest(conversation.slice(-RECENT_MESSAGES)), phaseOutputSchema, {
+      kind: "phase",
+      userId: run.userId,
+      signal: run.signal,
+    }));
+  } catch (error) {
+    if (!(error instanceof AiError) || error.code === "AI_CANCELLED") throw error;
+    ctx.logger.warn("phase detection failed; generating without a phase", { code: error.code });
+    return null;
+  }
+  await ctx.db.update(sessions).set({ phase: data.phase, phaseConfidence: data.confidence }).where(eq(sessions.id, run.sessionId));
+  await run.publish({ type: "phase", data: { generationId: run.generationId, phase: data.phase, confidence: data.confidence } });
+  return data.phase;
+}
+
+/**
+ * Stores the suggestions and completes the generation and the session in one transaction —
+ * only while this run still holds the generation, so a run that lost its lease writes nothing.
+ */
+async function storeSuggestions(ctx: JobContext, generation: Generation, owner: string, answer: { output: Array<{ text: string }>; tone: string; provider: string; model: string }) {
+  const { id: generationId, sessionId } = generation;
+  const rows = answer.output.map(({ text }, rank) => ({ id: createId(), rank, tone: answer.tone, text }));
+  const completedHere = sql`exists (select 1 from ${suggestionGenerations} where ${and(eq(suggestionGenerations.id, generationId), eq(suggestionGenerations.status, "completed"), leaseHeldBy(lease, owner))})`;
+  const [[completed], , [ready]] = await ctx.db.batch([
     ctx.db
       .update(suggestionGenerations)
-      .set({ updatedAt: new Date() })
-      .where(and(eq(suggestionGenerations.id, generationId), eq(suggestionGenerations.status, "streaming")))
-      .catch(() => {});
-  }, STALE_RUN_MS / 4);
-  const options = { userId: session.userId, signal: abort.signal };
+      .set({ status: "completed", provider: answer.provider, model: answer.model, ...releaseLease() })
+      .where(and(eq(suggestionGenerations.id, generationId), eq(suggestionGenerations.status, "streaming"), leaseHeldBy(lease, owner)))
+      .returning({ id: suggestionGenerations.id }),
+    ctx.db.execute(sql`
+      insert into ${suggestions} (id, generation_id, session_id, rank, tone, text)
+      select x.id, ${generationId}, ${sessionId}, x.rank, x.tone, x.text
+      from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as x(id text, rank smallint, tone text, text text)
+      where ${completedHere}
+      on conflict do nothing`),
+    transitionStatement(ctx.db, { sessionId, to: "ready", from: ["generating"], when: completedHere }),
+  ]);
+  if (!completed) return undefined;
+  const saved = await ctx.db.select().from(suggestions).where(eq(suggestions.generationId, generationId)).orderBy(asc(suggestions.rank));
+  return { saved, ready };
+}
+
+/**
+ * The suggestion job (SPEC §7–8): phase detection, retrieval for that phase, then the reply
+ * suggestions streamed token by token through the session's room, persisted, and announced.
+ * A `cancel` frame aborts the upstream call; a fallback after tokens went out is announced as
+ * `generation.restarted`; a final AI failure ends the generation `failed`. The run holds a
+ * lease on the generation, renewed while it lives: if it dies, a redelivery takes over.
+ */
+async function runSuggestionJob(ctx: JobContext, { generationId }: { generationId: string }) {
+  const owner = newLeaseOwner(ctx.messageId);
+  const generation = await claimGeneration(ctx, generationId, owner);
+  if (!generation) return { skipped: true };
+  const { sessionId } = generation;
+  const ownGuard = leaseHeldBy(lease, owner);
+  const events = createPublisher(ctx, sessionId, generationId);
+  if (ctx.retried > 0) await events.publish({ type: "generation.restarted", data: { generationId, reason: "retry" } });
+
+  const session = await loadConversation(ctx, sessionId);
+  if (!session) {
+    await endGeneration(ctx, generation, { status: "failed", code: "SESSION_CHANGED", message: "The session changed before the generation started" }, ownGuard);
+    return { skipped: true };
+  }
+
+  const abort = new AbortController();
+  const stopHeartbeat = startHeartbeat({
+    seconds: ctx.config.JOB_LEASE_SECONDS,
+    renew: async () =>
+      (
+        await ctx.db
+          .update(suggestionGenerations)
+          .set(takeLease(owner, ctx.config.JOB_LEASE_SECONDS))
+          .where(and(eq(suggestionGenerations.id, generationId), eq(suggestionGenerations.status, "streaming"), ownGuard))
+          .returning({ id: suggestionGenerations.id })
+      ).length > 0,
+    onLost: () => abort.abort(new LeaseLost()),
+    logger: ctx.logger,
+  });
+  const stopCancelPoll = pollForCancel(ctx, sessionId, generationId, abort);
+  const engine = aiEngineFor(ctx.config, ctx.db);
+  const run = { sessionId, generationId, userId: session.userId, signal: abort.signal, publish: events.publish };
 
   try {
-    // Phase: structured, stored, broadcast. Without it the suggestions still come, just less tailored.
-    let phase: number | null = null;
-    try {
-      const { data } = await engine.completeStructured(buildPhaseRequest(conversation.slice(-RECENT_MESSAGES)), phaseOutputSchema, { ...options, kind: "phase" });
-      phase = data.phase;
-      await ctx.db.update(sessions).set({ phase: data.phase, phaseConfidence: data.confidence }).where(eq(sessions.id, sessionId));
-      await events.publish({ type: "phase", data: { generationId, phase: data.phase, confidence: data.confidence } });
-    } catch (error) {
-      if (error instanceof AiError && error.code === "AI_CANCELLED") throw error;
-      ctx.logger.warn("phase detection failed; generating without a phase", { code: (error as AiError).code });
-    }
-
-    const query = conversation.slice(-RECENT_MESSAGES).map((message) => message.text).join("\n");
+    const phase = await detectPhase(ctx, engine, run, session.conversation);
+    const query = session.conversation.slice(-RECENT_MESSAGES).map((message) => message.text).join("\n");
     const knowledge = await engine.retrieve(query, { phase: phase ?? undefined, k: 5 }).catch((error: unknown) => {
       ctx.logger.warn("knowledge retrieval failed; generating without coaching notes", { error });
       return [];
     });
-
     const tone = generation.tone ?? DEFAULT_TONE;
     const request = buildSuggestionsRequest({
-      messages: conversation,
+      messages: session.conversation,
       phase,
       tone,
       count: generation.count,
@@ -164,7 +240,7 @@ async function runSuggestionJob(ctx: JobContext, { generationId }: { generationI
     // An answer with the wrong number of suggestions, or not fitting at all, is retried by the
     // engine like any other fault (after a `restart`), so what is stored is exactly `count`.
     const parse = parseJsonOutput(suggestionsOutputSchema(generation.count));
-    for await (const event of engine.generate(request, { ...options, kind: "suggestions", parse })) {
+    for await (const event of engine.generate(request, { kind: "suggestions", userId: session.userId, signal: abort.signal, parse })) {
       if (event.type === "delta") {
         for (const { index, delta } of fields.feed(event.text)) {
           if (index < generation.count) void events.publish({ type: "suggestion.delta", data: { generationId, index, delta } });
@@ -179,59 +255,103 @@ async function runSuggestionJob(ctx: JobContext, { generationId }: { generationI
     await events.settled();
     if (!answer) throw new AiError("AI_UNAVAILABLE", "the generation ended without an answer");
 
-    const rows = answer.output.map(({ text }, rank) => ({ generationId, sessionId, rank, tone, text }));
-    const [, [completed], [ready]] = await ctx.db.batch([
-      ctx.db.insert(suggestions).values(rows).onConflictDoNothing(),
-      ctx.db
-        .update(suggestionGenerations)
-        .set({ status: "completed", provider: answer.provider, model: answer.model })
-        .where(and(eq(suggestionGenerations.id, generationId), eq(suggestionGenerations.status, "streaming")))
-        .returning({ id: suggestionGenerations.id }),
-      transitionStatement(ctx.db, { sessionId, to: "ready", from: ["generating"] }),
-    ]);
-    if (!completed) return { skipped: true };
-    const saved = await ctx.db.select().from(suggestions).where(eq(suggestions.generationId, generationId)).orderBy(asc(suggestions.rank));
+    const stored = await storeSuggestions(ctx, generation, owner, { ...answer, tone });
+    if (!stored) return { skipped: true };
     await events.publish(
       {
         type: "suggestion.completed",
-        data: { generationId, suggestions: saved.map(({ id, rank, tone, text }) => ({ id, rank, tone, text })) },
+        data: { generationId, suggestions: stored.saved.map(({ id, rank, tone, text }) => ({ id, rank, tone, text })) },
       },
       `gen:${generationId}:completed`,
     );
-    if (ready) await broadcastStatus(ctx.broadcast, ready, { key: `gen:${generationId}:ready` });
-    return { suggestions: saved.length };
+    if (stored.ready) await broadcastStatus(ctx.broadcast, stored.ready, { key: `gen:${generationId}:ready` });
+    return { suggestions: stored.saved.length };
   } catch (error) {
-    await events.settled().catch(() => {});
+    await events.settled().catch((settleError: unknown) => ctx.logger.warn("room publish failed", { error: settleError }));
+    // Another delivery took the generation over: it is that run's to finish.
+    if (abort.signal.reason instanceof LeaseLost) return { skipped: "lease lost" };
     if (error instanceof AiError && error.code === "AI_CANCELLED") {
-      await endGeneration(ctx, generation, { status: "cancelled" });
+      await endGeneration(ctx, generation, { status: "cancelled" }, ownGuard);
       return { cancelled: true };
     }
     if (error instanceof AiError || (error instanceof AppError && error.code === "AI_BUDGET_EXCEEDED")) {
       const { code } = error;
-      await endGeneration(ctx, generation, { status: "failed", code, message: "No suggestions could be written; try again" });
+      await endGeneration(ctx, generation, { status: "failed", code, message: "No suggestions could be written; try again" }, ownGuard);
       return { failed: code };
     }
-    // Anything else (a database or room outage) is worth QStash's retry: release the claim.
+    // Anything else (a database or room outage) is worth QStash's retry: give the lease up so
+    // the next delivery need not wait it out.
     await ctx.db
       .update(suggestionGenerations)
-      .set({ status: "queued" })
-      .where(and(eq(suggestionGenerations.id, generationId), eq(suggestionGenerations.status, "streaming")))
-      .catch(() => {});
+      .set(releaseLease())
+      .where(and(eq(suggestionGenerations.id, generationId), eq(suggestionGenerations.status, "streaming"), ownGuard))
+      .catch((releaseError: unknown) => ctx.logger.warn("lease release failed", { error: releaseError }));
     throw error;
   } finally {
-    clearInterval(poll);
-    clearInterval(heartbeat);
+    stopHeartbeat();
+    stopCancelPoll();
   }
 }
 
-/** QStash gave up on the job: the generation and its session fail, and the room is told. */
+/** Asks the room every CANCEL_POLL_MS whether a socket sent `cancel`; aborts the run if so. */
+function pollForCancel(ctx: JobContext, sessionId: string, generationId: string, abort: AbortController): () => void {
+  const room = roomStub(ctx.env, "session", sessionId);
+  let failing = false;
+  const timer = setInterval(() => {
+    room.isCancelRequested(generationId).then(
+      (cancelled) => {
+        failing = false;
+        if (cancelled) abort.abort(new Error("cancelled by the user"));
+      },
+      (error: unknown) => {
+        // Once per outage, not ten times a second.
+        if (!failing) ctx.logger.warn("cancel poll failed", { error });
+        failing = true;
+      },
+    );
+  }, CANCEL_POLL_MS);
+  return () => clearInterval(timer);
+}
+
+/**
+ * QStash gave up on the job: the generation and its session fail, and the room is told — unless
+ * a run still holds a live lease on it (it is alive, just slow; it finishes or its lease lapses).
+ */
 async function failSuggestionJob(ctx: JobContext, { generationId }: { generationId: string }) {
   const [generation] = await ctx.db.select().from(suggestionGenerations).where(eq(suggestionGenerations.id, generationId));
-  if (generation) await endGeneration(ctx, generation, { status: "failed", code: "JOB_FAILED", message: "No suggestions could be written; try again" });
+  if (generation) await endGeneration(ctx, generation, { status: "failed", code: "JOB_FAILED", message: "No suggestions could be written; try again" }, leaseLapsed(lease));
+}
+
+/**
+ * The periodic sweep: ends generations whose run died and was never taken over (lease lapsed
+ * long ago), and those that were never picked up at all, so no session stays `generating`.
+ */
+async function sweepSuggestionRuns(ctx: JobContext) {
+  const staleSeconds = ctx.config.JOB_LEASE_SECONDS * STALE_AFTER_LEASES;
+  const stale = and(
+    inArray(suggestionGenerations.status, ["queued", "streaming"]),
+    sql`greatest(${suggestionGenerations.leaseExpiresAt}, ${suggestionGenerations.updatedAt}) < now() - make_interval(secs => ${staleSeconds})`,
+  )!;
+  const found = await ctx.db
+    .select({ id: suggestionGenerations.id, sessionId: suggestionGenerations.sessionId })
+    .from(suggestionGenerations)
+    .where(stale)
+    .limit(SWEEP_BATCH);
+  for (const generation of found) {
+    await endGeneration(ctx, generation, { status: "failed", code: "JOB_LOST", message: "The generation stopped unexpectedly; try again" }, stale);
+  }
+  return { swept: found.length };
 }
 
 export const suggestionJob: JobDefinition<{ generationId: string }> = {
   payload: z.object({ generationId: z.string().min(1).max(64) }),
   run: runSuggestionJob,
   fail: failSuggestionJob,
+};
+
+export const suggestionSweepJob: JobDefinition<Record<string, never>> = {
+  payload: z.object({}).strict(),
+  run: sweepSuggestionRuns,
+  // A sweep that failed every retry changes nothing; the next scheduled one tries again.
+  fail: async (ctx) => ctx.logger.warn("suggestion sweep gave up"),
 };
