@@ -23,6 +23,7 @@ export default defineConfig({
           fileParallelism: false,
           testTimeout: 20_000,
           hookTimeout: 60_000,
+          sequence: { groupOrder: 1 },
         },
       },
       {
@@ -34,6 +35,24 @@ export default defineConfig({
           environment: "node",
           testTimeout: 30_000,
           hookTimeout: 60_000,
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        // Tests against a real `wrangler dev` (local/dev-stack.ts), for what only it shows. Each
+        // file starts its own stack (stand-ins + wrangler + workerd) and stops it again; the
+        // stack's start has its own generous deadline (test/dev/stack.ts).
+        test: {
+          name: "dev",
+          include: ["test/dev/**/*.dev.test.ts"],
+          environment: "node",
+          // One stack at a time, and none while the other projects run: projects run in
+          // groupOrder, one group after another, so wrangler and workerd never compete with
+          // the pool's workerd or with each other for the 2 cores — deadline checks stay honest.
+          fileParallelism: false,
+          sequence: { groupOrder: 2 },
+          testTimeout: 60_000,
+          hookTimeout: 240_000,
         },
       },
     ],

@@ -1,52 +1,121 @@
 import { randomBytes } from "node:crypto";
+import { join } from "node:path";
 import { applyMigrations } from "../scripts/db-migrate.ts";
 import { startAiUpstream } from "./ai-upstream/server.ts";
-import { freePort } from "./net.ts";
+import { type LocalQStash, localWorkerVars } from "./dev-vars.ts";
+import { assertPortFree, freePort } from "./net.ts";
 import { startNeonStandIn } from "./neon-http/server.ts";
 import { startQStashStandIn } from "./qstash/server.ts";
 import { startRedisServer } from "./redis-rest/redis-server.ts";
 import { startRedisRestAdapter } from "./redis-rest/server.ts";
 
+export interface StandInPorts {
+  neonHttp: number;
+  /** Postgres wire protocol (psql, drizzle-kit studio): only served when given. */
+  postgres: number;
+  redis: number;
+  redisRest: number;
+  aiUpstream: number;
+  qstash: number;
+}
+
+/** A line logger per service; the stand-ins name theirs "pg", "redis", "ai" and "qstash". */
+export type ServiceLog = (service: string) => (line: string) => void;
+
+export interface StandInOptions {
+  qstashDelivery: "fetch" | "pull";
+  /** Fixed ports; each one left out is chosen by the OS. */
+  ports?: Partial<StandInPorts>;
+  /** Data persists under pg/, redis/ and qstash/ here; without it everything is in memory. */
+  dataDir?: string;
+  /** Fixed credentials (the dev stack's documented ones); random ones without. */
+  credentials?: { redisToken: string; qstash: Omit<LocalQStash, "url"> };
+  /** Multiplies QStash's retry waits. */
+  retryDelayScale: number;
+  log?: ServiceLog;
+}
+
+const quiet: ServiceLog = () => () => {};
+const random = (bytes: number) => randomBytes(bytes).toString("hex");
+
 /**
- * The stand-ins the tests and benches use: in memory, on free ports, migrated, silent. (The
- * dev stack starts the same servers on fixed ports with data under .data/; see dev.ts.)
- * On a failed start, whatever did start is stopped again.
+ * Postgres (PGlite behind the Neon HTTP endpoint, migrated), redis-server behind the Upstash
+ * REST adapter, the AI upstream and QStash: what the Worker talks to, wherever it runs (the
+ * test pool, a bench Worker, `wrangler dev`). A fixed port that is busy stops the start before
+ * anything runs; on any failed start, whatever did start is stopped again.
  */
-export async function startEphemeralStandIns(options: { qstashDelivery: "fetch" | "pull" }) {
-  const quiet = () => {};
+export async function startStandIns(options: StandInOptions) {
+  const log = options.log ?? quiet;
+  const ports = options.ports ?? {};
+  const dataDir = (name: string) => (options.dataDir === undefined ? undefined : join(options.dataDir, name));
+  const roles: Record<keyof StandInPorts, string> = {
+    neonHttp: "neon-http",
+    postgres: "postgres wire protocol",
+    redis: "redis",
+    redisRest: "redis-rest",
+    aiUpstream: "ai-upstream",
+    qstash: "qstash",
+  };
+  for (const [name, role] of Object.entries(roles) as Array<[keyof StandInPorts, string]>) {
+    const port = ports[name];
+    if (port !== undefined) await assertPortFree(port, role);
+  }
+
   const stops: Array<() => Promise<void>> = [];
   const stop = async () => {
     for (const step of stops.splice(0).reverse()) await step().catch(() => {});
   };
   try {
-    const neon = await startNeonStandIn({ httpPort: 0, log: quiet });
+    const pgLog = log("pg");
+    const neon = await startNeonStandIn({ httpPort: ports.neonHttp ?? 0, wirePort: ports.postgres, dataDir: dataDir("pg"), log: pgLog });
     stops.push(() => neon.close());
-    await applyMigrations({ databaseUrl: neon.connectionString, fetchEndpoint: neon.endpoint });
+    pgLog(`Neon HTTP endpoint ${neon.endpoint}${neon.wirePort === undefined ? "" : `; psql: psql '${neon.connectionString}'`}`);
+    await applyMigrations({ databaseUrl: neon.connectionString, fetchEndpoint: neon.endpoint, log: pgLog });
 
-    const redis = await startRedisServer({ port: await freePort(), log: quiet });
+    const redisLog = log("redis");
+    const redis = await startRedisServer({ port: ports.redis ?? (await freePort()), dataDir: dataDir("redis"), log: redisLog });
     stops.push(() => redis.stop());
-    const redisToken = randomBytes(16).toString("hex");
-    const redisRest = await startRedisRestAdapter({ port: 0, redisUrl: `redis://127.0.0.1:${redis.port}`, token: redisToken, log: quiet });
+    const redisToken = options.credentials?.redisToken ?? random(16);
+    const redisRest = await startRedisRestAdapter({ port: ports.redisRest ?? 0, redisUrl: `redis://127.0.0.1:${redis.port}`, token: redisToken, log: redisLog });
     stops.push(() => redisRest.close());
+    redisLog(`Upstash REST endpoint ${redisRest.url}`);
 
-    const aiUpstream = await startAiUpstream({ port: 0, log: quiet });
+    const aiUpstream = await startAiUpstream({ port: ports.aiUpstream ?? 0, log: log("ai") });
     stops.push(() => aiUpstream.close());
 
-    const qstashCredentials = {
-      token: randomBytes(16).toString("hex"),
-      currentSigningKey: `sig_${randomBytes(16).toString("hex")}`,
-      nextSigningKey: `sig_${randomBytes(16).toString("hex")}`,
+    const qstashCredentials = options.credentials?.qstash ?? {
+      token: random(16),
+      currentSigningKey: `sig_${random(16)}`,
+      nextSigningKey: `sig_${random(16)}`,
     };
-    // Retries a hundred times faster than QStash: seconds, not minutes, before a failure callback.
-    const qstashServer = await startQStashStandIn({ port: 0, ...qstashCredentials, retryDelayScale: 0.01, delivery: options.qstashDelivery, log: quiet });
+    const qstashServer = await startQStashStandIn({
+      port: ports.qstash ?? 0,
+      ...qstashCredentials,
+      dataDir: dataDir("qstash"),
+      retryDelayScale: options.retryDelayScale,
+      delivery: options.qstashDelivery,
+      log: log("qstash"),
+    });
     stops.push(() => qstashServer.close());
+    const qstash = { url: qstashServer.url, ...qstashCredentials };
 
     return {
       neon,
       redis,
       redisRest: { url: redisRest.url, token: redisToken },
       aiUpstream,
-      qstash: { url: qstashServer.url, ...qstashCredentials },
+      qstash,
+      /** The Worker's variables pointing at these stand-ins (see localWorkerVars). */
+      workerVars: (worker: { environment: "development" | "test"; publicBaseUrl: string; clerkJwtKey: string; clerkWebhookSecret: string }) =>
+        localWorkerVars({
+          ...worker,
+          databaseUrl: neon.connectionString,
+          neonHttpEndpoint: neon.endpoint,
+          redisRestUrl: redisRest.url,
+          redisRestToken: redisToken,
+          aiBaseUrls: aiUpstream.baseUrls,
+          qstash,
+        }),
       /** Stops everything started here; extra steps registered with `onStop` run first. */
       onStop: (step: () => Promise<void>) => void stops.push(step),
       stop,
@@ -55,4 +124,14 @@ export async function startEphemeralStandIns(options: { qstashDelivery: "fetch" 
     await stop();
     throw error;
   }
+}
+
+export type StandIns = Awaited<ReturnType<typeof startStandIns>>;
+
+/**
+ * The stand-ins the tests and benches use: in memory, on free ports, silent, QStash retrying a
+ * hundred times faster than QStash (seconds, not minutes, before a failure callback).
+ */
+export function startEphemeralStandIns(options: { qstashDelivery: "fetch" | "pull" }): Promise<StandIns> {
+  return startStandIns({ qstashDelivery: options.qstashDelivery, retryDelayScale: 0.01 });
 }

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { TestProject } from "vitest/node";
 import { fileURLToPath } from "node:url";
 import { generateClerkKeys } from "../local/clerk/keys.ts";
-import { localWorkerVars, readDotenv } from "../local/dev-vars.ts";
+import { readDotenv } from "../local/dev-vars.ts";
 import { startEphemeralStandIns } from "../local/stand-ins.ts";
 import { startControlServer } from "./control-server.ts";
 
@@ -11,7 +11,7 @@ export default async function setup(project: TestProject) {
   // The Worker under test has no listening port: QStash deliveries are pulled (test/jobs.ts).
   const standIns = await startEphemeralStandIns({ qstashDelivery: "pull" });
   try {
-    const { neon, redis, redisRest, aiUpstream, qstash } = standIns;
+    const { redis, aiUpstream, qstash } = standIns;
     const clerk = await generateClerkKeys();
     const webhookSecret = `whsec_${randomBytes(24).toString("base64")}`;
 
@@ -28,17 +28,11 @@ export default async function setup(project: TestProject) {
     const blank = Object.fromEntries(Object.keys(documented).map((key) => [key, ""]));
     project.provide("workerVars", {
       ...blank,
-      ...localWorkerVars({
+      ...standIns.workerVars({
         environment: "test",
         publicBaseUrl: "http://127.0.0.1:8787",
-        databaseUrl: neon.connectionString,
-        neonHttpEndpoint: neon.endpoint,
-        redisRestUrl: redisRest.url,
-        redisRestToken: redisRest.token,
         clerkJwtKey: clerk.publicPem,
         clerkWebhookSecret: webhookSecret,
-        aiBaseUrls: aiUpstream.baseUrls,
-        qstash,
       }),
       // Few retries keep the failure-callback tests short; the logic is the same.
       JOB_RETRIES: "1",

@@ -103,6 +103,7 @@ export async function startRedisServer(opts: RedisServerOptions): Promise<RedisP
 
   const spawnAndWait = async (): Promise<void> => {
     await assertPortFree(port, "redis");
+    mkdirSync(workDir, { recursive: true }); // a stop() removed a temporary one
     const recent: string[] = [];
     const proc = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
     child = proc;
@@ -169,6 +170,8 @@ export async function startRedisServer(opts: RedisServerOptions): Promise<RedisP
     await exited;
     clearTimeout(timer);
     stopping = false;
+    // A test runner may end this process without an exit event: clean up now, not only then.
+    if (!dataDir) rmSync(workDir, { recursive: true, force: true });
   };
 
   try {

@@ -5,7 +5,8 @@
 // interleaved app/bare so any drift hits both. Starts and stops its own stack.
 // Usage: npm run bench:api [-- --samples 300 --warmup 30 --messages 30]
 import { parseArgs } from "node:util";
-import { count, expectJson, percentile, seedSession, withBenchStack } from "./stack.ts";
+import { expectJson, seedSession } from "../../local/api-client.ts";
+import { count, percentile, withBenchStack } from "./stack.ts";
 
 const { values } = parseArgs({
   options: {

@@ -6,7 +6,8 @@
 // Usage: npm run bench:room [-- --sockets 100 --events 1000 --batch 1]
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
-import { count, expectJson, percentile, seedSession, withBenchStack } from "./stack.ts";
+import { expectJson, seedSession } from "../../local/api-client.ts";
+import { count, percentile, withBenchStack } from "./stack.ts";
 
 const { values } = parseArgs({
   options: {

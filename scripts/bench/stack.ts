@@ -7,7 +7,6 @@ import { unstable_startWorker } from "wrangler";
 import type { AiUpstream } from "../../local/ai-upstream/server.ts";
 import { generateClerkKeys } from "../../local/clerk/keys.ts";
 import { mintSessionToken } from "../../local/clerk/token.ts";
-import { localWorkerVars } from "../../local/dev-vars.ts";
 import { freePort } from "../../local/net.ts";
 import { startEphemeralStandIns } from "../../local/stand-ins.ts";
 
@@ -48,23 +47,16 @@ export async function withBenchStack(vars: Record<string, string>, bench: (stack
 async function start(vars: Record<string, string>, stops: Array<() => Promise<void>>): Promise<BenchStack> {
   const standIns = await startEphemeralStandIns({ qstashDelivery: "fetch" });
   stops.push(standIns.stop);
-  const { neon, redisRest, aiUpstream, qstash } = standIns;
 
   const clerk = await generateClerkKeys();
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const workerVars = {
-    ...localWorkerVars({
+    ...standIns.workerVars({
       environment: "development",
       publicBaseUrl: url,
-      databaseUrl: neon.connectionString,
-      neonHttpEndpoint: neon.endpoint,
-      redisRestUrl: redisRest.url,
-      redisRestToken: redisRest.token,
       clerkJwtKey: clerk.publicPem,
       clerkWebhookSecret: `whsec_${randomBytes(24).toString("base64")}`,
-      aiBaseUrls: aiUpstream.baseUrls,
-      qstash,
     }),
     ...vars,
   };
@@ -75,30 +67,7 @@ async function start(vars: Record<string, string>, stops: Array<() => Promise<vo
   });
   stops.push(() => worker.dispose());
   await worker.ready;
-  return { url, token: (sub) => mintSessionToken(clerk.privateJwk, { sub, ttlSeconds: 3600 }), aiUpstream };
-}
-
-/** Creates a text session of `messages` messages through the real API; resolves its id. */
-export async function seedSession(url: string, token: string, messages: number): Promise<string> {
-  const response = await fetch(`${url}/api/v1/sessions`, {
-    method: "POST",
-    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-    body: JSON.stringify({
-      type: "text",
-      messages: Array.from({ length: messages }, (_, i) => ({
-        sender: i % 2 === 0 ? "match" : "user",
-        text: `Message ${i + 1}: so where would you take me on a first date?`,
-      })),
-    }),
-  });
-  return (await expectJson<{ data: { id: string } }>(response, 201, "POST /api/v1/sessions")).data.id;
-}
-
-/** JSON of a response that must have `status`; anything else throws with the body. */
-export async function expectJson<T>(response: Response, status: number, what: string): Promise<T> {
-  const text = await response.text();
-  if (response.status !== status) throw new Error(`${what} answered ${response.status}: ${text.slice(0, 300)}`);
-  return JSON.parse(text) as T;
+  return { url, token: (sub) => mintSessionToken(clerk.privateJwk, { sub, ttlSeconds: 3600 }), aiUpstream: standIns.aiUpstream };
 }
 
 /** A command-line count: a positive integer, or a clear error naming the option. */

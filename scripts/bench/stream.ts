@@ -6,7 +6,8 @@
 // Usage: npm run bench:stream [-- --generations 30 --token-delay 5]
 import { parseArgs } from "node:util";
 import { createFieldStream } from "../../src/ai/json-stream.ts";
-import { count, expectJson, percentile, seedSession, withBenchStack } from "./stack.ts";
+import { expectJson, seedSession } from "../../local/api-client.ts";
+import { count, percentile, withBenchStack } from "./stack.ts";
 
 const { values } = parseArgs({
   options: { generations: { type: "string", default: "30" }, "token-delay": { type: "string", default: "5" } },
