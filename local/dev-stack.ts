@@ -35,6 +35,8 @@ export interface DevStackOptions {
   log?: ServiceLog;
   /** How long wrangler may take to serve its first request (bundling, workerd start). */
   startTimeoutMs?: number;
+  /** Another wrangler executable than the project's (tests compare wrangler versions). */
+  wranglerBin?: string;
   /** Aborting stops whatever started and rejects the start. */
   signal?: AbortSignal;
 }
@@ -126,6 +128,7 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
       vars,
       // An empty env file stands in for .dev.vars and .env: wrangler reads only the files named.
       envFile: options.dotDevVars ? undefined : emptyFile(scratch),
+      bin: options.wranglerBin ?? join(bin, "wrangler"),
       log: log("dev"),
     });
     const output: string[] = [];
@@ -187,6 +190,7 @@ function spawnWrangler(options: {
   persistTo: string;
   vars: Record<string, string>;
   envFile: string | undefined;
+  bin: string;
   log: (line: string) => void;
 }): ChildProcess {
   let vars = options.vars;
@@ -210,7 +214,7 @@ function spawnWrangler(options: {
     vars = Object.fromEntries(Object.entries(vars).filter(([key]) => !dropped.has(key)));
   }
   return spawn(
-    join(bin, "wrangler"),
+    options.bin,
     [
       "dev",
       "--ip",
