@@ -2,6 +2,8 @@
 // Postgres+pgvector (PGlite) behind a Neon HTTP endpoint, redis-server behind an Upstash
 // REST adapter, the local AI upstream and QStash, then `wrangler dev` wired to all of them
 // (dev-stack.ts). Ctrl-C stops everything; data stays in .data/.
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type DevStack, startDevStack } from "./dev-stack.ts";
@@ -67,8 +69,22 @@ if (stack && !stopping) {
     void shutdown(code ?? 1);
   });
   if (await stack.ready(READY_TIMEOUT_MS)) {
+    await syncSchedules(stack);
     log(`ready: ${url}/api/v1/health  (Ctrl-C stops every service)`);
   } else if (!stopping) {
     log(`the Worker did not report ready within ${READY_TIMEOUT_MS / 1000} s — see the [worker] lines above, or curl ${url}/api/v1/health/ready`);
   }
+}
+
+/**
+ * The QStash schedules (the run sweeps …) in the local QStash, as the deploy steps do in
+ * production. Asynchronous: the local QStash answering it runs in this very process.
+ */
+async function syncSchedules({ url, qstash }: DevStack): Promise<void> {
+  const sync = promisify(execFile)(join(root, "node_modules", ".bin", "tsx"), [join(root, "scripts", "schedules-sync.ts")], {
+    cwd: root,
+    env: { ...process.env, PUBLIC_BASE_URL: url, QSTASH_URL: qstash.url, QSTASH_TOKEN: qstash.token },
+  });
+  const { stdout, stderr } = await sync.catch((error: { stdout?: string; stderr?: string }) => ({ stdout: error.stdout ?? "", stderr: error.stderr ?? String(error) }));
+  for (const line of `${stdout}${stderr}`.split("\n").filter(Boolean)) serviceLog("qstash")(line);
 }
