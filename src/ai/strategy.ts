@@ -1,5 +1,6 @@
 import { costUsd, models } from "./models";
 import type { AiCallKind, GenerateRequest, ModelId, ProviderAdapter, ProviderName, Usage } from "./types";
+import { attemptUsage } from "./usage";
 
 export type EngineEvent =
   | { type: "delta"; text: string }
@@ -28,6 +29,8 @@ export interface AiCallRecord {
   inputTokens: number;
   outputTokens: number;
   costUsd: number;
+  /** The tokens are our estimate: the vendor's usage never arrived (see usage.ts). */
+  usageEstimated: boolean;
   latencyMs: number;
   firstTokenMs: number | null;
   status: AiCallStatus;
@@ -141,9 +144,18 @@ export async function* generate(deps: EngineDeps, request: GenerateRequest, opti
       const started = Date.now();
       let firstTokenMs: number | null = null;
       let text = "";
-      let usage: Usage = { inputTokens: 0, outputTokens: 0 };
-      const record = (status: AiCallStatus, errorCode: string | null) =>
-        deps.record({
+      let chunks = 0;
+      let reported: Partial<Usage> = {};
+      let finished = false;
+      // What the vendor bills: a finished or started stream, or a request stopped while in flight.
+      // A refusal (429, 5xx before any token) costs nothing.
+      const charge = (status: AiCallStatus) =>
+        attemptUsage(request, { reported, text, chunks, finished, billed: finished || status === "cancelled" || status === "timeout" || chunks > 0 || reported.inputTokens !== undefined });
+      let recorded = false;
+      const record = async (status: AiCallStatus, errorCode: string | null) => {
+        recorded = true;
+        const { usage, estimated } = charge(status);
+        await deps.record({
           userId: options.userId ?? null,
           kind: options.kind,
           provider,
@@ -151,18 +163,21 @@ export async function* generate(deps: EngineDeps, request: GenerateRequest, opti
           inputTokens: usage.inputTokens,
           outputTokens: usage.outputTokens,
           costUsd: costUsd(model, usage),
+          usageEstimated: estimated,
           latencyMs: Date.now() - started,
           firstTokenMs,
           status,
           errorCode,
           fallbackFrom,
         });
+        return usage;
+      };
 
       let failure: Classified;
       try {
         for await (const event of adapter.stream(apiModel, request, controller.signal)) {
           if (event.type === "usage") {
-            usage = event.usage;
+            reported = { ...reported, ...event.usage };
             continue;
           }
           if (firstTokenMs === null) {
@@ -170,12 +185,13 @@ export async function* generate(deps: EngineDeps, request: GenerateRequest, opti
             clearTimeout(firstTokenTimer);
           }
           text += event.text;
+          chunks++;
           yield { type: "delta", text: event.text };
         }
         // Some SDKs end an aborted stream quietly instead of throwing.
         if (controller.signal.aborted) throw controller.signal.reason;
-        if (usage.outputTokens === 0 && text) usage = { ...usage, outputTokens: Math.ceil(text.length / 4) };
-        await record("succeeded", null);
+        finished = true;
+        const usage = await record("succeeded", null);
         yield { type: "done", model, provider, text, usage, costUsd: costUsd(model, usage) };
         return;
       } catch (error) {
@@ -190,8 +206,10 @@ export async function* generate(deps: EngineDeps, request: GenerateRequest, opti
         clearTimeout(firstTokenTimer);
         clearTimeout(totalTimer);
         outer.removeEventListener("abort", onOuterAbort);
-        // A caller that stops iterating early must not leave the upstream request running.
+        // A caller that stops iterating early must not leave the upstream request running,
+        // nor what it spent so far unrecorded.
         if (!controller.signal.aborted) controller.abort(new Error("generation closed"));
+        if (!recorded) await record("cancelled", "CANCELLED");
       }
 
       if (text) yield { type: "restart", from: model, reason: failure.code };

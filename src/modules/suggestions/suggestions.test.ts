@@ -1,4 +1,4 @@
-import { eq } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
 import { callAs, json, resetDatabase, signedInUser, testDb } from "../../../test/helpers";
 import { eventually, qstashMessages, redeliver, resetQStash, useJobPump } from "../../../test/jobs";
@@ -127,6 +127,30 @@ describe("suggestions", () => {
     expect(session?.status).toBe("ready");
     const streamed = (await upstreamRequests()).find((request) => JSON.stringify(request.body).includes('"suggestions"') && request.fault);
     await eventually(async () => (await upstreamRequests()).find((request) => request.id === streamed?.id)?.aborted, "the upstream abort");
+  });
+
+  it("charges a cancelled generation what it spent: an estimated ai_calls row with a cost, and the user's usage moves", async () => {
+    const { token, userId, sessionId, socket } = await readySession();
+    await injectFault({ tokenDelayMs: 150 }, { vendor: "openai", match: "suggestions" });
+    const body = await json<{ generationId: string }>(await generate(token, sessionId));
+    if (!body.success) throw new Error("not started");
+    await socket.frame("suggestion.delta", 0, 15_000);
+    type Usage = { costUsd: number; byKind: Record<string, { calls: number; costUsd: number }> };
+    const before = await json<Usage>(await callAs(token, "/api/v1/users/me/usage"));
+    if (!before.success) throw new Error("no usage");
+    socket.send({ type: "cancel", generationId: body.data.generationId });
+    await socket.frame("generation.cancelled", 0, 5_000);
+
+    const [row] = await testDb().select().from(aiCalls).where(and(eq(aiCalls.userId, userId), eq(aiCalls.kind, "suggestions")));
+    expect(row).toMatchObject({ status: "cancelled", usageEstimated: true });
+    expect(row?.inputTokens).toBeGreaterThan(0);
+    expect(row?.outputTokens).toBeGreaterThan(0);
+    expect(Number(row?.costUsd)).toBeGreaterThan(0);
+    const after = await json<Usage>(await callAs(token, "/api/v1/users/me/usage"));
+    if (!after.success) throw new Error("no usage");
+    expect(before.data.byKind.suggestions).toBeUndefined();
+    expect(after.data.byKind.suggestions).toEqual({ calls: 1, costUsd: Number(row?.costUsd) });
+    expect(after.data.costUsd).toBeCloseTo(before.data.costUsd + Number(row?.costUsd), 6);
   });
 
   it("announces generation.restarted when the provider fails mid-stream, then completes on the retry", async () => {
