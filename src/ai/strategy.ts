@@ -46,6 +46,8 @@ export interface EngineDeps {
   /** Longest one attempt may take, first token to last. */
   totalTimeoutMs: number;
   record(call: AiCallRecord): Promise<void>;
+  /** Refuses (429 AI_BUDGET_EXCEEDED) once the day's budget is spent; asked before every attempt. */
+  assertWithinBudget?(userId: string | null): Promise<void>;
   attemptsPerModel?: number;
   baseBackoffMs?: number;
   /** A Retry-After longer than this moves on to the next model instead of waiting. */
@@ -136,6 +138,8 @@ export async function* generate(deps: EngineDeps, request: GenerateRequest, opti
 
     for (let attempt = 0; attempt < attempts; attempt++) {
       if (outer.aborted) throw new AiError("AI_CANCELLED", "generation cancelled");
+      // Every attempt spends, retries and fallbacks included: an earlier one may have used the budget up.
+      await deps.assertWithinBudget?.(options.userId ?? null);
       const controller = new AbortController();
       const onOuterAbort = () => controller.abort(outer.reason);
       outer.addEventListener("abort", onOuterAbort, { once: true });

@@ -6,6 +6,7 @@ import { buildOcrRequest, OCR_PROMPT_VERSION } from "../../ai/prompts/ocr.v1";
 import { AiError } from "../../ai/strategy";
 import { chatPlatformEnum, messages, sessionImages, sessions } from "../../db/schema";
 import { toBase64 } from "../../lib/encoding";
+import { AppError } from "../../lib/errors";
 import type { JobContext, JobDefinition } from "../../lib/jobs";
 import { createRedis } from "../../lib/redis";
 import { broadcastStatus, sessionIn, transitionSession, transitionStatement } from "./lifecycle";
@@ -108,6 +109,11 @@ async function runOcrJob(ctx: JobContext, { sessionId }: { sessionId: string }) 
       if (error instanceof AiError && error.code === "AI_BAD_REQUEST") {
         await transitionSession(deps, { sessionId, to: "failed", from: ["ocr_processing"], error: { code: "OCR_FAILED", message: "The screenshots could not be read" } });
         return { failed: "OCR_FAILED" };
+      }
+      // So does a spent budget, until midnight UTC; `retry` picks it up from here.
+      if (error instanceof AppError && error.code === "AI_BUDGET_EXCEEDED") {
+        await transitionSession(deps, { sessionId, to: "failed", from: ["ocr_processing"], error: { code: error.code, message: error.message } });
+        return { failed: error.code };
       }
       throw error;
     }

@@ -1,9 +1,10 @@
 import { and, eq } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
-import { callAs, json, resetDatabase, signedInUser, testDb } from "../../../test/helpers";
+import { callAs, json, resetDatabase, signedInUser, testConfig, testDb } from "../../../test/helpers";
 import { eventually, qstashMessages, redeliver, resetQStash, useJobPump } from "../../../test/jobs";
 import { injectFault, resetUpstream, upstreamRequests } from "../../../test/upstream";
 import { type Frame, openSocket, type TestSocket } from "../../../test/ws";
+import { aiEngineFor } from "../../ai/engine";
 import { aiCalls, sessions, suggestionGenerations, suggestions } from "../../db/schema";
 
 const conversation = [
@@ -188,6 +189,24 @@ describe("suggestions", () => {
     expect(await testDb().select().from(suggestionGenerations)).toEqual([]);
     const [session] = await testDb().select().from(sessions);
     expect(session?.status).toBe("ready");
+  });
+
+  it("asks the budget before every call of the job: spent during phase detection, it ends before retrieval and the suggestions", async () => {
+    const { token, userId, sessionId, socket } = await readySession();
+    await injectFault({ firstTokenDelayMs: 400 }, { match: "Classify the phase" });
+    const body = await json<{ generationId: string }>(await generate(token, sessionId));
+    if (!body.success) throw new Error("not started");
+    // While the phase call runs, other spend (another device, say) uses the day's budget up.
+    await eventually(async () => (await upstreamRequests()).length === 1 || undefined, "the phase request");
+    await testDb().insert(aiCalls).values({ userId, kind: "ocr", provider: "gemini", model: "gemini-2.5-flash", status: "succeeded", costUsd: "0.750000" });
+    await aiEngineFor(testConfig(), testDb()).budget.add(userId, 0.75);
+
+    const failed = await socket.frame("generation.failed", 0, 15_000);
+    expect(failed).toMatchObject({ generationId: body.data.generationId, code: "AI_BUDGET_EXCEEDED" });
+    // The phase call was already under way; nothing after it reached a vendor.
+    expect((await upstreamRequests()).map((request) => request.path)).toEqual(["/v1/chat/completions"]);
+    const [session] = await testDb().select().from(sessions);
+    expect(session).toMatchObject({ status: "failed", errorCode: "AI_BUDGET_EXCEEDED" });
   });
 
   it("keeps the output format when a chat message tries to inject instructions", async () => {
