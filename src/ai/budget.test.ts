@@ -7,7 +7,7 @@ import { createRedis } from "../lib/redis";
 import { createBudget } from "./budget";
 import { createAiCallRecorder } from "./calls";
 import { createAdapters } from "./providers";
-import { generate } from "./strategy";
+import { type EngineDeps, generate } from "./strategy";
 
 const upstream = (path: string, init?: RequestInit) => fetch(`${env.TEST_AI_UPSTREAM_URL}${path}`, init);
 
@@ -61,6 +61,33 @@ describe("daily AI budgets", () => {
     await spend(spender, "2.000000");
     const budget = budgetFor({ userDailyUsd: 5, totalDailyUsd: 2 });
     await expect(budget.assertWithinBudget(await newUser())).rejects.toMatchObject({ code: "AI_BUDGET_EXCEEDED" });
+  });
+
+  it("asks the budget before every attempt: the retry after a broken stream that used the budget up is refused", async () => {
+    const userId = await newUser();
+    const budget = budgetFor({ userDailyUsd: 0.00001, totalDailyUsd: 10 });
+    await upstream("/__control/faults", { method: "POST", body: JSON.stringify({ vendor: "openai", fault: { cutAfterTokens: 3 } }) });
+    const deps: EngineDeps = {
+      adapters: createAdapters(testConfig()),
+      order: ["gpt-4o", "claude-sonnet"],
+      firstTokenTimeoutMs: 2_000,
+      totalTimeoutMs: 5_000,
+      record: createAiCallRecorder(testDb(), budget),
+      assertWithinBudget: (id) => budget.assertWithinBudget(id),
+      sleep: async () => {},
+    };
+    const events: string[] = [];
+    const failure = await (async () => {
+      for await (const event of generate(deps, { system: "s", messages: [{ role: "user", content: "hi" }], maxTokens: 50 }, { kind: "suggestions", userId })) events.push(event.type);
+    })().catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(AppError);
+    expect(failure).toMatchObject({ code: "AI_BUDGET_EXCEEDED" });
+    expect(events).toEqual(["delta", "delta", "delta", "restart"]);
+    // Neither the retry nor the fallback reached a vendor.
+    expect((await (await upstream("/__control/requests")).json()) as unknown[]).toHaveLength(1);
+    const [broken] = await testDb().select().from(aiCalls);
+    expect(Number(broken?.costUsd)).toBeGreaterThan(0.00001);
+    expect((await budget.spent(userId)).user).toBeCloseTo(Number(broken?.costUsd), 6);
   });
 
   it("counts the cost of every recorded call, and reads Postgres when Redis is down", async () => {

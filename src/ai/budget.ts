@@ -31,9 +31,10 @@ export function createBudget(deps: { redis: Redis; db: Database; limits: BudgetL
     return Number(row?.spent ?? 0);
   }
 
-  async function spent(userId: string): Promise<{ user: number; total: number }> {
+  /** Today's spend; `user` is 0 for calls on no one's behalf (userId null). */
+  async function spent(userId: string | null): Promise<{ user: number; total: number }> {
     const day = utcDay(now());
-    const key = keys(userId, day.key);
+    const key = keys(userId ?? "none", day.key);
     try {
       const [user, total] = await deps.redis.mget<[string | null, string | null]>(key.user, key.total);
       const rebuild = async (value: string | null, redisKey: string, owner: string | null) => {
@@ -43,16 +44,16 @@ export function createBudget(deps: { redis: Redis; db: Database; limits: BudgetL
         await deps.redis.set(redisKey, fromPostgres.toFixed(6), { nx: true, ex: TTL_SECONDS });
         return fromPostgres;
       };
-      return { user: await rebuild(user, key.user, userId), total: await rebuild(total, key.total, null) };
+      return { user: userId ? await rebuild(user, key.user, userId) : 0, total: await rebuild(total, key.total, null) };
     } catch {
-      return { user: await spentInPostgres(userId, day.start), total: await spentInPostgres(null, day.start) };
+      return { user: userId ? await spentInPostgres(userId, day.start) : 0, total: await spentInPostgres(null, day.start) };
     }
   }
 
   return {
     spent,
-    /** Throws 429 AI_BUDGET_EXCEEDED before any upstream request is made. */
-    async assertWithinBudget(userId: string): Promise<void> {
+    /** Throws 429 AI_BUDGET_EXCEEDED before any upstream request is made (userId null: the total only). */
+    async assertWithinBudget(userId: string | null): Promise<void> {
       const current = await spent(userId);
       if (current.user >= deps.limits.userDailyUsd) {
         throw new AppError("AI_BUDGET_EXCEEDED", { message: "Your daily AI budget is used up; it resets at midnight UTC" });

@@ -1,6 +1,8 @@
 import OpenAI from "openai";
 import { sha256Hex } from "../lib/hash";
-import { embeddingModel } from "./models";
+import { costUsd, embeddingModel } from "./models";
+import { type AiCallRecord, classifyError } from "./strategy";
+import { estimateTextTokens } from "./usage";
 
 const DIMENSIONS = 1536;
 const CACHE_TTL_SECONDS = 30 * 86_400;
@@ -10,24 +12,56 @@ export interface EmbeddingCache {
   set(key: string, value: unknown, options: { ex: number }): Promise<unknown>;
 }
 
+/** Whose budget an embedding is charged to (null: the service's own, e.g. loading the knowledge base). */
+export type EmbedOptions = { userId?: string | null };
+
 /**
  * `text-embedding-3-small` through the OpenAI SDK. Query embeddings are cached by text hash
- * (Redis in the Worker), so the same conversation never pays twice.
+ * (Redis in the Worker), so the same conversation never pays twice. Each upstream call is
+ * checked against the budget first and written to `ai_calls`; a cached answer costs nothing.
  */
-export function createEmbedder(options: { apiKey: string; baseURL?: string; cache?: EmbeddingCache }) {
+export function createEmbedder(options: {
+  apiKey: string;
+  baseURL?: string;
+  cache?: EmbeddingCache;
+  record?(call: AiCallRecord): Promise<void>;
+  assertWithinBudget?(userId: string | null): Promise<void>;
+}) {
   const client = new OpenAI({ apiKey: options.apiKey, baseURL: options.baseURL, maxRetries: 2 });
-  const embedMany = async (texts: string[]): Promise<number[][]> => {
+  const embedMany = async (texts: string[], { userId = null }: EmbedOptions = {}): Promise<number[][]> => {
     if (texts.length === 0) return [];
-    const response = await client.embeddings.create({ model: embeddingModel.apiModel, input: texts, dimensions: DIMENSIONS });
+    await options.assertWithinBudget?.(userId);
+    const started = Date.now();
+    const call = { userId, kind: "embedding", provider: embeddingModel.provider, model: embeddingModel.apiModel, outputTokens: 0, firstTokenMs: null, fallbackFrom: null } as const;
+    let response: OpenAI.CreateEmbeddingResponse;
+    try {
+      response = await client.embeddings.create({ model: embeddingModel.apiModel, input: texts, dimensions: DIMENSIONS });
+    } catch (error) {
+      // A refused or failed embedding request is not billed.
+      const { code } = classifyError(error, new AbortController().signal);
+      await options.record?.({ ...call, inputTokens: 0, costUsd: 0, usageEstimated: false, latencyMs: Date.now() - started, status: "failed", errorCode: code });
+      throw error;
+    }
+    const reported = response.usage?.prompt_tokens;
+    const inputTokens = reported ?? texts.reduce((sum, text) => sum + estimateTextTokens(text), 0);
+    await options.record?.({
+      ...call,
+      inputTokens,
+      costUsd: costUsd(embeddingModel, { inputTokens, outputTokens: 0 }),
+      usageEstimated: reported === undefined,
+      latencyMs: Date.now() - started,
+      status: "succeeded",
+      errorCode: null,
+    });
     return response.data.sort((a, b) => a.index - b.index).map((item) => item.embedding);
   };
   return {
     embedMany,
-    async embedQuery(text: string): Promise<number[]> {
+    async embedQuery(text: string, embedOptions: EmbedOptions = {}): Promise<number[]> {
       const key = `emb:${embeddingModel.apiModel}:${await sha256Hex(text)}`;
       const cached = await options.cache?.get<number[]>(key).catch(() => null);
       if (cached) return cached;
-      const [vector] = await embedMany([text]);
+      const [vector] = await embedMany([text], embedOptions);
       await options.cache?.set(key, vector, { ex: CACHE_TTL_SECONDS }).catch(() => undefined);
       return vector!;
     },

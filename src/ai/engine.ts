@@ -21,15 +21,19 @@ export function createAiEngine(config: AppConfig, db: Database) {
     limits: { userDailyUsd: config.AI_DAILY_BUDGET_USER_USD, totalDailyUsd: config.AI_DAILY_BUDGET_TOTAL_USD },
   });
   const order = [...new Set<ModelId>([config.AI_PROVIDER_STRATEGY_PRIMARY, ...config.AI_PROVIDER_STRATEGY_FALLBACKS])];
+  // Every upstream call, of every kind, asks the budget first and lands in ai_calls and its counters.
+  const record = createAiCallRecorder(db, budget);
+  const assertWithinBudget = (userId: string | null) => budget.assertWithinBudget(userId);
   const deps: EngineDeps = {
     adapters: createAdapters(config),
     order,
     firstTokenTimeoutMs: config.AI_FIRST_TOKEN_TIMEOUT_MS,
     totalTimeoutMs: config.AI_TOTAL_TIMEOUT_MS,
-    record: createAiCallRecorder(db, budget),
+    record,
+    assertWithinBudget,
   };
   const embedder = config.OPENAI_API_KEY
-    ? createEmbedder({ apiKey: config.OPENAI_API_KEY, baseURL: config.OPENAI_BASE_URL, cache: redis })
+    ? createEmbedder({ apiKey: config.OPENAI_API_KEY, baseURL: config.OPENAI_BASE_URL, cache: redis, record, assertWithinBudget })
     : undefined;
   // OCR asks a vision model first (Gemini Flash by default), then the others in the usual order.
   const ocrOrder = [...new Set<ModelId>([config.AI_OCR_MODEL, ...order])];
@@ -41,10 +45,11 @@ export function createAiEngine(config: AppConfig, db: Database) {
     complete: <T = string>(request: GenerateRequest, options: GenerateOptions<T>) => complete(deps, request, options),
     completeStructured: <T>(request: GenerateRequest, schema: Parameters<typeof completeStructured<T>>[2], options: GenerateOptions) =>
       completeStructured<T>(deps, request, schema, options),
-    /** Coaching notes nearest to `text`, of the given phase (and phase-less ones). */
-    async retrieve(text: string, options: { phase?: number; k?: number } = {}) {
+    /** Coaching notes nearest to `text`, of the given phase (and phase-less ones); the query's embedding is charged to `userId`. */
+    async retrieve(text: string, options: { phase?: number; k?: number; userId?: string | null } = {}) {
       if (!embedder) return [];
-      return retrieveChunks(db, await embedder.embedQuery(text), options);
+      const { userId, ...query } = options;
+      return retrieveChunks(db, await embedder.embedQuery(text, { userId }), query);
     },
   };
 }

@@ -8,17 +8,24 @@ import type { ModelId, ProviderName } from "./types";
  */
 export const PRICES_AS_OF = "2026-11-23";
 
-export const models: Record<ModelId, { provider: ProviderName; apiModel: string; inputPerM: number; outputPerM: number }> = {
+type Price = { inputPerM: number; outputPerM: number };
+
+export const models: Record<ModelId, { provider: ProviderName; apiModel: string } & Price> = {
   "gpt-4o": { provider: "openai", apiModel: "gpt-4o", inputPerM: 2.5, outputPerM: 10 },
   "claude-sonnet": { provider: "anthropic", apiModel: "claude-sonnet-5-5", inputPerM: 3, outputPerM: 15 },
   "gemini-flash": { provider: "gemini", apiModel: "gemini-2.5-flash", inputPerM: 0.3, outputPerM: 2.5 },
 };
 
-export const embeddingModel = { provider: "openai" as const, apiModel: "text-embedding-3-small", inputPerM: 0.02 };
+/** The query and knowledge embedder (SPEC §8); embeddings bill input tokens only. */
+export const embeddingModel = { provider: "openai" as const, apiModel: "text-embedding-3-small", inputPerM: 0.02, outputPerM: 0 };
 
-/** Cost in USD, rounded to the micro-dollar the `ai_calls.cost_usd` column keeps. */
-export function costUsd(model: ModelId, usage: { inputTokens: number; outputTokens: number }): number {
-  const price = models[model];
-  const raw = (usage.inputTokens * price.inputPerM + usage.outputTokens * price.outputPerM) / 1_000_000;
-  return Math.round(raw * 1e6) / 1e6;
+/**
+ * Cost in USD, rounded up to the micro-dollar the `ai_calls.cost_usd` column keeps: a short
+ * query embedding costs a fraction of one, and a call that cost anything is never free.
+ */
+export function costUsd(model: ModelId | Price, usage: { inputTokens: number; outputTokens: number }): number {
+  const price = typeof model === "string" ? models[model] : model;
+  const microDollars = (usage.inputTokens * price.inputPerM + usage.outputTokens * price.outputPerM);
+  // Rounded to the pico-dollar first, so float noise (5.000000001) does not round a whole unit up.
+  return Math.ceil(Math.round(microDollars * 1e6) / 1e6) / 1e6;
 }

@@ -9,6 +9,7 @@ import { createAdapters } from "./providers";
 import { z } from "zod";
 import { AiError, completeStructured, type EngineDeps, type EngineEvent, generate } from "./strategy";
 import type { GenerateRequest } from "./types";
+import { estimateInputTokens } from "./usage";
 
 type Fault = Record<string, unknown>;
 const upstream = (path: string, init?: RequestInit) => fetch(`${env.TEST_AI_UPSTREAM_URL}${path}`, init);
@@ -86,6 +87,9 @@ describe("AI strategy against the local upstream", () => {
     expect(Number(row?.costUsd)).toBeCloseTo(done.costUsd, 6);
     expect(row?.firstTokenMs).not.toBeNull();
     expect(row?.latencyMs).toBeGreaterThanOrEqual(row?.firstTokenMs ?? 0);
+    // The vendor reported this call's usage: nothing in it is our estimate.
+    expect(row?.inputTokens).toBe(done.usage.inputTokens);
+    expect(row?.usageEstimated).toBe(false);
   });
 
   it("retries a 429 honouring Retry-After, then falls back to the next provider", async () => {
@@ -164,6 +168,60 @@ describe("AI strategy against the local upstream", () => {
     expect((await upstreamRequests())[0]).toMatchObject({ aborted: true, completed: false });
   });
 
+  it("charges a cancelled call its prompt and the tokens streamed so far, marked as an estimate", async () => {
+    await fault("openai", { tokenDelayMs: 50 });
+    const controller = new AbortController();
+    await run(engine().deps, { signal: controller.signal, onDelta: (count) => count === 3 && controller.abort() }).catch(() => undefined);
+    const [row] = await testDb().select().from(aiCalls);
+    expect(row).toMatchObject({ status: "cancelled", usageEstimated: true, inputTokens: estimateInputTokens(request) });
+    expect(row?.inputTokens).toBeGreaterThan(0);
+    // At least the three tokens that reached the caller (the vendor may have sent one more).
+    expect(row?.outputTokens).toBeGreaterThanOrEqual(3);
+    expect(Number(row?.costUsd)).toBeGreaterThan(0);
+    expect(Number(row?.costUsd)).toBe(costUsd("gpt-4o", { inputTokens: row!.inputTokens, outputTokens: row!.outputTokens }));
+  });
+
+  it("takes the input count Anthropic reports when the stream starts, even for a cancelled call", async () => {
+    const deps = engine({ order: ["claude-sonnet"] }).deps;
+    await run(deps);
+    const [completed] = await testDb().select().from(aiCalls);
+    expect(completed).toMatchObject({ status: "succeeded", usageEstimated: false });
+    await resetDatabase();
+
+    await fault("anthropic", { tokenDelayMs: 50 });
+    const controller = new AbortController();
+    await run(deps, { signal: controller.signal, onDelta: () => controller.abort() }).catch(() => undefined);
+    const [cancelled] = await testDb().select().from(aiCalls);
+    // The vendor's own figure for this prompt, not our estimate; only the output is estimated.
+    expect(cancelled).toMatchObject({ status: "cancelled", usageEstimated: true, inputTokens: completed!.inputTokens });
+    expect(cancelled?.outputTokens).toBeGreaterThanOrEqual(1);
+  });
+
+  it("charges timed-out and broken attempts, and a refused request nothing", async () => {
+    await fault("openai", { status: 429 });
+    await fault("openai", { firstTokenDelayMs: 1_000 });
+    await fault("anthropic", { cutAfterTokens: 3 });
+    const events = await run(engine({ firstTokenTimeoutMs: 150 }).deps);
+    expect(events.at(-1)).toMatchObject({ type: "done", model: "claude-sonnet" });
+    const rows = await testDb()
+      .select({ status: aiCalls.status, errorCode: aiCalls.errorCode, inputTokens: aiCalls.inputTokens, outputTokens: aiCalls.outputTokens, costUsd: aiCalls.costUsd, usageEstimated: aiCalls.usageEstimated })
+      .from(aiCalls)
+      .orderBy(asc(aiCalls.createdAt));
+    expect(rows.map((row) => [row.status, row.errorCode, row.usageEstimated])).toEqual([
+      ["failed", "UPSTREAM_RATE_LIMITED", false],
+      ["timeout", "FIRST_TOKEN_TIMEOUT", true],
+      ["failed", "UPSTREAM_CONNECTION", true],
+      ["succeeded", null, false],
+    ]);
+    const [refused, timedOut, broken] = rows;
+    expect(refused).toMatchObject({ inputTokens: 0, outputTokens: 0, costUsd: "0.000000" });
+    // The vendor had the prompt when the attempt was given up on, and had produced nothing yet.
+    expect(timedOut).toMatchObject({ inputTokens: estimateInputTokens(request), outputTokens: 0 });
+    expect(Number(timedOut?.costUsd)).toBeGreaterThan(0);
+    expect(broken?.outputTokens).toBeGreaterThanOrEqual(3);
+    expect(Number(broken?.costUsd)).toBeGreaterThan(0);
+  });
+
   it("aborts the upstream request when the caller stops reading early", async () => {
     await fault("openai", { tokenDelayMs: 100 });
     for await (const event of generate(engine().deps, request, { kind: "suggestions" })) {
@@ -171,6 +229,11 @@ describe("AI strategy against the local upstream", () => {
     }
     await new Promise((resolve) => setTimeout(resolve, 150));
     expect((await upstreamRequests())[0]).toMatchObject({ aborted: true, completed: false });
+    // What it spent until then is on the books like any cancelled call.
+    const [row] = await testDb().select().from(aiCalls);
+    expect(row).toMatchObject({ status: "cancelled", usageEstimated: true });
+    expect(row?.outputTokens).toBeGreaterThanOrEqual(1);
+    expect(Number(row?.costUsd)).toBeGreaterThan(0);
   });
 
   it("fails fast on a 400, without retries or fallback", async () => {

@@ -1,5 +1,6 @@
 import { costUsd, models } from "./models";
 import type { AiCallKind, GenerateRequest, ModelId, ProviderAdapter, ProviderName, Usage } from "./types";
+import { attemptUsage } from "./usage";
 
 export type EngineEvent<T = string> =
   | { type: "delta"; text: string }
@@ -29,6 +30,8 @@ export interface AiCallRecord {
   inputTokens: number;
   outputTokens: number;
   costUsd: number;
+  /** The tokens are our estimate: the vendor's usage never arrived (see usage.ts). */
+  usageEstimated: boolean;
   latencyMs: number;
   firstTokenMs: number | null;
   status: AiCallStatus;
@@ -44,6 +47,8 @@ export interface EngineDeps {
   /** Longest one attempt may take, first token to last. */
   totalTimeoutMs: number;
   record(call: AiCallRecord): Promise<void>;
+  /** Refuses (429 AI_BUDGET_EXCEEDED) once the day's budget is spent; asked before every attempt. */
+  assertWithinBudget?(userId: string | null): Promise<void>;
   attemptsPerModel?: number;
   baseBackoffMs?: number;
   /** A Retry-After longer than this moves on to the next model instead of waiting. */
@@ -150,6 +155,8 @@ export async function* generate<T = string>(deps: EngineDeps, request: GenerateR
 
     for (let attempt = 0; attempt < attempts; attempt++) {
       if (outer.aborted) throw new AiError("AI_CANCELLED", "generation cancelled");
+      // Every attempt spends, retries and fallbacks included: an earlier one may have used the budget up.
+      await deps.assertWithinBudget?.(options.userId ?? null);
       const controller = new AbortController();
       const onOuterAbort = () => controller.abort(outer.reason);
       outer.addEventListener("abort", onOuterAbort, { once: true });
@@ -158,9 +165,18 @@ export async function* generate<T = string>(deps: EngineDeps, request: GenerateR
       const started = Date.now();
       let firstTokenMs: number | null = null;
       let text = "";
-      let usage: Usage = { inputTokens: 0, outputTokens: 0 };
-      const record = (status: AiCallStatus, errorCode: string | null) =>
-        deps.record({
+      let chunks = 0;
+      let reported: Partial<Usage> = {};
+      let finished = false;
+      // What the vendor bills: a finished or started stream, or a request stopped while in flight.
+      // A refusal (429, 5xx before any token) costs nothing.
+      const charge = (status: AiCallStatus) =>
+        attemptUsage(request, { reported, text, chunks, finished, billed: finished || status === "cancelled" || status === "timeout" || chunks > 0 || reported.inputTokens !== undefined });
+      let recorded = false;
+      const record = async (status: AiCallStatus, errorCode: string | null) => {
+        recorded = true;
+        const { usage, estimated } = charge(status);
+        await deps.record({
           userId: options.userId ?? null,
           kind: options.kind,
           provider,
@@ -168,18 +184,21 @@ export async function* generate<T = string>(deps: EngineDeps, request: GenerateR
           inputTokens: usage.inputTokens,
           outputTokens: usage.outputTokens,
           costUsd: costUsd(model, usage),
+          usageEstimated: estimated,
           latencyMs: Date.now() - started,
           firstTokenMs,
           status,
           errorCode,
           fallbackFrom,
         });
+        return usage;
+      };
 
       let failure: Classified;
       try {
         for await (const event of adapter.stream(apiModel, request, controller.signal)) {
           if (event.type === "usage") {
-            usage = event.usage;
+            reported = { ...reported, ...event.usage };
             continue;
           }
           if (firstTokenMs === null) {
@@ -187,18 +206,20 @@ export async function* generate<T = string>(deps: EngineDeps, request: GenerateR
             clearTimeout(firstTokenTimer);
           }
           text += event.text;
+          chunks++;
           yield { type: "delta", text: event.text };
         }
         // Some SDKs end an aborted stream quietly instead of throwing.
         if (controller.signal.aborted) throw controller.signal.reason;
-        if (usage.outputTokens === 0 && text) usage = { ...usage, outputTokens: Math.ceil(text.length / 4) };
+        finished = true;
         let output: T;
         try {
           output = options.parse ? options.parse(text) : (text as T);
         } catch (cause) {
+          // Charged like any finished answer (the vendor billed it), then retried.
           throw new InvalidOutput(cause);
         }
-        await record("succeeded", null);
+        const usage = await record("succeeded", null);
         yield { type: "done", model, provider, text, output, usage, costUsd: costUsd(model, usage) };
         return;
       } catch (error) {
@@ -213,8 +234,10 @@ export async function* generate<T = string>(deps: EngineDeps, request: GenerateR
         clearTimeout(firstTokenTimer);
         clearTimeout(totalTimer);
         outer.removeEventListener("abort", onOuterAbort);
-        // A caller that stops iterating early must not leave the upstream request running.
+        // A caller that stops iterating early must not leave the upstream request running,
+        // nor what it spent so far unrecorded.
         if (!controller.signal.aborted) controller.abort(new Error("generation closed"));
+        if (!recorded) await record("cancelled", "CANCELLED");
       }
 
       if (text) yield { type: "restart", from: model, reason: failure.code };

@@ -17,9 +17,10 @@ export interface GenerateRequest {
 }
 
 export type Usage = { inputTokens: number; outputTokens: number };
-export type ProviderEvent = { type: "delta"; text: string } | { type: "usage"; usage: Usage };
+/** Usage may come in parts, and early: Anthropic reports the input tokens when the stream starts. */
+export type ProviderEvent = { type: "delta"; text: string } | { type: "usage"; usage: Partial<Usage> };
 
-/** A vendor behind its official SDK: everything is a stream of deltas plus final usage. */
+/** A vendor behind its official SDK: everything is a stream of deltas plus usage as it is known. */
 export interface ProviderAdapter {
   provider: ProviderName;
   stream(model: string, request: GenerateRequest, signal: AbortSignal): AsyncIterable<ProviderEvent>;

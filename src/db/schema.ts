@@ -287,6 +287,9 @@ export const aiCalls = pgTable(
     inputTokens: integer("input_tokens").notNull().default(0),
     outputTokens: integer("output_tokens").notNull().default(0),
     costUsd: numeric("cost_usd", { precision: 12, scale: 6 }).notNull().default("0"),
+    // The vendor never reported this call's usage (cancelled, timed out, cut off): the tokens
+    // and cost are our estimate from the prompt and what was streamed, not the vendor's bill.
+    usageEstimated: boolean("usage_estimated").notNull().default(false),
     latencyMs: integer("latency_ms"),
     firstTokenMs: integer("first_token_ms"),
     status: aiCallStatusEnum("status").notNull(),

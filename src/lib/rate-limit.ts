@@ -53,31 +53,38 @@ export function clientIp(c: Context<AppEnv>): string {
   );
 }
 
+/**
+ * Counts this request against `tier` and sets the RateLimit headers; throws 429 RATE_LIMITED
+ * when the window is used up. For a route where only some requests spend (see `rateLimit`).
+ */
+export async function applyRateLimit(c: Context<AppEnv>, tier: RateLimitTier): Promise<void> {
+  const identifier = tier === "ip" ? `ip:${clientIp(c)}` : `user:${c.var.user.id}`;
+  let outcome: Awaited<ReturnType<Ratelimit["limit"]>>;
+  try {
+    outcome = await limitersFor(c.var.config)[tier].limit(identifier);
+  } catch (error) {
+    outcome = { success: true, limit: 0, remaining: 0, reset: 0, pending: Promise.resolve(), reason: "timeout" };
+    c.var.logger.warn("rate limiter unavailable", { tier, error });
+  }
+  if (outcome.reason === "timeout") {
+    if (failClosed[tier]) throw new AppError("SERVICE_UNAVAILABLE", { message: "Rate limiting is unavailable; try again shortly" });
+    c.var.logger.warn("rate limit skipped: Redis unavailable", { tier });
+    return;
+  }
+  c.executionCtx.waitUntil(outcome.pending);
+  const resetSeconds = Math.max(0, Math.ceil((outcome.reset - Date.now()) / 1000));
+  c.header("RateLimit-Limit", String(outcome.limit));
+  c.header("RateLimit-Remaining", String(Math.max(0, outcome.remaining)));
+  c.header("RateLimit-Reset", String(resetSeconds));
+  if (!outcome.success) {
+    c.header("Retry-After", String(Math.max(1, resetSeconds)));
+    throw new AppError("RATE_LIMITED", { details: { retryAfterSeconds: Math.max(1, resetSeconds) } });
+  }
+}
+
 export function rateLimit(tier: RateLimitTier): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const identifier = tier === "ip" ? `ip:${clientIp(c)}` : `user:${c.var.user.id}`;
-    let outcome: Awaited<ReturnType<Ratelimit["limit"]>>;
-    try {
-      outcome = await limitersFor(c.var.config)[tier].limit(identifier);
-    } catch (error) {
-      outcome = { success: true, limit: 0, remaining: 0, reset: 0, pending: Promise.resolve(), reason: "timeout" };
-      c.var.logger.warn("rate limiter unavailable", { tier, error });
-    }
-    if (outcome.reason === "timeout") {
-      if (failClosed[tier]) throw new AppError("SERVICE_UNAVAILABLE", { message: "Rate limiting is unavailable; try again shortly" });
-      c.var.logger.warn("rate limit skipped: Redis unavailable", { tier });
-      await next();
-      return;
-    }
-    c.executionCtx.waitUntil(outcome.pending);
-    const resetSeconds = Math.max(0, Math.ceil((outcome.reset - Date.now()) / 1000));
-    c.header("RateLimit-Limit", String(outcome.limit));
-    c.header("RateLimit-Remaining", String(Math.max(0, outcome.remaining)));
-    c.header("RateLimit-Reset", String(resetSeconds));
-    if (!outcome.success) {
-      c.header("Retry-After", String(Math.max(1, resetSeconds)));
-      throw new AppError("RATE_LIMITED", { details: { retryAfterSeconds: Math.max(1, resetSeconds) } });
-    }
+    await applyRateLimit(c, tier);
     await next();
   };
 }

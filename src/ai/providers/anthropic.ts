@@ -37,14 +37,14 @@ export function createAnthropicAdapter(options: { apiKey: string; baseURL?: stri
         },
         { signal },
       );
-      let inputTokens = 0;
       for await (const event of stream) {
-        if (event.type === "message_start") inputTokens = event.message.usage.input_tokens;
+        // The input count comes first, so a call stopped mid-stream is still charged its real prompt.
+        if (event.type === "message_start") yield { type: "usage", usage: { inputTokens: event.message.usage.input_tokens } };
         else if (event.type === "content_block_delta") {
           if (event.delta.type === "text_delta") yield { type: "delta", text: event.delta.text };
           else if (event.delta.type === "input_json_delta") yield { type: "delta", text: event.delta.partial_json };
         } else if (event.type === "message_delta") {
-          yield { type: "usage", usage: { inputTokens, outputTokens: event.usage.output_tokens } };
+          yield { type: "usage", usage: { outputTokens: event.usage.output_tokens } };
         }
       }
     },

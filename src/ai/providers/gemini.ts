@@ -33,12 +33,16 @@ export function createGeminiAdapter(options: { apiKey: string; baseURL?: string 
       for await (const chunk of stream) {
         const text = chunk.text;
         if (text) yield { type: "delta", text };
-        if (chunk.usageMetadata?.candidatesTokenCount !== undefined) {
+        // Usage may ride on any chunk (running totals) or only the last; each report is the latest.
+        const usage = chunk.usageMetadata;
+        if (usage) {
+          const { promptTokenCount, candidatesTokenCount, thoughtsTokenCount } = usage;
           yield {
             type: "usage",
             usage: {
-              inputTokens: chunk.usageMetadata.promptTokenCount ?? 0,
-              outputTokens: chunk.usageMetadata.candidatesTokenCount ?? 0,
+              ...(promptTokenCount !== undefined ? { inputTokens: promptTokenCount } : {}),
+              // Gemini 2.5 thinks before it answers, and bills the thinking as output.
+              ...(candidatesTokenCount !== undefined ? { outputTokens: candidatesTokenCount + (thoughtsTokenCount ?? 0) } : {}),
             },
           };
         }

@@ -23,12 +23,17 @@ const apiModel: Record<ProviderName, string> = {
 
 async function collect(events: AsyncIterable<ProviderEvent>) {
   const deltas: string[] = [];
-  let usage: { inputTokens: number; outputTokens: number } | undefined;
+  let usage: { inputTokens?: number; outputTokens?: number } | undefined;
+  // Where the input count was known before the first token (the vendor reported it early).
+  let inputBeforeFirstDelta: number | undefined;
   for await (const event of events) {
     if (event.type === "delta") deltas.push(event.text);
-    else usage = event.usage;
+    else {
+      usage = { ...usage, ...event.usage };
+      if (deltas.length === 0) inputBeforeFirstDelta = usage.inputTokens;
+    }
   }
-  return { deltas, usage };
+  return { deltas, usage, inputBeforeFirstDelta };
 }
 
 describe.each(["openai", "anthropic", "gemini"] as const)("%s adapter (official SDK, inside workerd)", (provider) => {
@@ -69,4 +74,13 @@ describe.each(["openai", "anthropic", "gemini"] as const)("%s adapter (official 
     const [recorded] = (await (await fetch(`${env.TEST_AI_UPSTREAM_URL}/__control/requests`)).json()) as Array<{ body: unknown }>;
     expect(JSON.stringify(recorded?.body)).toContain("iVBORw0KGgo=");
   });
+});
+
+// A call cancelled mid-stream is then charged the vendor's own input count, not an estimate.
+it("anthropic adapter reports the input tokens when the stream starts, before any token", async () => {
+  await fetch(`${env.TEST_AI_UPSTREAM_URL}/__control/reset`, { method: "POST" });
+  const adapter = createAdapters(testConfig()).anthropic!;
+  const { usage, inputBeforeFirstDelta } = await collect(adapter.stream(apiModel.anthropic, request, new AbortController().signal));
+  expect(inputBeforeFirstDelta).toBeGreaterThan(0);
+  expect(inputBeforeFirstDelta).toBe(usage?.inputTokens);
 });

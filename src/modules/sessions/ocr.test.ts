@@ -2,11 +2,12 @@ import { env } from "cloudflare:test";
 import { asc, eq, sql } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
 import { pngBytes } from "../../../test/images";
-import { call, callAs, clearBucket, json, resetDatabase, signedInUser, testDb } from "../../../test/helpers";
+import { call, callAs, clearBucket, json, resetDatabase, signedInUser, testConfig, testDb } from "../../../test/helpers";
 import { deliverJob, eventually, qstashMessages, redeliver, resetQStash, useJobPump } from "../../../test/jobs";
 import { injectFault, resetUpstream, upstreamRequests } from "../../../test/upstream";
 import { openSocket } from "../../../test/ws";
-import { messages, sessionImages, sessions, suggestions } from "../../db/schema";
+import { aiEngineFor } from "../../ai/engine";
+import { aiCalls, messages, sessionImages, sessions, suggestions } from "../../db/schema";
 import { roomStub } from "../../realtime/rooms";
 
 import { mergeOcrResults, type OcrResult } from "./ocr";
@@ -166,13 +167,40 @@ describe("OCR job", () => {
     // JOB_RETRIES is 1 in tests: two deliveries answered 500, then the failure callback.
     const answers = pump.answered.slice(from).filter((answer) => answer.url.endsWith("/jobs/ocr"));
     expect(answers.map((answer) => answer.status)).toEqual([500, 500]);
-    expect(pump.answered.slice(from).some((answer) => answer.url.endsWith("/jobs/failed") && answer.status === 200)).toBe(true);
+    // The callback tells the room before it answers QStash, so its answer may land just after.
+    await eventually(async () => pump.answered.slice(from).some((answer) => answer.url.endsWith("/jobs/failed") && answer.status === 200), "the failure callback's answer");
 
     // Retry queues OCR again, and this time it works.
     await resetUpstream();
     await injectFault({ output: JSON.stringify(first) }, { match: OCR_CALL });
     expect(await json(await callAs(token, `/api/v1/sessions/${sessionId}/retry`, { method: "POST" }))).toMatchObject({ data: { status: "ocr_queued" } });
     await eventually(async () => (await testDb().select().from(sessions))[0]?.status === "ocr_review", "OCR after the retry");
+  });
+
+  it("asks the budget before each screenshot: spent while reading the first, the session fails AI_BUDGET_EXCEEDED", async () => {
+    const { token, userId } = await signedInUser();
+    const from = pump.answered.length;
+    const keys = [await upload(token, 8), await upload(token, 9)];
+    await injectFault({ output: JSON.stringify(first), firstTokenDelayMs: 400 }, { match: OCR_CALL });
+    const sessionId = await screenshotSession(token, keys);
+    await eventually(async () => (await ocrRequests()).length === 1 || undefined, "the first OCR request");
+    await testDb().insert(aiCalls).values({ userId, kind: "suggestions", provider: "openai", model: "gpt-4o", status: "succeeded", costUsd: "0.750000" });
+    await aiEngineFor(testConfig(), testDb()).budget.add(userId, 0.75);
+
+    const failed = await eventually(async () => {
+      const [row] = await testDb().select().from(sessions).where(eq(sessions.id, sessionId));
+      return row?.status === "failed" ? row : undefined;
+    }, "the failed session");
+    expect(failed).toMatchObject({ failedFrom: "ocr_processing", errorCode: "AI_BUDGET_EXCEEDED" });
+    expect(await ocrRequests()).toHaveLength(1);
+    // A spent budget is not worth QStash's retries: the job answered once, and done.
+    const answers = await eventually(async () => {
+      const ocr = pump.answered.slice(from).filter((answer) => answer.url.endsWith("/jobs/ocr"));
+      return ocr.length > 0 ? ocr : undefined;
+    }, "the job's answer");
+    expect(answers).toHaveLength(1);
+    expect(answers[0]?.status).toBe(200);
+    expect(JSON.parse(answers[0]!.body)).toMatchObject({ data: { failed: "AI_BUDGET_EXCEEDED" } });
   });
 
   it("does nothing twice when QStash delivers the OCR job again", async () => {

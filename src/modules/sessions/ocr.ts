@@ -173,6 +173,11 @@ async function readAndStore(ctx: JobContext, current: typeof sessions.$inferSele
         await transitionSession(deps, { sessionId, to: "failed", from: ["ocr_processing"], error: { code: "OCR_FAILED", message: "The screenshots could not be read" }, when: run.held });
         return { failed: "OCR_FAILED" };
       }
+      // So does a spent budget, until midnight UTC; `retry` picks it up from here.
+      if (error instanceof AppError && error.code === "AI_BUDGET_EXCEEDED") {
+        await transitionSession(deps, { sessionId, to: "failed", from: ["ocr_processing"], error: { code: error.code, message: error.message }, when: run.held });
+        return { failed: error.code };
+      }
       throw error;
     }
     await ctx.db.update(sessionImages).set({ ocrStatus: "completed" }).where(eq(sessionImages.id, image.id));

@@ -4,6 +4,7 @@ import { aiEngineFor } from "../../ai/engine";
 import type { AppEnv } from "../../lib/app-env";
 import { ok } from "../../lib/envelope";
 import { createJobPublisher } from "../../lib/jobs";
+import { applyRateLimit, rateLimit } from "../../lib/rate-limit";
 import { authErrors, createRouter, errorResponses, jsonBody, jsonResponse } from "../../lib/openapi";
 import { createBroadcast } from "../../realtime/rooms";
 import { addMessage, deleteMessage, updateMessage } from "./messages";
@@ -32,10 +33,11 @@ const createSessionRoute = createRoute({
   tags,
   security,
   summary: "Open a session from uploaded screenshots (OCR is queued) or from typed messages (ready at once)",
+  description: "A screenshot session spends AI money (OCR), so it counts against the AI rate limit and the daily budget; a typed one does neither.",
   request: { body: jsonBody(createSessionSchema) },
   responses: {
     201: jsonResponse(sessionDetailSchema, "The session and its WebSocket URL"),
-    ...errorResponses(...bodyErrors, "UPLOAD_NOT_FOUND", "UPLOAD_ALREADY_USED", "AI_BUDGET_EXCEEDED", ...authErrors),
+    ...errorResponses(...bodyErrors, "UPLOAD_NOT_FOUND", "UPLOAD_ALREADY_USED", "AI_BUDGET_EXCEEDED", "SERVICE_UNAVAILABLE", ...authErrors),
   },
 });
 
@@ -91,10 +93,11 @@ const retryRoute = createRoute({
   tags,
   security,
   summary: "Retry a failed session from the step that failed",
+  description: "Counts against the AI rate limit; retrying OCR also checks the daily AI budget.",
   request: { params: sessionIdParamsSchema },
   responses: {
     200: jsonResponse(sessionDetailSchema, "The session, back in its queue or ready"),
-    ...errorResponses("VALIDATION_ERROR", ...notFound, "INVALID_SESSION_STATE", ...authErrors),
+    ...errorResponses("VALIDATION_ERROR", ...notFound, "INVALID_SESSION_STATE", "AI_BUDGET_EXCEEDED", "SERVICE_UNAVAILABLE", ...authErrors),
   },
 });
 
@@ -153,8 +156,15 @@ function depsOf(c: Context<AppEnv>): SessionDeps {
 export function createSessionsRoutes(guards: MiddlewareHandler<AppEnv>[]) {
   const router = createRouter();
   router.use("*", ...guards);
+  // A retry queues OCR or frees the session for another generation: both lead to AI spend.
+  router.use("/:id/retry", rateLimit("ai"));
 
-  router.openapi(createSessionRoute, async (c) => ok(c, await createSession(depsOf(c), c.var.user.id, c.req.valid("json")), 201));
+  router.openapi(createSessionRoute, async (c) => {
+    const input = c.req.valid("json");
+    // Only screenshots spend AI money (OCR); typing a conversation in stays out of the AI tier.
+    if (input.type === "screenshot") await applyRateLimit(c, "ai");
+    return ok(c, await createSession(depsOf(c), c.var.user.id, input), 201);
+  });
 
   router.openapi(listSessionsRoute, async (c) => ok(c, await listSessions(c.var.db, c.var.user.id, c.req.valid("query"))));
 

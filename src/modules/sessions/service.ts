@@ -18,7 +18,7 @@ export type SessionDeps = {
   bucket: R2Bucket;
   broadcast: Broadcast;
   publishJob: PublishJob;
-  /** Screenshot sessions spend AI money on OCR: the daily budget is checked before anything else. */
+  /** Screenshot sessions (and OCR retries) spend AI money: the daily budget is checked before anything else. */
   assertWithinBudget(userId: string): Promise<void>;
   publicBaseUrl: string;
   logger: Logger;
@@ -225,7 +225,10 @@ export async function retrySession(deps: SessionDeps, userId: string, sessionId:
   if (!row) throw new AppError("SESSION_NOT_FOUND");
   if (row.status !== "failed") return explainRefusal(deps.db, owner, "be retried");
   const target = retryTarget(row.failedFrom);
-  if (target === "ocr_queued") await queueOcr(deps, owner, "failed");
+  if (target === "ocr_queued") {
+    await deps.assertWithinBudget(userId);
+    await queueOcr(deps, owner, "failed");
+  }
   else await transitionSession(deps, { ...owner, to: target, from: ["failed"] });
   return loadSession(deps, userId, sessionId);
 }

@@ -1,9 +1,11 @@
-import { env } from "cloudflare:test";
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { asc, eq } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
 import { pngBytes } from "../../../test/images";
 import { call, callAs, clearBucket, json, resetDatabase, signedInUser, testDb } from "../../../test/helpers";
+import { createApp } from "../../app";
 import { aiCalls, messages, sessionImages, sessions, suggestionGenerations, suggestions } from "../../db/schema";
+import type { Bindings } from "../../lib/env";
 import { createLogger } from "../../lib/logger";
 import { parseRoomFrames } from "../../realtime/protocol";
 import { createBroadcast, roomStub } from "../../realtime/rooms";
@@ -369,6 +371,60 @@ describe("session lifecycle", () => {
     const refused = await callAs(token, `/api/v1/sessions/${session.id}/retry`, { method: "POST" });
     expect(refused.status).toBe(409);
     expect(await json(refused)).toMatchObject({ error: { code: "INVALID_SESSION_STATE" } });
+  });
+
+  it("checks the AI budget before retrying OCR, leaving the session failed", async () => {
+    const { token, userId } = await signedInUser();
+    const session = await textSession(token, 2);
+    await setStatus(session.id, "failed", "ocr_processing");
+    await testDb().insert(aiCalls).values({ userId, kind: "ocr", provider: "gemini", model: "gemini-2.5-flash", status: "succeeded", costUsd: "0.75" });
+    const refused = await callAs(token, `/api/v1/sessions/${session.id}/retry`, { method: "POST" });
+    expect(refused.status).toBe(429);
+    expect(await json(refused)).toMatchObject({ error: { code: "AI_BUDGET_EXCEEDED" } });
+    const [row] = await testDb().select().from(sessions).where(eq(sessions.id, session.id));
+    expect(row?.status).toBe("failed");
+  });
+
+  it("puts retries and screenshot sessions in the AI rate-limit tier, and typed sessions not", async () => {
+    // The real app with an AI tier of 2 requests (an hour's window, so the burst never straddles two).
+    const app = createApp();
+    const bindings = { ...env, RATE_LIMIT_AI: "2", RATE_LIMIT_WINDOW_SECONDS: "3600" } as Bindings;
+    const { token } = await signedInUser();
+    const post = async (path: string, json?: unknown) => {
+      const ctx = createExecutionContext();
+      const headers = { Authorization: `Bearer ${token}`, "Content-Type": "application/json" };
+      const response = await app.fetch(new Request(`http://127.0.0.1${path}`, { method: "POST", headers, body: JSON.stringify(json ?? {}) }), bindings, ctx);
+      await waitOnExecutionContext(ctx);
+      return response;
+    };
+    const typed = () => post("/api/v1/sessions", { type: "text", messages: conversation(2) });
+    const failed = await textSession(token, 2);
+    await setStatus(failed.id, "failed", "generating");
+
+    const first = await typed();
+    expect(first.status).toBe(201);
+    expect(first.headers.get("RateLimit-Limit")).not.toBe("2");
+    const retried = await post(`/api/v1/sessions/${failed.id}/retry`);
+    expect(retried.status).toBe(200);
+    expect([retried.headers.get("RateLimit-Limit"), retried.headers.get("RateLimit-Remaining")]).toEqual(["2", "1"]);
+    const screenshots = await post("/api/v1/sessions", { type: "screenshot", imageKeys: [await upload(token)] });
+    expect(screenshots.status).toBe(201);
+    expect(screenshots.headers.get("RateLimit-Remaining")).toBe("0");
+
+    // The tier is spent: a retry and a screenshot session are refused before anything happens…
+    const retryAgain = await post(`/api/v1/sessions/${failed.id}/retry`);
+    expect(retryAgain.status).toBe(429);
+    expect(await json(retryAgain)).toMatchObject({ error: { code: "RATE_LIMITED" } });
+    expect(Number(retryAgain.headers.get("Retry-After"))).toBeGreaterThanOrEqual(1);
+    const key = await upload(token);
+    const more = await post("/api/v1/sessions", { type: "screenshot", imageKeys: [key] });
+    expect(more.status).toBe(429);
+    expect(await json(more)).toMatchObject({ error: { code: "RATE_LIMITED" } });
+    const [image] = await testDb().select().from(sessionImages).where(eq(sessionImages.r2Key, key));
+    expect(image?.sessionId).toBeNull();
+    // …while typing a conversation in spends no AI money and goes on working.
+    expect((await typed()).status).toBe(201);
+    expect((await typed()).status).toBe(201);
   });
 
   it("allows exactly the transitions of the state machine, records where a session failed, and lets one racer win", async () => {

@@ -219,7 +219,7 @@ async function runSuggestionJob(ctx: JobContext, { generationId }: { generationI
   try {
     const phase = await detectPhase(ctx, engine, run, session.conversation);
     const query = session.conversation.slice(-RECENT_MESSAGES).map((message) => message.text).join("\n");
-    const knowledge = await engine.retrieve(query, { phase: phase ?? undefined, k: 5 }).catch((error: unknown) => {
+    const knowledge = await engine.retrieve(query, { phase: phase ?? undefined, k: 5, userId: session.userId }).catch((error: unknown) => {
       ctx.logger.warn("knowledge retrieval failed; generating without coaching notes", { error });
       return [];
     });

@@ -1,9 +1,10 @@
-import { eq } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
-import { callAs, json, resetDatabase, signedInUser, testDb } from "../../../test/helpers";
+import { callAs, json, resetDatabase, signedInUser, testConfig, testDb } from "../../../test/helpers";
 import { eventually, qstashMessages, redeliver, resetQStash, useJobPump } from "../../../test/jobs";
 import { injectFault, resetUpstream, upstreamRequests } from "../../../test/upstream";
 import { type Frame, openSocket, type TestSocket } from "../../../test/ws";
+import { aiEngineFor } from "../../ai/engine";
 import { aiCalls, sessions, suggestionGenerations, suggestions } from "../../db/schema";
 
 const conversation = [
@@ -128,6 +129,30 @@ describe("suggestions", () => {
     await eventually(async () => (await upstreamRequests()).find((request) => request.id === streamed?.id)?.aborted, "the upstream abort");
   });
 
+  it("charges a cancelled generation what it spent: an estimated ai_calls row with a cost, and the user's usage moves", async () => {
+    const { token, userId, sessionId, socket } = await readySession();
+    await injectFault({ tokenDelayMs: 150 }, { vendor: "openai", match: "suggestions" });
+    const body = await json<{ generationId: string }>(await generate(token, sessionId));
+    if (!body.success) throw new Error("not started");
+    await socket.frame("suggestion.delta", 0, 15_000);
+    type Usage = { costUsd: number; byKind: Record<string, { calls: number; costUsd: number }> };
+    const before = await json<Usage>(await callAs(token, "/api/v1/users/me/usage"));
+    if (!before.success) throw new Error("no usage");
+    socket.send({ type: "cancel", generationId: body.data.generationId });
+    await socket.frame("generation.cancelled", 0, 5_000);
+
+    const [row] = await testDb().select().from(aiCalls).where(and(eq(aiCalls.userId, userId), eq(aiCalls.kind, "suggestions")));
+    expect(row).toMatchObject({ status: "cancelled", usageEstimated: true });
+    expect(row?.inputTokens).toBeGreaterThan(0);
+    expect(row?.outputTokens).toBeGreaterThan(0);
+    expect(Number(row?.costUsd)).toBeGreaterThan(0);
+    const after = await json<Usage>(await callAs(token, "/api/v1/users/me/usage"));
+    if (!after.success) throw new Error("no usage");
+    expect(before.data.byKind.suggestions).toBeUndefined();
+    expect(after.data.byKind.suggestions).toEqual({ calls: 1, costUsd: Number(row?.costUsd) });
+    expect(after.data.costUsd).toBeCloseTo(before.data.costUsd + Number(row?.costUsd), 6);
+  });
+
   it("announces generation.restarted when the provider fails mid-stream, then completes on the retry", async () => {
     const { token, sessionId, socket } = await readySession();
     await injectFault({ cutAfterTokens: 4 }, { vendor: "openai", match: "suggestions" });
@@ -195,6 +220,24 @@ describe("suggestions", () => {
     expect(await testDb().select().from(suggestionGenerations)).toEqual([]);
     const [session] = await testDb().select().from(sessions);
     expect(session?.status).toBe("ready");
+  });
+
+  it("asks the budget before every call of the job: spent during phase detection, it ends before retrieval and the suggestions", async () => {
+    const { token, userId, sessionId, socket } = await readySession();
+    await injectFault({ firstTokenDelayMs: 400 }, { match: "Classify the phase" });
+    const body = await json<{ generationId: string }>(await generate(token, sessionId));
+    if (!body.success) throw new Error("not started");
+    // While the phase call runs, other spend (another device, say) uses the day's budget up.
+    await eventually(async () => (await upstreamRequests()).length === 1 || undefined, "the phase request");
+    await testDb().insert(aiCalls).values({ userId, kind: "ocr", provider: "gemini", model: "gemini-2.5-flash", status: "succeeded", costUsd: "0.750000" });
+    await aiEngineFor(testConfig(), testDb()).budget.add(userId, 0.75);
+
+    const failed = await socket.frame("generation.failed", 0, 15_000);
+    expect(failed).toMatchObject({ generationId: body.data.generationId, code: "AI_BUDGET_EXCEEDED" });
+    // The phase call was already under way; nothing after it reached a vendor.
+    expect((await upstreamRequests()).map((request) => request.path)).toEqual(["/v1/chat/completions"]);
+    const [session] = await testDb().select().from(sessions);
+    expect(session).toMatchObject({ status: "failed", errorCode: "AI_BUDGET_EXCEEDED" });
   });
 
   it("keeps the output format when a chat message tries to inject instructions", async () => {
