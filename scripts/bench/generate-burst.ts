@@ -1,6 +1,6 @@
 // A burst of suggestion generations against a running local stack (`npm run dev`): `--users`
 // users with `--sessions` text sessions each start a generation all at once. Prints how many
-// starts answered 202 and what the others answered (status, code, count), and the latency of
+// starts answered 202 and what the others answered (status, code, message), and the latency of
 // the starts. Usage: npm run bench:generate-burst [-- --users 100 --sessions 2 --url http://127.0.0.1:8787]
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -52,16 +52,17 @@ const results = await Promise.all(
         body: JSON.stringify({ count: 3 }),
       });
       const body = (await response.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
-      return { status: response.status, code: body.error?.code, ms: performance.now() - t0, retryAfter: response.headers.get("Retry-After") };
+      const error = body.error ? `${body.error.code}: ${body.error.message}` : undefined;
+      return { status: response.status, error, ms: performance.now() - t0, retryAfter: response.headers.get("Retry-After") };
     } catch (error) {
-      return { status: 0, code: `fetch failed: ${String(error)}`, ms: performance.now() - t0, retryAfter: null };
+      return { status: 0, error: `fetch failed: ${String(error)}`, ms: performance.now() - t0, retryAfter: null };
     }
   }),
 );
 const wall = performance.now() - started;
 const outcomes = new Map<string, number>();
 for (const r of results) {
-  const key = r.status === 202 ? "202" : `${r.status} ${r.code ?? ""}${r.retryAfter ? ` (Retry-After ${r.retryAfter})` : ""}`;
+  const key = r.status === 202 ? "202" : `${r.status} ${r.error ?? ""}${r.retryAfter ? ` (Retry-After ${r.retryAfter})` : ""}`;
   outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
 }
 const latencies = results.map((r) => r.ms).sort((a, b) => a - b);
