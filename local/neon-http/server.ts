@@ -193,7 +193,7 @@ export async function startNeonStandIn(opts: NeonStandInOptions): Promise<NeonSt
   // every request the client is writing on it, and under a burst it loses that race wholesale:
   // PGlite holds this event loop for seconds, so the idle timers fire late, all together, before
   // the loop reads the requests already waiting on those sockets, which are then reset ("Network
-  // connection lost" in the Worker). A 1 s timeout here failed 26 of 200 generation starts.
+  // connection lost" in the Worker). With 1 s here, 200 concurrent generation starts lost up to 26.
   // close() ends every connection itself, so a long idle time never holds a shutdown.
   http.keepAliveTimeout = 65_000;
 
