@@ -1,8 +1,28 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
-import { call, callAs, clerkId, forgedToken, json, mintToken, resetDatabase } from "../test/helpers";
+import { sql } from "drizzle-orm";
+import {
+  call,
+  callAs,
+  clerkId,
+  dropNextDatabaseRequests,
+  droppingDatabaseVars,
+  forgedToken,
+  json,
+  mintToken,
+  resetDatabase,
+  testDb,
+} from "../test/helpers";
 import { createApp } from "./app";
 import type { Bindings } from "./lib/env";
+
+/** The app as deployed with `overrides` in its env; quiet logs. */
+async function appFetch(path: string, headers: Record<string, string>, overrides: Partial<Record<string, string>> = {}) {
+  const ctx = createExecutionContext();
+  const response = await createApp().fetch(new Request(`http://127.0.0.1${path}`, { headers }), { ...env, LOG_LEVEL: "error", ...overrides } as Bindings, ctx);
+  await waitOnExecutionContext(ctx);
+  return response;
+}
 
 // Every authenticated route, with a body that would be valid, so only auth can fail.
 const authenticatedRoutes: Array<{ method: string; path: string; json?: unknown }> = [
@@ -64,28 +84,47 @@ describe("cross-cutting behaviour", () => {
     expect(response.headers.get("X-Frame-Options")).toBe("SAMEORIGIN");
   });
 
-  it("answers 500 INTERNAL_ERROR with the request id and nothing internal when a dependency breaks mid-request", async () => {
-    const app = createApp();
-    const ctx = createExecutionContext();
-    const token = await mintToken(clerkId());
-    const response = await app.fetch(
-      new Request("http://127.0.0.1/api/v1/users/me", { headers: { Authorization: `Bearer ${token}`, "X-Request-Id": "req-500-check" } }),
-      {
-        ...env,
-        DATABASE_URL: "postgresql://postgres:postgres@127.0.0.2:5999/postgres",
-        NEON_HTTP_ENDPOINT: "http://127.0.0.1:9/sql",
-        LOG_LEVEL: "error",
-      } as Bindings,
-      ctx,
+  it("answers 500 INTERNAL_ERROR with the request id and nothing internal when a statement fails in Postgres", async () => {
+    // A real Postgres error with a SQLSTATE (42P01: the table is gone) is not transient: still a 500.
+    const db = testDb();
+    await db.execute(sql`alter table users rename to users_away`);
+    try {
+      const response = await appFetch("/api/v1/users/me", { Authorization: `Bearer ${await mintToken(clerkId())}`, "X-Request-Id": "req-500-check" });
+      expect(response.status).toBe(500);
+      expect(response.headers.get("Retry-After")).toBeNull();
+      const text = await response.text();
+      expect(JSON.parse(text)).toEqual({
+        success: false,
+        error: { code: "INTERNAL_ERROR", message: "An unexpected error occurred", details: { requestId: "req-500-check" } },
+      });
+      expect(text).not.toMatch(/select|users|stack|Error:/i);
+    } finally {
+      await db.execute(sql`alter table users_away rename to users`);
+    }
+  });
+
+  it("answers 503 DATABASE_UNAVAILABLE with Retry-After, never a 500, when the database cannot be reached", async () => {
+    const response = await appFetch(
+      "/api/v1/users/me",
+      { Authorization: `Bearer ${await mintToken(clerkId())}` },
+      // Another database host whose endpoint is a closed port: every request fails to connect.
+      { DATABASE_URL: "postgresql://postgres:postgres@127.0.0.2:5999/postgres", NEON_HTTP_ENDPOINT: "http://127.0.0.1:9/sql" },
     );
-    await waitOnExecutionContext(ctx);
-    expect(response.status).toBe(500);
+    expect(response.status).toBe(503);
+    expect(response.headers.get("Retry-After")).toBe("2");
     const text = await response.text();
     expect(JSON.parse(text)).toEqual({
       success: false,
-      error: { code: "INTERNAL_ERROR", message: "An unexpected error occurred", details: { requestId: "req-500-check" } },
+      error: { code: "DATABASE_UNAVAILABLE", message: "The database could not be reached; try again shortly" },
     });
     expect(text).not.toMatch(/select|users|127\.0\.0\.1|stack|Error:/i);
+  });
+
+  it("serves a request whose first database read was lost: the read is retried once", async () => {
+    await dropNextDatabaseRequests(1);
+    const response = await appFetch("/api/v1/users/me", { Authorization: `Bearer ${await mintToken(clerkId())}` }, droppingDatabaseVars());
+    expect(response.status).toBe(200);
+    expect(await json(response)).toMatchObject({ success: true, data: { onboardingCompleted: false } });
   });
 
   it("serves the OpenAPI document and the docs page", async () => {

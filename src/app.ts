@@ -7,6 +7,7 @@ import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import type { AppEnv } from "./lib/app-env";
 import { requireAuth } from "./lib/auth";
+import { unreachableDatabaseError } from "./lib/db";
 import { loadConfig } from "./lib/env";
 import { fail } from "./lib/envelope";
 import { AppError, type ErrorCode } from "./lib/errors";
@@ -153,6 +154,12 @@ export function createApp() {
     if (error instanceof HTTPException) {
       const code = errorCodeForHttpException(error);
       return fail(c, code, code === "INTERNAL_ERROR" ? undefined : error.message);
+    }
+    const unreachable = unreachableDatabaseError(error);
+    if (unreachable) {
+      // Transient: the client tries again after Retry-After; QStash retries a job delivery itself.
+      c.var.logger?.warn("database unreachable", { reason: unreachable.message });
+      return fail(c, "DATABASE_UNAVAILABLE");
     }
     c.var.logger?.error("unhandled error", { error });
     return fail(c, "INTERNAL_ERROR", undefined, { requestId: c.var.requestId });

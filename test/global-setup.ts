@@ -5,6 +5,7 @@ import { generateClerkKeys } from "../local/clerk/keys.ts";
 import { readDotenv } from "../local/dev-vars.ts";
 import { startEphemeralStandIns } from "../local/stand-ins.ts";
 import { startControlServer } from "./control-server.ts";
+import { startDroppingProxy } from "./dropping-proxy.ts";
 
 /** Starts the same stand-ins as `npm run dev`, on free ports, with throwaway data. */
 export default async function setup(project: TestProject) {
@@ -15,9 +16,17 @@ export default async function setup(project: TestProject) {
     const clerk = await generateClerkKeys();
     const webhookSecret = `whsec_${randomBytes(24).toString("base64")}`;
 
+    // The same database behind a door that loses requests on demand (see src/lib/db.test.ts).
+    const droppingNeon = await startDroppingProxy(neon.endpoint);
+    standIns.onStop(() => droppingNeon.close());
+
     const controlToken = randomBytes(16).toString("hex");
     const control = await startControlServer(
-      { "redis/stop": () => redis.stop(), "redis/start": () => redis.start() },
+      {
+        "redis/stop": () => redis.stop(),
+        "redis/start": () => redis.start(),
+        "neon/drop-next": async () => droppingNeon.dropNext(),
+      },
       controlToken,
     );
     standIns.onStop(() => control.close());
@@ -45,6 +54,7 @@ export default async function setup(project: TestProject) {
       TEST_CLERK_PRIVATE_JWK: JSON.stringify(clerk.privateJwk),
       TEST_CONTROL_URL: control.url,
       TEST_CONTROL_TOKEN: controlToken,
+      TEST_DROPPING_NEON_ENDPOINT: droppingNeon.url,
     });
   } catch (error) {
     await standIns.stop();

@@ -32,13 +32,17 @@ export function call(path: string, init?: RequestInit): Promise<Response> {
   return SELF.fetch(`http://127.0.0.1:8787${path}`, init);
 }
 
-/** Stops or starts the real redis-server behind the Upstash REST adapter. */
-export async function controlRedis(action: "stop" | "start"): Promise<void> {
-  const response = await fetch(`${env.TEST_CONTROL_URL}/redis/${action}`, {
+async function control(action: string): Promise<void> {
+  const response = await fetch(`${env.TEST_CONTROL_URL}/${action}`, {
     method: "POST",
     headers: { authorization: `Bearer ${env.TEST_CONTROL_TOKEN}` },
   });
-  if (response.status !== 204) throw new Error(`redis ${action} failed: ${await response.text()}`);
+  if (response.status !== 204) throw new Error(`${action} failed: ${await response.text()}`);
+}
+
+/** Stops or starts the real redis-server behind the Upstash REST adapter. */
+export async function controlRedis(action: "stop" | "start"): Promise<void> {
+  await control(`redis/${action}`);
   if (action === "start") {
     // The adapter reconnects with a short backoff: wait until commands go through again, several
     // times in a row (its connections may come back one after the other).
@@ -50,6 +54,17 @@ export async function controlRedis(action: "stop" | "start"): Promise<void> {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
+}
+
+const DROPPING_DATABASE_URL = "postgresql://postgres:postgres@127.0.0.3:5432/postgres";
+
+/** The test database reached through TEST_DROPPING_NEON_ENDPOINT: as env overrides, and as a handle. */
+export const droppingDatabaseVars = () => ({ DATABASE_URL: DROPPING_DATABASE_URL, NEON_HTTP_ENDPOINT: env.TEST_DROPPING_NEON_ENDPOINT });
+export const droppingDb = () => createDatabase(droppingDatabaseVars());
+
+/** The next `count` requests through TEST_DROPPING_NEON_ENDPOINT lose their connection before they reach Postgres. */
+export async function dropNextDatabaseRequests(count: number): Promise<void> {
+  for (let i = 0; i < count; i++) await control("neon/drop-next");
 }
 
 /** A Clerk-shaped session token signed with the key the test Worker trusts. */

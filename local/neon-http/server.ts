@@ -188,8 +188,14 @@ export async function startNeonStandIn(opts: NeonStandInOptions): Promise<NeonSt
       },
     );
   });
-  // Keep-alive sockets would hold close() open; the driver opens a request per query anyway.
-  http.keepAliveTimeout = 1_000;
+  // The client must be the one to retire an idle connection: workerd's fetch pool keeps one for
+  // 5 s whatever the Keep-Alive hint says (Node's agents 4-5 s). A server that closes first races
+  // every request the client is writing on it, and under a burst it loses that race wholesale:
+  // PGlite holds this event loop for seconds, so the idle timers fire late, all together, before
+  // the loop reads the requests already waiting on those sockets, which are then reset ("Network
+  // connection lost" in the Worker). With 1 s here, 200 concurrent generation starts lost up to 26.
+  // close() ends every connection itself, so a long idle time never holds a shutdown.
+  http.keepAliveTimeout = 65_000;
 
   let wire: PGLiteSocketServer | undefined;
   let wirePort: number | undefined;

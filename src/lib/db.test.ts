@@ -1,9 +1,11 @@
-import { neon } from "@neondatabase/serverless";
+import { NeonDbError, neon } from "@neondatabase/serverless";
 import { eq, sql } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
-import { resetDatabase, testConfig, testDb } from "../../test/helpers";
+import { dropNextDatabaseRequests, droppingDb, resetDatabase, testConfig, testDb } from "../../test/helpers";
 import { users } from "../db/schema";
-import { createDatabase } from "./db";
+import { createDatabase, unreachableDatabaseError } from "./db";
+
+const failureOf = (work: Promise<unknown>) => work.then(() => undefined, (error: unknown) => error);
 
 describe("Neon HTTP driver against the local endpoint", () => {
   beforeEach(resetDatabase);
@@ -47,5 +49,60 @@ describe("Neon HTTP driver against the local endpoint", () => {
     await db.insert(users).values({ clerkId: "after_begin" });
     const rows = await db.select({ clerkId: users.clerkId }).from(users).where(eq(users.clerkId, "after_begin"));
     expect(rows).toHaveLength(1);
+  });
+});
+
+describe("a request that does not reach the database", () => {
+  beforeEach(resetDatabase);
+
+  it("is retried once when it only reads: one lost request costs nothing, two fail", async () => {
+    const db = droppingDb();
+    await db.insert(users).values({ clerkId: "reader" });
+    const readers = () => db.select({ clerkId: users.clerkId }).from(users);
+
+    await dropNextDatabaseRequests(1);
+    expect(await readers()).toEqual([{ clerkId: "reader" }]);
+    // A batch of SELECTs is a read too.
+    await dropNextDatabaseRequests(1);
+    expect(await db.batch([readers(), db.select({ n: sql<number>`1` }).from(users)])).toEqual([[{ clerkId: "reader" }], [{ n: 1 }]]);
+
+    await dropNextDatabaseRequests(2);
+    const failure = await failureOf(readers());
+    expect(unreachableDatabaseError(failure)?.message).toMatch(/^Error connecting to database: /);
+    // Both drops were spent (first attempt and retry), and no third attempt was made.
+    expect(await readers()).toEqual([{ clerkId: "reader" }]);
+  });
+
+  it("is not retried when it writes: the write fails as unreachable and nothing is written", async () => {
+    const db = droppingDb();
+    await dropNextDatabaseRequests(1);
+    expect(unreachableDatabaseError(await failureOf(db.insert(users).values({ clerkId: "lost" })))).toBeDefined();
+    // db.batch rejects with the driver's error itself, not wrapped by drizzle.
+    await dropNextDatabaseRequests(1);
+    const batchFailure = await failureOf(db.batch([db.insert(users).values({ clerkId: "lost-too" }), db.select().from(users)]));
+    expect(batchFailure).toBeInstanceOf(NeonDbError);
+    expect(unreachableDatabaseError(batchFailure)).toBe(batchFailure);
+    expect(await db.select({ clerkId: users.clerkId }).from(users)).toEqual([]);
+  });
+
+  it("tells an unreachable database from a statement Postgres refused", async () => {
+    const closed = createDatabase({ DATABASE_URL: "postgresql://postgres:postgres@127.0.0.2:5999/postgres", NEON_HTTP_ENDPOINT: "http://127.0.0.1:9/sql" });
+    expect(unreachableDatabaseError(await failureOf(closed.execute(sql`select 1`)))?.message).toMatch(/^Error connecting to database: /);
+    // An endpoint answering neither 2xx nor 400: the driver's "Server error".
+    const wrongPath = createDatabase({
+      DATABASE_URL: "postgresql://postgres:postgres@127.0.0.4:5432/postgres",
+      NEON_HTTP_ENDPOINT: testConfig().NEON_HTTP_ENDPOINT!.replace(/\/sql$/, "/nowhere"),
+    });
+    expect(unreachableDatabaseError(await failureOf(wrongPath.execute(sql`select 1`)))?.message).toMatch(/^Server error \(HTTP status 404\)/);
+
+    const db = testDb();
+    const missingTable = await failureOf(db.execute(sql`select * from no_such_table`));
+    expect((missingTable as { cause?: { code?: string } }).cause?.code).toBe("42P01");
+    expect(unreachableDatabaseError(missingTable)).toBeUndefined();
+    await db.insert(users).values({ clerkId: "taken" });
+    const duplicate = await failureOf(db.insert(users).values({ clerkId: "taken" }));
+    expect((duplicate as { cause?: { code?: string } }).cause?.code).toBe("23505");
+    expect(unreachableDatabaseError(duplicate)).toBeUndefined();
+    expect(unreachableDatabaseError(new Error("Error connecting to database: not from the driver"))).toBeUndefined();
   });
 });

@@ -20,5 +20,7 @@ export function errorBody(code: ErrorCode, message?: string, details?: unknown):
 }
 
 export function fail<C extends ErrorCode>(c: Context, code: C, message?: string, details?: unknown) {
-  return c.json(errorBody(code, message, details), errorCatalog[code].status as (typeof errorCatalog)[C]["status"]);
+  const entry = errorCatalog[code];
+  if ("retryAfterSeconds" in entry) c.header("Retry-After", String(entry.retryAfterSeconds));
+  return c.json(errorBody(code, message, details), entry.status as (typeof errorCatalog)[C]["status"]);
 }

@@ -1,6 +1,10 @@
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 
-/** The one error catalog: code → HTTP status → default message. Clients switch on `code`. */
+/**
+ * The one error catalog: code → HTTP status → default message, and for a failure that passes by
+ * itself, the seconds a client should wait before trying again (sent as Retry-After). Clients
+ * switch on `code`.
+ */
 export const errorCatalog = {
   VALIDATION_ERROR: { status: 400, message: "The request is invalid" },
   INVALID_JSON: { status: 400, message: "The request body is not valid JSON" },
@@ -31,9 +35,10 @@ export const errorCatalog = {
   AI_BUDGET_EXCEEDED: { status: 429, message: "The daily AI budget is used up" },
   INTERNAL_ERROR: { status: 500, message: "An unexpected error occurred" },
   CONFIG_INVALID: { status: 503, message: "The service is misconfigured" },
-  SERVICE_UNAVAILABLE: { status: 503, message: "A dependency is unavailable" },
-  JOB_RUN_IN_PROGRESS: { status: 503, message: "Another delivery of this job is still running; deliver again later" },
-} as const satisfies Record<string, { status: ContentfulStatusCode; message: string }>;
+  SERVICE_UNAVAILABLE: { status: 503, message: "A dependency is unavailable", retryAfterSeconds: 2 },
+  DATABASE_UNAVAILABLE: { status: 503, message: "The database could not be reached; try again shortly", retryAfterSeconds: 2 },
+  JOB_RUN_IN_PROGRESS: { status: 503, message: "Another delivery of this job is still running; deliver again later", retryAfterSeconds: 10 },
+} as const satisfies Record<string, { status: ContentfulStatusCode; message: string; retryAfterSeconds?: number }>;
 
 export type ErrorCode = keyof typeof errorCatalog;
 

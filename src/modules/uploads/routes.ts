@@ -48,6 +48,7 @@ const putUploadRoute = createRoute({
       "UNSUPPORTED_MEDIA_TYPE",
       "INVALID_IMAGE",
       "INTERNAL_ERROR",
+      "DATABASE_UNAVAILABLE",
     ),
   },
 });

@@ -16,7 +16,7 @@ const clerkWebhookRoute = createRoute({
   description: "The signature is verified on the raw body before anything is parsed. Idempotent by svix-id.",
   responses: {
     200: jsonResponse(webhookAckSchema, "Accepted (or a replay, or an ignored event type)"),
-    ...errorResponses("WEBHOOK_SIGNATURE_INVALID", "VALIDATION_ERROR", "PAYLOAD_TOO_LARGE", "RATE_LIMITED", "CONFIG_INVALID"),
+    ...errorResponses("WEBHOOK_SIGNATURE_INVALID", "VALIDATION_ERROR", "PAYLOAD_TOO_LARGE", "RATE_LIMITED", "CONFIG_INVALID", "DATABASE_UNAVAILABLE"),
   },
 });
 
