@@ -12,7 +12,7 @@ export default async function setup(project: TestProject) {
   // The Worker under test has no listening port: QStash deliveries are pulled (test/jobs.ts).
   const standIns = await startEphemeralStandIns({ qstashDelivery: "pull" });
   try {
-    const { redis, aiUpstream, qstash } = standIns;
+    const { neon, redis, aiUpstream, qstash } = standIns;
     const clerk = await generateClerkKeys();
     const webhookSecret = `whsec_${randomBytes(24).toString("base64")}`;
 

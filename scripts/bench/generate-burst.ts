@@ -7,7 +7,8 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { ensureLocalClerkKeys } from "../../local/clerk/keys.ts";
 import { mintSessionToken } from "../../local/clerk/token.ts";
-import { count, expectJson, percentile, seedSession } from "./stack.ts";
+import { expectJson, seedSession } from "../../local/api-client.ts";
+import { count, percentile } from "./stack.ts";
 
 const { values } = parseArgs({
   options: {
