@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { AiUpstream } from "./ai-upstream/server.ts";
+import type { AiPacing, AiUpstream } from "./ai-upstream/server.ts";
 import { ensureLocalClerkKeys, generateClerkKeys } from "./clerk/keys.ts";
 import { mintSessionToken } from "./clerk/token.ts";
 import { LOCAL_CLERK_WEBHOOK_SECRET, LOCAL_QSTASH_CREDENTIALS, type LocalQStash, readDotenv } from "./dev-vars.ts";
@@ -32,6 +32,8 @@ export interface DevStackOptions {
    * developer's keys never reach a test.
    */
   dotDevVars?: boolean;
+  /** How the local AI upstream paces its answers; by default like a real model (DEV_AI_PACING). */
+  aiPacing?: AiPacing;
   log?: ServiceLog;
   /** How long wrangler may take to serve its first request (bundling, workerd start). */
   startTimeoutMs?: number;
@@ -65,6 +67,12 @@ export interface DevStack {
   stop(): Promise<void>;
 }
 
+/**
+ * A real model's pace, so that someone watching a generation sees tokens arrive and can cancel
+ * one mid-way: the first token after 400 ms, then one every 30 ms.
+ */
+export const DEV_AI_PACING: AiPacing = { firstTokenMs: 400, tokenMs: 30 };
+
 const root = fileURLToPath(new URL("..", import.meta.url));
 const bin = join(root, "node_modules", ".bin");
 const REDIS_REST_TOKEN = "local-redis-token";
@@ -97,6 +105,7 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
       credentials: { redisToken: REDIS_REST_TOKEN, qstash: LOCAL_QSTASH_CREDENTIALS },
       // Retries ten times faster than QStash's (seconds to minutes, not minutes to hours).
       retryDelayScale: 0.1,
+      aiPacing: options.aiPacing ?? DEV_AI_PACING,
       log,
     });
     stops.push(standIns.stop);

@@ -6,11 +6,19 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type DevStack, startDevStack } from "./dev-stack.ts";
+import { DEV_AI_PACING, type DevStack, startDevStack } from "./dev-stack.ts";
 import { prefixedLog } from "./log.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const envPort = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
+/** A delay in ms from the environment; anything but a whole number of ms ≥ 0 stops the start. */
+function envMs(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a whole number of milliseconds (0 or more), not ${JSON.stringify(raw)}`);
+  return value;
+}
 const READY_TIMEOUT_MS = 90_000;
 
 const log = prefixedLog("dev");
@@ -23,21 +31,27 @@ const serviceLog = (service: string) => {
 
 const aborted = new AbortController();
 let stopping = false;
-const started = startDevStack({
-  ports: {
-    worker: envPort("LOCAL_WORKER_PORT", 8787),
-    neonHttp: envPort("LOCAL_NEON_HTTP_PORT", 5480),
-    postgres: envPort("LOCAL_POSTGRES_PORT", 5433),
-    redis: envPort("LOCAL_REDIS_PORT", 6390),
-    redisRest: envPort("LOCAL_REDIS_REST_PORT", 8079),
-    aiUpstream: envPort("LOCAL_AI_UPSTREAM_PORT", 8090),
-    qstash: envPort("LOCAL_QSTASH_PORT", 8070),
-  },
-  dataDir: join(root, ".data"),
-  dotDevVars: true,
-  log: serviceLog,
-  signal: aborted.signal,
-});
+// Inside an async function: a bad setting rejects the start like any other failure.
+const started = (async () =>
+  startDevStack({
+    ports: {
+      worker: envPort("LOCAL_WORKER_PORT", 8787),
+      neonHttp: envPort("LOCAL_NEON_HTTP_PORT", 5480),
+      postgres: envPort("LOCAL_POSTGRES_PORT", 5433),
+      redis: envPort("LOCAL_REDIS_PORT", 6390),
+      redisRest: envPort("LOCAL_REDIS_REST_PORT", 8079),
+      aiUpstream: envPort("LOCAL_AI_UPSTREAM_PORT", 8090),
+      qstash: envPort("LOCAL_QSTASH_PORT", 8070),
+    },
+    dataDir: join(root, ".data"),
+    dotDevVars: true,
+    aiPacing: {
+      firstTokenMs: envMs("LOCAL_AI_FIRST_TOKEN_MS", DEV_AI_PACING.firstTokenMs),
+      tokenMs: envMs("LOCAL_AI_TOKEN_MS", DEV_AI_PACING.tokenMs),
+    },
+    log: serviceLog,
+    signal: aborted.signal,
+  }))();
 
 async function shutdown(code: number): Promise<never> {
   if (!stopping) {

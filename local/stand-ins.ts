@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { applyMigrations } from "../scripts/db-migrate.ts";
-import { startAiUpstream } from "./ai-upstream/server.ts";
+import { type AiPacing, startAiUpstream } from "./ai-upstream/server.ts";
 import { type LocalQStash, localWorkerVars } from "./dev-vars.ts";
 import { assertPortFree, freePort } from "./net.ts";
 import { startNeonStandIn } from "./neon-http/server.ts";
@@ -32,6 +32,8 @@ export interface StandInOptions {
   credentials?: { redisToken: string; qstash: Omit<LocalQStash, "url"> };
   /** Multiplies QStash's retry waits. */
   retryDelayScale: number;
+  /** How the AI upstream paces answers a request asks nothing of; instant without. */
+  aiPacing?: AiPacing;
   log?: ServiceLog;
 }
 
@@ -80,7 +82,7 @@ export async function startStandIns(options: StandInOptions) {
     stops.push(() => redisRest.close());
     redisLog(`Upstash REST endpoint ${redisRest.url}`);
 
-    const aiUpstream = await startAiUpstream({ port: ports.aiUpstream ?? 0, log: log("ai") });
+    const aiUpstream = await startAiUpstream({ port: ports.aiUpstream ?? 0, pacing: options.aiPacing, log: log("ai") });
     stops.push(() => aiUpstream.close());
 
     const qstashCredentials = options.credentials?.qstash ?? {
@@ -129,8 +131,9 @@ export async function startStandIns(options: StandInOptions) {
 export type StandIns = Awaited<ReturnType<typeof startStandIns>>;
 
 /**
- * The stand-ins the tests and benches use: in memory, on free ports, silent, QStash retrying a
- * hundred times faster than QStash (seconds, not minutes, before a failure callback).
+ * The stand-ins the tests and benches use: in memory, on free ports, silent, the AI upstream
+ * instant unless a request asks for delays, QStash retrying a hundred times faster than QStash
+ * (seconds, not minutes, before a failure callback).
  */
 export function startEphemeralStandIns(options: { qstashDelivery: "fetch" | "pull" }): Promise<StandIns> {
   return startStandIns({ qstashDelivery: options.qstashDelivery, retryDelayScale: 0.01 });

@@ -224,3 +224,49 @@ describe("fault injection", () => {
     expect(await response.json()).toMatchObject({ error: { type: "authentication_error" } });
   });
 });
+
+describe("pacing", () => {
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+  /** Streams one completion; when each delta arrived, from the request's start (ms). */
+  async function streamTimes(openai: OpenAI, options: { headers?: Record<string, string> } = {}) {
+    const started = performance.now();
+    const stream = await openai.chat.completions.create({ model: "gpt-4o", messages, stream: true }, options);
+    const arrivals: number[] = [];
+    for await (const chunk of stream) if (chunk.choices[0]?.delta.content) arrivals.push(performance.now() - started);
+    return { firstToken: arrivals[0]!, gaps: arrivals.slice(1).map((at, i) => at - arrivals[i]!) };
+  }
+
+  it("paces a stream like a model when asked: the first token after firstTokenMs, then one every tokenMs", async () => {
+    const upstream = await startAiUpstream({ port: 0, pacing: { firstTokenMs: 300, tokenMs: 40 } });
+    try {
+      const openai = new OpenAI({ apiKey: "local", baseURL: upstream.baseUrls.openai, maxRetries: 0 });
+      const { firstToken, gaps } = await streamTimes(openai);
+      expect(gaps.length).toBeGreaterThan(5);
+      // Timers never fire early; the upper bounds leave room for a busy machine.
+      expect(firstToken).toBeGreaterThanOrEqual(299);
+      expect(firstToken).toBeLessThan(300 + 300);
+      expect(median(gaps)).toBeGreaterThanOrEqual(35);
+      expect(median(gaps)).toBeLessThan(40 + 40);
+
+      // A request's own delays win over the pacing: here, none at all.
+      const unpaced = await streamTimes(openai, { headers: { "x-upstream-fault": JSON.stringify({ firstTokenDelayMs: 0, tokenDelayMs: 0 }) } });
+      expect(unpaced.firstToken).toBeLessThan(250);
+      expect(median(unpaced.gaps)).toBeLessThan(20);
+    } finally {
+      await upstream.close();
+    }
+  });
+
+  it("is instant without pacing, as tests and benches start it", async () => {
+    const upstream = await startAiUpstream({ port: 0 });
+    try {
+      const openai = new OpenAI({ apiKey: "local", baseURL: upstream.baseUrls.openai, maxRetries: 0 });
+      const { firstToken, gaps } = await streamTimes(openai);
+      expect(firstToken).toBeLessThan(250);
+      expect(median(gaps)).toBeLessThan(20);
+    } finally {
+      await upstream.close();
+    }
+  });
+});

@@ -26,7 +26,19 @@ const MAX_BODY_BYTES = 20 * 1024 * 1024;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 type Json = Record<string, any>;
-type Exchange = { req: IncomingMessage; res: ServerResponse; body: Json; record: RecordedRequest; fault: Fault };
+/** How an answer is paced: a request's own delays (its fault) over the upstream's default pacing. */
+type Timing = { firstTokenMs: number; tokenMs: number };
+type Exchange = { req: IncomingMessage; res: ServerResponse; body: Json; record: RecordedRequest; fault: Fault; timing: Timing };
+
+/**
+ * How fast the upstream answers when a request asks for nothing else: the delay before the first
+ * token (or before a whole non-streamed answer), and between streamed tokens. Instant by
+ * default, as tests and benches want; `npm run dev` paces like a real model.
+ */
+export interface AiPacing {
+  firstTokenMs: number;
+  tokenMs: number;
+}
 
 function vendorError(vendor: Vendor, status: number, message: string) {
   const kind = status === 429 ? "rate_limit" : status === 401 ? "authentication" : status >= 500 ? "server" : "invalid_request";
@@ -51,7 +63,7 @@ function sse(res: ServerResponse): void {
  * disconnects. Resolves true when every token went out and the caller should finish the stream.
  */
 async function streamTokens(x: Exchange, tokens: string[], write: (token: string, index: number) => void): Promise<boolean> {
-  if (x.fault.firstTokenDelayMs) await sleep(x.fault.firstTokenDelayMs);
+  if (x.timing.firstTokenMs) await sleep(x.timing.firstTokenMs);
   for (let i = 0; i < tokens.length; i++) {
     if (x.record.aborted) return false;
     if (x.fault.cutAfterTokens !== undefined && i >= x.fault.cutAfterTokens) {
@@ -60,7 +72,7 @@ async function streamTokens(x: Exchange, tokens: string[], write: (token: string
       x.res.socket?.destroy();
       return false;
     }
-    if (i > 0 && x.fault.tokenDelayMs) await sleep(x.fault.tokenDelayMs);
+    if (i > 0 && x.timing.tokenMs) await sleep(x.timing.tokenMs);
     if (x.record.aborted) return false;
     write(tokens[i]!, i);
     x.record.streamed.push({ text: tokens[i]!, at: performance.timeOrigin + performance.now() });
@@ -104,7 +116,7 @@ async function openaiChat(x: Exchange): Promise<void> {
   const created = Math.floor(Date.now() / 1000);
 
   if (!body.stream) {
-    if (x.fault.firstTokenDelayMs) await sleep(x.fault.firstTokenDelayMs);
+    if (x.timing.firstTokenMs) await sleep(x.timing.firstTokenMs);
     const message = { role: "assistant", content: tokens.join(""), refusal: null };
     sendJson(x.res, 200, {
       id,
@@ -165,7 +177,7 @@ async function anthropicMessages(x: Exchange): Promise<void> {
     : { type: "text", text: "" };
 
   if (!body.stream) {
-    if (x.fault.firstTokenDelayMs) await sleep(x.fault.firstTokenDelayMs);
+    if (x.timing.firstTokenMs) await sleep(x.timing.firstTokenMs);
     const content = forcedTool ? [{ ...block, input: JSON.parse(toolInput!) }] : [{ type: "text", text: tokens.join("") }];
     sendJson(x.res, 200, {
       id,
@@ -233,7 +245,7 @@ async function geminiGenerate(x: Exchange, model: string, stream: boolean): Prom
   });
 
   if (!stream) {
-    if (x.fault.firstTokenDelayMs) await sleep(x.fault.firstTokenDelayMs);
+    if (x.timing.firstTokenMs) await sleep(x.timing.firstTokenMs);
     sendJson(x.res, 200, { candidates: [candidate(tokens.join(""), true)], usageMetadata, modelVersion: model });
     return;
   }
@@ -281,9 +293,16 @@ function hasCredentials(vendor: Vendor, req: IncomingMessage): boolean {
   return Boolean(req.headers["x-goog-api-key"]) || new URL(req.url ?? "/", "http://x").searchParams.has("key");
 }
 
-export async function startAiUpstream(opts: { port: number; host?: string; log?: (line: string) => void }): Promise<AiUpstream> {
+export async function startAiUpstream(opts: {
+  port: number;
+  host?: string;
+  /** Default pacing of every answer; a request's fault delays win over it. Instant without. */
+  pacing?: AiPacing;
+  log?: (line: string) => void;
+}): Promise<AiUpstream> {
   const host = opts.host ?? "127.0.0.1";
   const log = opts.log ?? (() => {});
+  const pacing = opts.pacing ?? { firstTokenMs: 0, tokenMs: 0 };
   const recorded: RecordedRequest[] = [];
   // A queued fault applies to the next request of its vendor whose body contains `match` (if set).
   const queued: Array<{ vendor: Vendor | "any"; fault: Fault; match?: string }> = [];
@@ -363,7 +382,8 @@ export async function startAiUpstream(opts: { port: number; host?: string; log?:
       res.end('{"choices": [ this is not json');
       return;
     }
-    await handler({ req, res, body, record, fault });
+    const timing = { firstTokenMs: fault.firstTokenDelayMs ?? pacing.firstTokenMs, tokenMs: fault.tokenDelayMs ?? pacing.tokenMs };
+    await handler({ req, res, body, record, fault, timing });
   };
 
   const server = createServer((req, res) => {
@@ -377,7 +397,8 @@ export async function startAiUpstream(opts: { port: number; host?: string; log?:
   server.keepAliveTimeout = 1_000;
   const port = await listen(server, opts.port, host, "ai-upstream");
   const url = `http://${host}:${port}`;
-  log(`AI upstream on ${url} (openai, anthropic, gemini)`);
+  const paced = pacing.firstTokenMs || pacing.tokenMs ? `, first token after ${pacing.firstTokenMs} ms, then ${pacing.tokenMs} ms per token` : "";
+  log(`AI upstream on ${url} (openai, anthropic, gemini${paced})`);
   return {
     url,
     baseUrls: { openai: `${url}/openai/v1`, anthropic: `${url}/anthropic`, gemini: `${url}/gemini` },

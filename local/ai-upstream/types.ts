@@ -7,7 +7,9 @@ export interface Fault {
   /** Answer with this HTTP status in the vendor's error shape (429, 500, 503, 400, 401…). */
   status?: number;
   retryAfterSeconds?: number;
+  /** Delay before the first token (or a whole non-streamed answer); over the upstream's pacing. */
   firstTokenDelayMs?: number;
+  /** Delay between streamed tokens; over the upstream's pacing. */
   tokenDelayMs?: number;
   /** Close the connection after this many streamed tokens, without finishing the stream. */
   cutAfterTokens?: number;

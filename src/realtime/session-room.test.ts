@@ -42,6 +42,21 @@ describe("SessionRoom WebSockets", () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
   });
 
+  it("books no alarm for a socket it has closed, so a client that never answers the close cannot keep the alarm running", async () => {
+    const { sessionId } = await seedSession();
+    const socket = await openSocket(`/api/v1/sessions/${sessionId}/ws`);
+    // The deadline's alarm, run by hand the moment the deadline has passed: the socket it
+    // closes is still listed by the runtime until the client answers the close.
+    const booked = await runInDurableObject(roomStub(env, "session", sessionId), async (instance, state) => {
+      await state.storage.deleteAlarm();
+      for (const ws of state.getWebSockets()) ws.serializeAttachment({ ...(ws.deserializeAttachment() as object), authDeadline: Date.now() - 1 });
+      await instance.alarm();
+      return state.storage.getAlarm();
+    });
+    expect(await socket.closed()).toMatchObject({ code: 4401 });
+    expect(booked).toBeNull();
+  });
+
   it("closes with 4401 for an invalid or expired token, and for a first frame that is not authenticate", async () => {
     const { sessionId, sub } = await seedSession();
     const expired = await mintToken(sub, { nowSeconds: Math.floor(Date.now() / 1000) - 600, ttlSeconds: 60 });

@@ -157,11 +157,15 @@ export class SessionRoom extends DurableObject<Bindings> {
   /** Closes sockets that never authenticated, trims old events, and books the next alarm. */
   override async alarm(): Promise<void> {
     const now = Date.now();
+    const deadlines: number[] = [];
     for (const socket of this.ctx.getWebSockets()) {
       const state = socket.deserializeAttachment() as SocketState | null;
-      if (state && state.phase !== "live" && state.authDeadline <= now) {
-        this.close(socket, CloseCode.unauthenticated, "authentication timeout");
-      }
+      // A closing socket waits for nothing. The runtime lists it until the client answers the
+      // close; counting it would book this alarm again at its past deadline, and for a client
+      // that never answers, run the alarm without end (and keep the room from hibernating).
+      if (!state || state.phase === "live" || socket.readyState !== WebSocket.OPEN) continue;
+      if (state.authDeadline <= now) this.close(socket, CloseCode.unauthenticated, "authentication timeout");
+      else deadlines.push(state.authDeadline);
     }
     this.sql.exec(
       "DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ? AND ts < ?",
@@ -170,13 +174,8 @@ export class SessionRoom extends DurableObject<Bindings> {
     );
     // A generation runs for minutes at most: a day-old cancel request has nobody left to stop.
     this.sql.exec("DELETE FROM cancellations WHERE requested_at < ?", now - RETAIN_MS);
-    const pending = this.ctx
-      .getWebSockets()
-      .map((socket) => socket.deserializeAttachment() as SocketState | null)
-      .filter((state): state is SocketState => state !== null && state.phase !== "live")
-      .map((state) => state.authDeadline);
     const hasEvents = this.sql.exec("SELECT 1 FROM events LIMIT 1").toArray().length > 0;
-    const next = Math.min(...pending, hasEvents ? now + CLEANUP_EVERY_MS : Number.POSITIVE_INFINITY);
+    const next = Math.min(...deadlines, hasEvents ? now + CLEANUP_EVERY_MS : Number.POSITIVE_INFINITY);
     if (Number.isFinite(next)) await this.ctx.storage.setAlarm(next);
   }
 

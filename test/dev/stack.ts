@@ -47,7 +47,25 @@ export async function openDevSocket(url: string, path: string) {
     ws.addEventListener("open", () => resolve(), { once: true });
     ws.addEventListener("error", () => reject(new Error(`WebSocket ${path} did not open`)), { once: true });
   });
-  return { ws, ...watched };
+  return {
+    ws,
+    ...watched,
+    /**
+     * When the server's close frame arrived (performance.now()): the WebSocket leaves OPEN as
+     * the closing handshake starts. Node's `close` event comes later, once the server has also
+     * ended the connection.
+     */
+    closeFrame: (timeoutMs: number) =>
+      new Promise<number>((resolve, reject) => {
+        const deadline = performance.now() + timeoutMs;
+        const timer = setInterval(() => {
+          if (ws.readyState !== WebSocket.OPEN) resolve(performance.now());
+          else if (performance.now() > deadline) reject(new Error(`no close frame within ${timeoutMs} ms`));
+          else return;
+          clearInterval(timer);
+        }, 2);
+      }),
+  };
 }
 
 /** An authenticated request to the stack's API. */
