@@ -15,13 +15,44 @@ const levelRank: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, err
 const redactedKeys =
   /^(authorization|cookie|set-cookie|token|access_?token|refresh_?token|jwt|password|secret|api_?key|.*_key|.*_token|.*_secret|email|text|content|message_?text|messages|prompt|r2_?key|image_?key|key|keys|database_url|connection_?string)$/i;
 const bearerPattern = /\b(Bearer\s+)[A-Za-z0-9._~+/=-]+/g;
-const emailPattern = /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/g;
 const REDACTED = "[redacted]";
+
+// Email addresses are found from each "@" outwards: the local part by walking back over the run
+// of local-part characters before it, the domain by a pattern anchored after it. The plain
+// pattern `[A-Za-z0-9._%+-]+@…` finds the same addresses but is retried at every position of a
+// long run with no "@" after it, which takes time quadratic in the run (1 s for 32k characters);
+// here each character is read a bounded number of times.
+const domainAfterAt = /[A-Za-z0-9.-]+\.[A-Za-z]{2,}/y;
+
+function isLocalPartChar(code: number): boolean {
+  // A-Z a-z 0-9 . _ % + -
+  return (code >= 65 && code <= 90) || (code >= 97 && code <= 122) || (code >= 48 && code <= 57) || code === 46 || code === 95 || code === 37 || code === 43 || code === 45;
+}
+
+function maskEmails(text: string): string {
+  let masked = "";
+  let copied = 0;
+  for (let at = text.indexOf("@"); at !== -1; at = text.indexOf("@", at + 1)) {
+    let start = at;
+    while (start > copied && isLocalPartChar(text.charCodeAt(start - 1))) start--;
+    if (start === at) continue;
+    domainAfterAt.lastIndex = at + 1;
+    if (!domainAfterAt.test(text)) continue;
+    masked += text.slice(copied, start) + REDACTED;
+    copied = domainAfterAt.lastIndex;
+    at = copied - 1;
+  }
+  return copied === 0 ? text : masked + text.slice(copied);
+}
+
+function scrub(text: string): string {
+  return maskEmails(text.replace(bearerPattern, `$1${REDACTED}`));
+}
 
 /** Deep copy with sensitive fields replaced; strings are scrubbed of bearer tokens and emails. */
 export function redact(value: unknown, depth = 0): unknown {
   if (depth > 6) return "[truncated]";
-  if (typeof value === "string") return value.replace(bearerPattern, `$1${REDACTED}`).replace(emailPattern, REDACTED);
+  if (typeof value === "string") return scrub(value);
   if (value instanceof Error) {
     // drizzle appends the query's parameters (user data) to its message: keep only the SQL text.
     const message = value.message.split("\nparams:")[0] ?? "";
