@@ -1,3 +1,4 @@
+import { CodedError } from "../lib/errors";
 import { costUsd, models } from "./models";
 import type { AiCallKind, GenerateRequest, ModelId, ProviderAdapter, ProviderName, Usage } from "./types";
 
@@ -9,7 +10,7 @@ export type EngineEvent =
 
 export type AiErrorCode = "AI_CANCELLED" | "AI_BAD_REQUEST" | "AI_UNAVAILABLE" | "AI_INVALID_OUTPUT";
 
-export class AiError extends Error {
+export class AiError extends CodedError {
   readonly code: AiErrorCode;
   constructor(code: AiErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);

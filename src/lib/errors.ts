@@ -36,7 +36,15 @@ export const errorCatalog = {
 
 export type ErrorCode = keyof typeof errorCatalog;
 
-export class AppError extends Error {
+/**
+ * An error of this codebase's own, with a stable code and a message written here (never a
+ * library's text or user input): the logger prints both (see logger.ts).
+ */
+export abstract class CodedError extends Error {
+  abstract readonly code: string;
+}
+
+export class AppError extends CodedError {
   readonly code: ErrorCode;
   readonly status: ContentfulStatusCode;
   readonly details: unknown;
