@@ -58,5 +58,6 @@ describe("OpenAPI document", () => {
     expect(getMe.security).toEqual([{ bearerAuth: [] }]);
     expect(Object.keys(getMe.responses)).toEqual(expect.arrayContaining(["200", "401", "429", "500"]));
     expect(JSON.stringify(getMe.responses["401"])).toContain("#/components/schemas/ErrorEnvelope");
+    expect((getMe.responses["401"] as { description: string }).description).toContain("ACCOUNT_DELETED");
   });
 });

@@ -1,3 +1,4 @@
+import { CodedError } from "../lib/errors";
 import { costUsd, models } from "./models";
 import type { AiCallKind, GenerateRequest, ModelId, ProviderAdapter, ProviderName, Usage } from "./types";
 import { attemptUsage } from "./usage";
@@ -11,7 +12,7 @@ export type EngineEvent<T = string> =
 
 export type AiErrorCode = "AI_CANCELLED" | "AI_BAD_REQUEST" | "AI_UNAVAILABLE" | "AI_INVALID_OUTPUT";
 
-export class AiError extends Error {
+export class AiError extends CodedError {
   readonly code: AiErrorCode;
   constructor(code: AiErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);

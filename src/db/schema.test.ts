@@ -113,11 +113,12 @@ describe("schema (migrations applied through the Neon HTTP driver)", () => {
     const deletedAt = new Date("2026-01-02T03:04:05.678Z");
     const [user] = await db
       .insert(users)
-      .values({ clerkId: "user_roundtrip", preferences: { defaultTone: "playful", suggestionCount: 3 }, deletedAt })
+      .values({ clerkId: "user_roundtrip", preferences: { defaultTone: "playful", suggestionCount: 3 }, deletedAt, deletedBy: "user" })
       .returning();
     expect(user?.id).toMatch(/^[a-z0-9]{20,}$/);
     expect(user?.preferences).toEqual({ defaultTone: "playful", suggestionCount: 3 });
     expect(user?.deletedAt?.toISOString()).toBe(deletedAt.toISOString());
+    expect(user?.deletedBy).toBe("user");
     expect(user?.dailyTipsEnabled).toBe(true);
 
     await db.insert(aiCalls).values({

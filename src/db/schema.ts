@@ -67,6 +67,8 @@ export const aiCallKindEnum = pgEnum("ai_call_kind", ["ocr", "phase", "embedding
 export const aiCallStatusEnum = pgEnum("ai_call_status", ["succeeded", "failed", "cancelled", "timeout"]);
 export const pushPlatformEnum = pgEnum("push_platform", ["ios", "android", "web"]);
 export const jobRunStatusEnum = pgEnum("job_run_status", ["running", "succeeded", "failed"]);
+/** Who deleted an account: its owner (a later sign-in restores it) or Clerk (never restored). */
+export const accountDeletedByEnum = pgEnum("account_deleted_by", ["user", "clerk"]);
 
 export const users = pgTable(
   "users",
@@ -89,12 +91,14 @@ export const users = pgTable(
     dailyTipsEnabled: boolean("daily_tips_enabled").notNull().default(true),
     onboardingCompletedAt: nullableTimestamp("onboarding_completed_at"),
     deletedAt: nullableTimestamp("deleted_at"),
+    deletedBy: accountDeletedByEnum("deleted_by"),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
   (t) => [
     // The purge job scans soft-deleted users only.
     index("users_deleted_at_idx").on(t.deletedAt).where(sql`${t.deletedAt} is not null`),
+    check("users_deleted_by_set", sql`(${t.deletedAt} is null) = (${t.deletedBy} is null)`),
   ],
 );
 

@@ -7,7 +7,13 @@ import { AppError } from "./errors";
 /** Tolerated clock difference between Clerk and this Worker when checking exp/nbf/iat. */
 const CLOCK_SKEW_MS = 5_000;
 
-export type VerifiedSession = { clerkUserId: string; sessionId: string | undefined; email: string | undefined };
+export type VerifiedSession = {
+  clerkUserId: string;
+  sessionId: string | undefined;
+  email: string | undefined;
+  /** When Clerk issued the token (`iat`, ms since the epoch): only a token newer than an account's deletion restores it. */
+  issuedAt: number | undefined;
+};
 
 // A phone reuses one session token for every request of its ~60 s life: the answer for a token
 // is kept (per isolate) until the token expires, so its signature is checked once, not per call.
@@ -38,11 +44,12 @@ export async function verifySessionToken(token: string, config: AppConfig): Prom
     if ((error as { reason?: string }).reason === "token-expired") throw new AppError("TOKEN_EXPIRED");
     throw new AppError("UNAUTHORIZED", { message: "Invalid session token" });
   }
-  const claims = payload as { sub: string; sid?: unknown; email?: unknown; exp?: unknown };
+  const claims = payload as { sub: string; sid?: unknown; email?: unknown; exp?: unknown; iat?: unknown };
   const session = {
     clerkUserId: claims.sub,
     sessionId: typeof claims.sid === "string" ? claims.sid : undefined,
     email: typeof claims.email === "string" ? claims.email : undefined,
+    issuedAt: typeof claims.iat === "number" ? claims.iat * 1000 : undefined,
   };
   if (typeof claims.exp === "number") remember(token, session, claims.exp * 1000);
   return session;

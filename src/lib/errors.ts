@@ -12,6 +12,7 @@ export const errorCatalog = {
   UPLOAD_LENGTH_MISMATCH: { status: 400, message: "The body length differs from the size the upload URL was signed for" },
   UNAUTHORIZED: { status: 401, message: "Authentication required" },
   TOKEN_EXPIRED: { status: 401, message: "The session token has expired" },
+  ACCOUNT_DELETED: { status: 401, message: "This account has been deleted" },
   JOB_SIGNATURE_INVALID: { status: 401, message: "The job delivery's signature is missing, invalid or stale" },
   UPLOAD_URL_INVALID: { status: 403, message: "The upload URL is invalid or has expired" },
   NOT_FOUND: { status: 404, message: "Not found" },
@@ -42,7 +43,15 @@ export const errorCatalog = {
 
 export type ErrorCode = keyof typeof errorCatalog;
 
-export class AppError extends Error {
+/**
+ * An error of this codebase's own, with a stable code and a message written here (never a
+ * library's text or user input): the logger prints both (see logger.ts).
+ */
+export abstract class CodedError extends Error {
+  abstract readonly code: string;
+}
+
+export class AppError extends CodedError {
   readonly code: ErrorCode;
   readonly status: ContentfulStatusCode;
   readonly details: unknown;

@@ -56,4 +56,4 @@ export function jsonBody<T extends z.ZodType>(schema: T) {
 }
 
 /** Errors any authenticated route can answer, beyond its own. */
-export const authErrors = ["UNAUTHORIZED", "TOKEN_EXPIRED", "RATE_LIMITED", "INTERNAL_ERROR", "DATABASE_UNAVAILABLE"] as const;
+export const authErrors = ["UNAUTHORIZED", "TOKEN_EXPIRED", "ACCOUNT_DELETED", "RATE_LIMITED", "INTERNAL_ERROR", "DATABASE_UNAVAILABLE"] as const;

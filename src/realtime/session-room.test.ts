@@ -83,6 +83,20 @@ describe("SessionRoom WebSockets", () => {
     }
   });
 
+  it("refuses a deleted account's still-valid token, after the HTTP API refused it too (no request restores the account)", async () => {
+    const token = await mintToken(clerkId(), { nowSeconds: Math.floor(Date.now() / 1000) - 120 });
+    const created = await json<{ id: string }>(
+      await callAs(token, "/api/v1/sessions", { method: "POST", json: { type: "text", messages: [{ sender: "match", text: "hi" }] } }),
+    );
+    const sessionId = created.success ? created.data.id : "";
+    (await authenticated(sessionId, token)).close();
+    expect((await callAs(token, "/api/v1/users/me", { method: "DELETE" })).status).toBe(200);
+    expect((await callAs(token, "/api/v1/users/me")).status).toBe(401);
+    const socket = await openSocket(`/api/v1/sessions/${sessionId}/ws`);
+    socket.send({ type: "authenticate", token });
+    expect(await socket.closed()).toMatchObject({ code: 4404 });
+  });
+
   it("answers JSON ping with pong, and reports the room's seq on authentication", async () => {
     const { sessionId, token } = await seedSession();
     await publish(sessionId, 3);

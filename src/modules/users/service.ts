@@ -1,5 +1,5 @@
 import type { z } from "@hono/zod-openapi";
-import { and, eq, gte, sql } from "drizzle-orm";
+import { and, eq, gte, lt, sql } from "drizzle-orm";
 import { aiCalls, pushTokens, users } from "../../db/schema";
 import type { User, UserIdentity } from "../../lib/app-env";
 import type { VerifiedSession } from "../../lib/auth";
@@ -36,21 +36,37 @@ async function findByClerkId(db: Database, clerkId: string): Promise<User | unde
 }
 
 /**
+ * A deleted account stays deleted for every token issued before its deletion (a phone holds one
+ * for up to a minute), and comes back only with a sign-in after it: a token whose `iat` is later
+ * than `deleted_at`. An account Clerk deleted never comes back. The restore is conditional, so a
+ * deletion that lands meanwhile wins over it.
+ */
+async function liveOrRestored(db: Database, user: User, session: VerifiedSession): Promise<User> {
+  if (!user.deletedAt) return user;
+  const issuedAt = session.issuedAt;
+  if (user.deletedBy !== "user" || issuedAt === undefined || issuedAt <= user.deletedAt.getTime()) {
+    throw new AppError("ACCOUNT_DELETED");
+  }
+  const [restored] = await db
+    .update(users)
+    .set({ deletedAt: null, deletedBy: null })
+    .where(and(eq(users.id, user.id), eq(users.deletedBy, "user"), lt(users.deletedAt, new Date(issuedAt))))
+    .returning();
+  if (restored) return restored;
+  // Either a concurrent request with a new token restored it first, or a deletion won.
+  const current = await findByClerkId(db, user.clerkId);
+  if (current && !current.deletedAt) return current;
+  throw new AppError("ACCOUNT_DELETED");
+}
+
+/**
  * The internal user behind a verified Clerk session, created on first sight (the webhook may
- * lag) and restored if it was soft-deleted. Concurrent first requests race on the unique
- * clerk_id: the losers insert nothing and read the winner's row.
+ * lag); a deleted one is restored or refused (see `liveOrRestored`). Concurrent first requests
+ * race on the unique clerk_id: the losers insert nothing and read the winner's row.
  */
 export async function resolveUser(db: Database, session: VerifiedSession): Promise<User> {
   const existing = await findByClerkId(db, session.clerkUserId);
-  if (existing && !existing.deletedAt) return existing;
-  if (existing) {
-    const [restored] = await db
-      .update(users)
-      .set({ deletedAt: null })
-      .where(eq(users.id, existing.id))
-      .returning();
-    return restored ?? existing;
-  }
+  if (existing) return liveOrRestored(db, existing, session);
   const [created] = await db
     .insert(users)
     .values({ clerkId: session.clerkUserId, email: session.email ?? null })
@@ -58,39 +74,46 @@ export async function resolveUser(db: Database, session: VerifiedSession): Promi
     .returning();
   if (created) return created;
   const raced = await findByClerkId(db, session.clerkUserId);
-  if (raced) return raced;
+  if (raced) return liveOrRestored(db, raced, session);
   // The email belongs to another account (e.g. a Clerk user re-created): keep the user, not the email.
   const [withoutEmail] = await db
     .insert(users)
     .values({ clerkId: session.clerkUserId })
     .onConflictDoNothing({ target: users.clerkId })
     .returning();
-  return withoutEmail ?? (await findByClerkId(db, session.clerkUserId))!;
+  return withoutEmail ?? liveOrRestored(db, (await findByClerkId(db, session.clerkUserId))!, session);
 }
 
 // Clerk id → internal id, per isolate. The mapping never changes once made, so every request
-// but a user's first in an isolate skips the users query. Entries live briefly so that a
-// deletion made elsewhere (another isolate, the Clerk webhook) is seen within IDENTITY_TTL_MS.
+// but a user's first in an isolate skips the users query. A deletion handled in this isolate
+// (DELETE /users/me, Clerk's webhook) drops the entry at once; one handled in another isolate is
+// seen here within IDENTITY_TTL_MS, when the entry expires and the row is read again. (Checking
+// a shared store on every request would cost each authenticated request a round trip.)
 const IDENTITY_TTL_MS = 30_000;
 const IDENTITY_CACHE_MAX = 10_000;
 const identities = new Map<string, { identity: UserIdentity; expires: number }>();
+// Counts forgets: a row read while a deletion was being handled is not cached after it.
+let forgets = 0;
 
-/** The caller's identity, provisioned or restored on first sight (see `resolveUser`). */
+/** The caller's identity, provisioned on first sight; a deleted account is refused or restored (see `resolveUser`). */
 export async function resolveIdentity(db: Database, session: VerifiedSession, now = Date.now()): Promise<UserIdentity> {
   const cached = identities.get(session.clerkUserId);
   if (cached && cached.expires > now) return cached.identity;
+  const forgetsBefore = forgets;
   const user = await resolveUser(db, session);
   const identity = { id: user.id, clerkId: user.clerkId };
   identities.delete(session.clerkUserId);
+  if (forgets !== forgetsBefore) return identity;
   // Map keeps insertion order: the first key is the oldest entry.
   if (identities.size >= IDENTITY_CACHE_MAX) identities.delete(identities.keys().next().value!);
   identities.set(session.clerkUserId, { identity, expires: now + IDENTITY_TTL_MS });
   return identity;
 }
 
-/** Drops a cached identity, so the next request re-reads (and, if deleted, restores) the user. */
+/** Drops a cached identity, so the next request re-reads the user (a deleted one is refused). */
 export function forgetIdentity(clerkUserId: string): void {
   identities.delete(clerkUserId);
+  forgets++;
 }
 
 export async function getUser(db: Database, userId: string): Promise<User> {
@@ -124,7 +147,8 @@ export async function completeOnboarding(
 export async function softDeleteUser(db: Database, userId: string, purgeAfterDays: number) {
   const [user] = await db
     .update(users)
-    .set({ deletedAt: sql`coalesce(${users.deletedAt}, now())` })
+    // A deletion already recorded keeps its time and its author (Clerk's is final).
+    .set({ deletedAt: sql`coalesce(${users.deletedAt}, now())`, deletedBy: sql`coalesce(${users.deletedBy}, 'user')` })
     .where(eq(users.id, userId))
     .returning({ deletedAt: users.deletedAt });
   const deletedAt = user?.deletedAt ?? new Date();

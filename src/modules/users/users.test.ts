@@ -18,23 +18,43 @@ function pushToken(seed: string) {
 describe("identity cache", () => {
   beforeEach(resetDatabase);
 
-  it("maps a Clerk id to the user once per isolate for 30 s, and re-reads (restoring) after that or when told to forget", async () => {
-    const session = { clerkUserId: clerkId(), sessionId: undefined, email: undefined };
-    const db = testDb();
+  it("maps a Clerk id to the user for 30 s per isolate; then, or once told to forget, a deleted user is refused, not restored", async () => {
     const now = Date.now();
+    const session = { clerkUserId: clerkId(), sessionId: undefined, email: undefined, issuedAt: now - 60_000 };
+    const db = testDb();
     const first = await resolveIdentity(db, session, now);
-    await db.update(users).set({ deletedAt: new Date() }).where(eq(users.id, first.id));
-    // Within the TTL the cached identity answers without touching the row...
+    const deleted = () => db.select({ deletedAt: users.deletedAt }).from(users).where(eq(users.id, first.id)).then(([row]) => row?.deletedAt);
+    // Deleted in another isolate: this one's entry answers until it expires...
+    await db.update(users).set({ deletedAt: new Date(now - 30_000), deletedBy: "user" }).where(eq(users.id, first.id));
     expect(await resolveIdentity(db, session, now + 29_000)).toEqual(first);
-    expect((await db.select().from(users).where(eq(users.id, first.id)))[0]?.deletedAt).toBeInstanceOf(Date);
-    // ...after it the row is read again, and the deleted user restored.
-    expect(await resolveIdentity(db, session, now + 31_000)).toEqual(first);
-    expect((await db.select().from(users).where(eq(users.id, first.id)))[0]?.deletedAt).toBeNull();
+    // ...then the row is read again, and a token older than the deletion gets nothing back.
+    await expect(resolveIdentity(db, session, now + 31_000)).rejects.toMatchObject({ code: "ACCOUNT_DELETED" });
+    expect(await deleted()).toBeInstanceOf(Date);
 
-    await db.update(users).set({ deletedAt: new Date() }).where(eq(users.id, first.id));
+    // A sign-in after the deletion restores the account.
+    const signedInAgain = { ...session, issuedAt: now - 10_000 };
+    expect(await resolveIdentity(db, signedInAgain, now + 32_000)).toEqual(first);
+    expect(await deleted()).toBeNull();
+
+    // Deleted in this isolate: forgotten at once, refused on the next request.
+    await db.update(users).set({ deletedAt: new Date(now), deletedBy: "user" }).where(eq(users.id, first.id));
     forgetIdentity(session.clerkUserId);
-    await resolveIdentity(db, session, now + 32_000);
-    expect((await db.select().from(users).where(eq(users.id, first.id)))[0]?.deletedAt).toBeNull();
+    await expect(resolveIdentity(db, signedInAgain, now + 33_000)).rejects.toMatchObject({ code: "ACCOUNT_DELETED" });
+    expect(await deleted()).toBeInstanceOf(Date);
+  });
+
+  it("does not cache a user read while a deletion was being handled", async () => {
+    const now = Date.now();
+    const session = { clerkUserId: clerkId(), sessionId: undefined, email: undefined, issuedAt: now - 60_000 };
+    const db = testDb();
+    const first = await resolveIdentity(db, session, now);
+    forgetIdentity(session.clerkUserId);
+    // A request reads the live row; meanwhile the account is deleted and forgotten here.
+    const reading = resolveIdentity(db, session, now);
+    forgetIdentity(session.clerkUserId);
+    expect(await reading).toEqual(first);
+    await db.update(users).set({ deletedAt: new Date(now - 30_000), deletedBy: "user" }).where(eq(users.id, first.id));
+    await expect(resolveIdentity(db, session, now + 1_000)).rejects.toMatchObject({ code: "ACCOUNT_DELETED" });
   });
 });
 
@@ -74,17 +94,37 @@ describe("authentication on /api/v1/users/*", () => {
     expect(other.body.success && other.body.data.email).toBeNull();
   });
 
-  it("restores a soft-deleted user who signs in again", async () => {
+  it("refuses a deleted account's still-valid token with 401 ACCOUNT_DELETED, on every route, and keeps the account deleted", async () => {
     const token = await mintToken(clerkId());
-    const first = await me(token);
+    expect((await me(token)).response.status).toBe(200);
     expect((await callAs(token, "/api/v1/users/me", { method: "DELETE" })).status).toBe(200);
-    const [deleted] = await testDb().select().from(users);
-    expect(deleted?.deletedAt).toBeInstanceOf(Date);
-    const again = await me(token);
+    for (const [path, method] of [["/api/v1/users/me", "GET"], ["/api/v1/users/me/usage", "GET"], ["/api/v1/sessions", "GET"], ["/api/v1/users/me", "DELETE"]] as const) {
+      const response = await callAs(token, path, { method });
+      expect(response.status, `${method} ${path}`).toBe(401);
+      expect(await json(response)).toMatchObject({ success: false, error: { code: "ACCOUNT_DELETED" } });
+    }
+    const [row] = await testDb().select().from(users);
+    expect(row).toMatchObject({ deletedAt: expect.any(Date), deletedBy: "user" });
+  });
+
+  it("restores an account its owner deleted when they sign in after the deletion, and only then", async () => {
+    const sub = clerkId();
+    const now = Math.floor(Date.now() / 1000);
+    const before = await mintToken(sub, { nowSeconds: now - 120 });
+    const first = await me(before);
+    expect((await callAs(before, "/api/v1/users/me", { method: "DELETE" })).status).toBe(200);
+    // The deletion happened a minute ago; `before` was issued a minute before that.
+    await testDb().update(users).set({ deletedAt: new Date((now - 60) * 1000) }).where(eq(users.clerkId, sub));
+    expect((await me(before)).response.status).toBe(401);
+
+    const after = await mintToken(sub, { nowSeconds: now });
+    const again = await me(after);
     expect(again.response.status).toBe(200);
     expect(again.body.success && again.body.data.id).toBe(first.body.success && first.body.data.id);
     const [restored] = await testDb().select().from(users);
-    expect(restored?.deletedAt).toBeNull();
+    expect(restored).toMatchObject({ deletedAt: null, deletedBy: null });
+    // Restored for everyone: the older token works again too, until the next deletion.
+    expect((await me(before)).response.status).toBe(200);
   });
 
   it("answers 401 UNAUTHORIZED without a token, with a malformed one, or with another scheme", async () => {

@@ -1,4 +1,4 @@
-import { eq, sql } from "drizzle-orm";
+import { sql } from "drizzle-orm";
 import type { z } from "@hono/zod-openapi";
 import { users, webhookEvents } from "../../db/schema";
 import type { Database } from "../../lib/db";
@@ -51,12 +51,17 @@ export async function applyClerkEvent(
         await record;
         return { duplicate: false, handled: false };
       }
+      // Clerk's deletion is final: recorded as Clerk's, it is never restored. A user never seen
+      // gets a deleted row too, so a token still in flight cannot provision the account again.
       await db.batch([
         record,
         db
-          .update(users)
-          .set({ deletedAt: sql`coalesce(${users.deletedAt}, now())` })
-          .where(eq(users.clerkId, data.id)),
+          .insert(users)
+          .values({ clerkId: data.id, deletedAt: sql`now()`, deletedBy: "clerk" })
+          .onConflictDoUpdate({
+            target: users.clerkId,
+            set: { deletedAt: sql`coalesce(${users.deletedAt}, now())`, deletedBy: "clerk" },
+          }),
       ]);
       forgetIdentity(data.id);
       return { duplicate: false, handled: true };

@@ -2,7 +2,7 @@ import { env } from "cloudflare:test";
 import { eq } from "drizzle-orm";
 import { Webhook } from "standardwebhooks";
 import { beforeEach, describe, expect, it } from "vitest";
-import { call, clerkId, json, resetDatabase, testDb } from "../../../test/helpers";
+import { call, callAs, clerkId, json, mintToken, resetDatabase, testDb } from "../../../test/helpers";
 import { users, webhookEvents } from "../../db/schema";
 
 function clerkUser(id: string, overrides: Record<string, unknown> = {}) {
@@ -60,7 +60,50 @@ describe("POST /api/webhooks/clerk", () => {
 
     await post(signed({ type: "user.deleted", data: { id, deleted: true, object: "user" } }).init);
     [row] = await testDb().select().from(users).where(eq(users.clerkId, id));
-    expect(row?.deletedAt).toBeInstanceOf(Date);
+    expect(row).toMatchObject({ deletedAt: expect.any(Date), deletedBy: "clerk" });
+  });
+
+  it("makes a Clerk deletion final: no token brings the account back, not even one issued after it", async () => {
+    const sub = clerkId();
+    const now = Math.floor(Date.now() / 1000);
+    const token = await mintToken(sub, { nowSeconds: now - 120 });
+    expect((await callAs(token, "/api/v1/users/me")).status).toBe(200);
+    expect((await post(signed({ type: "user.deleted", data: { id: sub, deleted: true, object: "user" } }).init)).status).toBe(200);
+
+    const refused = await callAs(token, "/api/v1/users/me");
+    expect(refused.status).toBe(401);
+    expect(await json(refused)).toMatchObject({ error: { code: "ACCOUNT_DELETED" } });
+    // Even a token newer than the deletion (which would restore an account its owner deleted).
+    await testDb().update(users).set({ deletedAt: new Date((now - 60) * 1000) }).where(eq(users.clerkId, sub));
+    expect((await callAs(await mintToken(sub, { nowSeconds: now }), "/api/v1/users/me")).status).toBe(401);
+    const rows = await testDb().select().from(users).where(eq(users.clerkId, sub));
+    expect(rows).toEqual([expect.objectContaining({ deletedAt: expect.any(Date), deletedBy: "clerk" })]);
+  });
+
+  it("keeps Clerk's word over the owner's: an account deleted by its owner, then by Clerk, is never restored", async () => {
+    const sub = clerkId();
+    const now = Math.floor(Date.now() / 1000);
+    const token = await mintToken(sub, { nowSeconds: now - 120 });
+    expect((await callAs(token, "/api/v1/users/me", { method: "DELETE" })).status).toBe(200);
+    const [deleted] = await testDb().select().from(users).where(eq(users.clerkId, sub));
+    await post(signed({ type: "user.deleted", data: { id: sub, deleted: true, object: "user" } }).init);
+    const [row] = await testDb().select().from(users).where(eq(users.clerkId, sub));
+    // The purge clock keeps running from the first deletion.
+    expect(row).toMatchObject({ deletedAt: deleted!.deletedAt, deletedBy: "clerk" });
+    await testDb().update(users).set({ deletedAt: new Date((now - 60) * 1000) }).where(eq(users.clerkId, sub));
+    expect((await callAs(await mintToken(sub, { nowSeconds: now }), "/api/v1/users/me")).status).toBe(401);
+  });
+
+  it("records the deletion of a user it never saw, so that a token still in flight cannot provision one", async () => {
+    const sub = clerkId();
+    const token = await mintToken(sub);
+    await post(signed({ type: "user.deleted", data: { id: sub, deleted: true, object: "user" } }).init);
+    const response = await callAs(token, "/api/v1/users/me");
+    expect(response.status).toBe(401);
+    expect(await json(response)).toMatchObject({ error: { code: "ACCOUNT_DELETED" } });
+    expect(await testDb().select().from(users).where(eq(users.clerkId, sub))).toEqual([
+      expect.objectContaining({ email: null, deletedAt: expect.any(Date), deletedBy: "clerk" }),
+    ]);
   });
 
   it("treats a replayed delivery as a 200 no-op", async () => {
