@@ -38,3 +38,14 @@ export function listen(server: Server, port: number, host: string, role: string)
     server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
   });
 }
+
+/**
+ * Idle keep-alive connections stay open longer than any client keeps them (workerd's fetch pool
+ * keeps one about 5 s and ignores the server's Keep-Alive hint), so the client always closes
+ * first. A shorter server timeout races the client: when a busy event loop fires overdue idle
+ * timers together, sockets that already carry the Worker's next request are reset ("Network
+ * connection lost"). Each stand-in's close() ends its connections itself.
+ */
+export function outlastClientKeepAlive(server: Server): void {
+  server.keepAliveTimeout = 65_000;
+}

@@ -6,7 +6,7 @@ import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
-import { HttpError, listen, readBody, sendJson } from "../http.ts";
+import { HttpError, listen, outlastClientKeepAlive, readBody, sendJson } from "../http.ts";
 import { countTokens, embed, generateTokens, seededRandom, valueForSchema } from "./generate.ts";
 import type { Fault, RecordedRequest, Vendor } from "./types.ts";
 
@@ -394,7 +394,7 @@ export async function startAiUpstream(opts: {
       else res.destroy();
     });
   });
-  server.keepAliveTimeout = 1_000;
+  outlastClientKeepAlive(server);
   const port = await listen(server, opts.port, host, "ai-upstream");
   const url = `http://${host}:${port}`;
   const paced = pacing.firstTokenMs || pacing.tokenMs ? `, first token after ${pacing.firstTokenMs} ms, then ${pacing.tokenMs} ms per token` : "";

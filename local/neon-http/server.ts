@@ -9,7 +9,7 @@ import { mkdirSync } from "node:fs";
 import { createServer, type IncomingMessage } from "node:http";
 import { parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
-import { HttpError, listen, readBody, sendJson } from "../http.ts";
+import { HttpError, listen, outlastClientKeepAlive, readBody, sendJson } from "../http.ts";
 
 export interface NeonStandIn {
   /** What the Worker sets as `neonConfig.fetchEndpoint`, e.g. http://127.0.0.1:5480/sql */
@@ -188,14 +188,9 @@ export async function startNeonStandIn(opts: NeonStandInOptions): Promise<NeonSt
       },
     );
   });
-  // The client must be the one to retire an idle connection: workerd's fetch pool keeps one for
-  // 5 s whatever the Keep-Alive hint says (Node's agents 4-5 s). A server that closes first races
-  // every request the client is writing on it, and under a burst it loses that race wholesale:
-  // PGlite holds this event loop for seconds, so the idle timers fire late, all together, before
-  // the loop reads the requests already waiting on those sockets, which are then reset ("Network
-  // connection lost" in the Worker). With 1 s here, 200 concurrent generation starts lost up to 26.
-  // close() ends every connection itself, so a long idle time never holds a shutdown.
-  http.keepAliveTimeout = 65_000;
+  // Under a burst PGlite holds this event loop for seconds; with a 1 s idle timeout, 200
+  // concurrent generation starts lost up to 26 requests.
+  outlastClientKeepAlive(http);
 
   let wire: PGLiteSocketServer | undefined;
   let wirePort: number | undefined;

@@ -12,7 +12,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { HttpError, listen, readBody, sendJson } from "../http.ts";
+import { HttpError, listen, outlastClientKeepAlive, readBody, sendJson } from "../http.ts";
 import { asLists, createQueue, type Message, type MessageTemplate, type Schedule } from "./queue.ts";
 import { compileRetryDelay } from "./retry.ts";
 import { fetchTransport, type Outcome, pullTransport } from "./transport.ts";
@@ -282,6 +282,7 @@ export async function startQStashStandIn(opts: QStashStandInOptions): Promise<QS
       if (!res.headersSent) sendJson(res, status, { error: status === 500 ? "internal error" : (error as Error).message });
     });
   });
+  outlastClientKeepAlive(server);
   const port = await listen(server, opts.port, "127.0.0.1", "qstash");
   const url = `http://127.0.0.1:${port}`;
   log(`QStash on ${url} (${opts.delivery ?? "fetch"} delivery${opts.dataDir ? `, state in ${opts.dataDir}` : ", in memory"})`);

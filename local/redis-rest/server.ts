@@ -15,7 +15,7 @@ import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { createClient, ErrorReply, RESP_TYPES } from "redis";
-import { HttpError, listen, readBody, sendJson } from "../http.ts";
+import { HttpError, listen, outlastClientKeepAlive, readBody, sendJson } from "../http.ts";
 import { startRedisServer } from "./redis-server.ts";
 
 export interface RedisRestAdapter {
@@ -322,6 +322,7 @@ export async function startRedisRestAdapter(opts: RedisRestOptions): Promise<Red
   };
 
   const server = createServer(respond);
+  outlastClientKeepAlive(server);
   const port = await listen(server, opts.port, host, "redis-rest");
 
   // Waits briefly for Redis, but never forever: a Redis that is down only means 503s until
