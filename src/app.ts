@@ -148,7 +148,9 @@ export function createApp() {
   app.notFound((c) => fail(c, "NOT_FOUND", `No route for ${c.req.method} ${new URL(c.req.url).pathname}`));
   app.onError((error, c) => {
     if (error instanceof AppError) {
-      if (error.status >= 500) c.var.logger?.error("request failed", { code: error.code, error });
+      // A 503 is a dependency or a run being busy, retried by the client or QStash: not a defect.
+      if (error.status === 503) c.var.logger?.warn("request refused for now", { code: error.code, error });
+      else if (error.status >= 500) c.var.logger?.error("request failed", { code: error.code, error });
       return fail(c, error.code, error.message, error.details);
     }
     if (error instanceof HTTPException) {
@@ -158,7 +160,7 @@ export function createApp() {
     const unreachable = unreachableDatabaseError(error);
     if (unreachable) {
       // Transient: the client tries again after Retry-After; QStash retries a job delivery itself.
-      c.var.logger?.warn("database unreachable", { reason: unreachable.message });
+      c.var.logger?.warn("database unreachable", { error: unreachable });
       return fail(c, "DATABASE_UNAVAILABLE");
     }
     c.var.logger?.error("unhandled error", { error });
