@@ -34,6 +34,8 @@ export interface DevStackOptions {
   dotDevVars?: boolean;
   /** How the local AI upstream paces its answers; by default like a real model (DEV_AI_PACING). */
   aiPacing?: AiPacing;
+  /** The local QStash's retry delays as a share of QStash's own (0.1 by default: ten times faster). */
+  qstashRetryDelayScale?: number;
   log?: ServiceLog;
   /** How long wrangler may take to serve its first request (bundling, workerd start). */
   startTimeoutMs?: number;
@@ -60,6 +62,11 @@ export interface DevStack {
     exited: Promise<number | null>;
     /** wrangler's latest output lines, for error messages. */
     output(): string[];
+    /**
+     * Kills wrangler's whole process group at once, as a crash would (a request in flight just
+     * stops), then starts it again on the same port and state, and waits until it serves.
+     */
+    crashAndRestart(): Promise<void>;
   };
   /** Polls `GET /api/v1/health/ready` until it answers 200; false if it does not within `timeoutMs`. */
   ready(timeoutMs: number): Promise<boolean>;
@@ -104,7 +111,7 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
       // The dev stack's fixed throwaway credentials, the same on every start.
       credentials: { redisToken: REDIS_REST_TOKEN, qstash: LOCAL_QSTASH_CREDENTIALS },
       // Retries ten times faster than QStash's (seconds to minutes, not minutes to hours).
-      retryDelayScale: 0.1,
+      retryDelayScale: options.qstashRetryDelayScale ?? 0.1,
       aiPacing: options.aiPacing ?? DEV_AI_PACING,
       log,
     });
@@ -131,15 +138,7 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
     };
     const persistTo = options.dataDir === undefined ? join(scratch, "wrangler") : join(options.dataDir, "wrangler");
     mkdirSync(persistTo, { recursive: true });
-    const wrangler = spawnWrangler({
-      port: workerPort,
-      persistTo,
-      vars,
-      // An empty env file stands in for .dev.vars and .env: wrangler reads only the files named.
-      envFile: options.dotDevVars ? undefined : emptyFile(scratch),
-      bin: options.wranglerBin ?? join(bin, "wrangler"),
-      log: log("dev"),
-    });
+    const envFile = options.dotDevVars ? undefined : emptyFile(scratch);
     const output: string[] = [];
     const workerLog = log("worker");
     const record = (line: string) => {
@@ -147,28 +146,33 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
       if (output.length > OUTPUT_LINES) output.shift();
       workerLog(line);
     };
-    pipeLines(wrangler.stdout, record);
-    pipeLines(wrangler.stderr, record);
-    const exited = new Promise<number | null>((resolve) => wrangler.once("exit", (code) => resolve(code)));
-    const pid = wrangler.pid;
-    if (pid === undefined) throw new Error("wrangler dev could not be started");
-    // Should this process end without stop() (a test runner killing its worker), wrangler goes too.
-    const killOnExit = () => signalGroup(pid, "SIGKILL");
-    process.on("exit", killOnExit);
-    stops.push(async () => {
-      await stopProcessGroup(pid, exited);
-      process.off("exit", killOnExit);
-    });
-
-    await waitUntil(
-      async () => (await probe(`${url}/api/v1/health`)) === 200,
-      { timeoutMs: options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS, exited, signal },
-    ).catch((error: unknown) => {
-      if (signal?.aborted) throw error;
-      // Without a log nobody has seen wrangler's output yet: it says why.
-      const seen = options.log !== undefined;
-      throw new Error(`wrangler dev on ${url}: ${error instanceof Error ? error.message : String(error)}${seen ? "" : `\n${output.join("\n")}`}`);
-    });
+    /** Starts wrangler dev and waits until it serves; stop() takes its whole process group down. */
+    const launch = async () => {
+      const child = spawnWrangler({ port: workerPort, persistTo, vars, envFile, bin: options.wranglerBin ?? join(bin, "wrangler"), log: log("dev") });
+      pipeLines(child.stdout, record);
+      pipeLines(child.stderr, record);
+      const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+      const pid = child.pid;
+      if (pid === undefined) throw new Error("wrangler dev could not be started");
+      // Should this process end without stop() (a test runner killing its worker), wrangler goes too.
+      const killOnExit = () => signalGroup(pid, "SIGKILL");
+      process.on("exit", killOnExit);
+      stops.push(async () => {
+        await stopProcessGroup(pid, exited);
+        process.off("exit", killOnExit);
+      });
+      await waitUntil(
+        async () => (await probe(`${url}/api/v1/health`)) === 200,
+        { timeoutMs: options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS, exited, signal },
+      ).catch((error: unknown) => {
+        if (signal?.aborted) throw error;
+        // Without a log nobody has seen wrangler's output yet: it says why.
+        const seen = options.log !== undefined;
+        throw new Error(`wrangler dev on ${url}: ${error instanceof Error ? error.message : String(error)}${seen ? "" : `\n${output.join("\n")}`}`);
+      });
+      return { pid, exited, running: () => child.exitCode === null && child.signalCode === null };
+    };
+    let current = await launch();
 
     return {
       url,
@@ -176,9 +180,23 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
       aiUpstream: standIns.aiUpstream,
       qstash: standIns.qstash,
       redis: standIns.redis,
-      wrangler: { pid, running: () => wrangler.exitCode === null && wrangler.signalCode === null, exited, output: () => [...output] },
+      wrangler: {
+        get pid() {
+          return current.pid;
+        },
+        running: () => current.running(),
+        get exited() {
+          return current.exited;
+        },
+        output: () => [...output],
+        async crashAndRestart() {
+          signalGroup(current.pid, "SIGKILL");
+          await current.exited;
+          current = await launch();
+        },
+      },
       ready: (timeoutMs) =>
-        waitUntil(async () => (await probe(`${url}/api/v1/health/ready`)) === 200, { timeoutMs, exited }).then(
+        waitUntil(async () => (await probe(`${url}/api/v1/health/ready`)) === 200, { timeoutMs, exited: current.exited }).then(
           () => true,
           () => false,
         ),
