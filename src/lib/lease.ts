@@ -39,7 +39,7 @@ export function leaseHeldBy(columns: LeaseColumns, owner: string): SQL {
  * Renews the lease every third of its length. When a renewal finds it taken by another run,
  * `onLost` stops this one; a renewal that fails (database hiccup) is logged and tried again.
  */
-export function startHeartbeat(options: { seconds: number; renew(): Promise<boolean>; onLost(): void; logger: Logger }): () => void {
+function startHeartbeat(options: { seconds: number; renew(): Promise<boolean>; onLost(): void; logger: Logger }): () => void {
   const timer = setInterval(() => {
     options.renew().then(
       (held) => held || options.onLost(),
@@ -49,8 +49,18 @@ export function startHeartbeat(options: { seconds: number; renew(): Promise<bool
   return () => clearInterval(timer);
 }
 
+/**
+ * Holds a lease for as long as a run lives: renews it on the heartbeat and, once another run
+ * took it, aborts `abort` with LeaseLost (see `lost`). Call `stop` when the run ends.
+ */
+export function holdLease(options: { seconds: number; renew(): Promise<boolean>; logger: Logger }) {
+  const abort = new AbortController();
+  const stop = startHeartbeat({ ...options, onLost: () => abort.abort(new LeaseLost()) });
+  return { abort, stop, lost: () => abort.signal.reason instanceof LeaseLost };
+}
+
 /** Why a run stopped when its lease was taken: not the user's cancel, not a failure. */
-export class LeaseLost extends Error {
+class LeaseLost extends Error {
   constructor() {
     super("the run's lease was taken by another delivery");
     this.name = "LeaseLost";

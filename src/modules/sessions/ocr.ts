@@ -8,7 +8,7 @@ import { chatPlatformEnum, messages, sessionImages, sessions } from "../../db/sc
 import { toBase64 } from "../../lib/encoding";
 import { AppError } from "../../lib/errors";
 import type { JobContext, JobDefinition } from "../../lib/jobs";
-import { LeaseLost, leaseHeldBy, leaseLapsed, newLeaseOwner, releaseLease, STALE_AFTER_LEASES, startHeartbeat, takeLease } from "../../lib/lease";
+import { holdLease, leaseHeldBy, leaseLapsed, newLeaseOwner, releaseLease, STALE_AFTER_LEASES, takeLease } from "../../lib/lease";
 import { createRedis } from "../../lib/redis";
 import { broadcastStatus, transitionSession, transitionStatement } from "./lifecycle";
 import { insertMessagesStatement } from "./messages";
@@ -128,8 +128,7 @@ async function runOcrJob(ctx: JobContext, { sessionId }: { sessionId: string }) 
 
   // Every write of this run holds only while the run still holds the session.
   const held: SQL = sql`exists (select 1 from ${sessions} where ${and(eq(sessions.id, sessionId), isNull(sessions.deletedAt), eq(sessions.status, "ocr_processing"), leaseHeldBy(lease, owner))})`;
-  const abort = new AbortController();
-  const stopHeartbeat = startHeartbeat({
+  const heartbeat = holdLease({
     seconds: ctx.config.JOB_LEASE_SECONDS,
     renew: async () =>
       (
@@ -139,13 +138,12 @@ async function runOcrJob(ctx: JobContext, { sessionId }: { sessionId: string }) 
           .where(and(eq(sessions.id, sessionId), eq(sessions.status, "ocr_processing"), leaseHeldBy(lease, owner)))
           .returning({ id: sessions.id })
       ).length > 0,
-    onLost: () => abort.abort(new LeaseLost()),
     logger: ctx.logger,
   });
   try {
-    return await readAndStore(ctx, current, { held, signal: abort.signal });
+    return await readAndStore(ctx, current, { held, signal: heartbeat.abort.signal });
   } catch (error) {
-    if (abort.signal.reason instanceof LeaseLost) return { skipped: "lease lost" };
+    if (heartbeat.lost()) return { skipped: "lease lost" };
     // Worth QStash's retry: give the lease up so the next delivery need not wait it out.
     await ctx.db
       .update(sessions)
@@ -154,7 +152,7 @@ async function runOcrJob(ctx: JobContext, { sessionId }: { sessionId: string }) 
       .catch((releaseError: unknown) => ctx.logger.warn("lease release failed", { error: releaseError }));
     throw error;
   } finally {
-    stopHeartbeat();
+    heartbeat.stop();
   }
 }
 

@@ -9,16 +9,7 @@ import { AiError, parseJsonOutput } from "../../ai/strategy";
 import { messages, sessions, suggestionGenerations, suggestions, users } from "../../db/schema";
 import { AppError } from "../../lib/errors";
 import type { JobContext, JobDefinition } from "../../lib/jobs";
-import {
-  LeaseLost,
-  leaseHeldBy,
-  leaseLapsed,
-  newLeaseOwner,
-  releaseLease,
-  STALE_AFTER_LEASES,
-  startHeartbeat,
-  takeLease,
-} from "../../lib/lease";
+import { holdLease, leaseHeldBy, leaseLapsed, newLeaseOwner, releaseLease, STALE_AFTER_LEASES, takeLease } from "../../lib/lease";
 import type { RoomEvent } from "../../realtime/protocol";
 import { roomStub } from "../../realtime/rooms";
 import { broadcastStatus, transitionStatement } from "../sessions/lifecycle";
@@ -198,8 +189,7 @@ async function runSuggestionJob(ctx: JobContext, { generationId }: { generationI
     return { skipped: true };
   }
 
-  const abort = new AbortController();
-  const stopHeartbeat = startHeartbeat({
+  const heartbeat = holdLease({
     seconds: ctx.config.JOB_LEASE_SECONDS,
     renew: async () =>
       (
@@ -209,9 +199,9 @@ async function runSuggestionJob(ctx: JobContext, { generationId }: { generationI
           .where(and(eq(suggestionGenerations.id, generationId), eq(suggestionGenerations.status, "streaming"), ownGuard))
           .returning({ id: suggestionGenerations.id })
       ).length > 0,
-    onLost: () => abort.abort(new LeaseLost()),
     logger: ctx.logger,
   });
+  const { abort } = heartbeat;
   const stopCancelPoll = pollForCancel(ctx, sessionId, generationId, abort);
   const engine = aiEngineFor(ctx.config, ctx.db);
   const run = { sessionId, generationId, userId: session.userId, signal: abort.signal, publish: events.publish };
@@ -269,7 +259,7 @@ async function runSuggestionJob(ctx: JobContext, { generationId }: { generationI
   } catch (error) {
     await events.settled().catch((settleError: unknown) => ctx.logger.warn("room publish failed", { error: settleError }));
     // Another delivery took the generation over: it is that run's to finish.
-    if (abort.signal.reason instanceof LeaseLost) return { skipped: "lease lost" };
+    if (heartbeat.lost()) return { skipped: "lease lost" };
     if (error instanceof AiError && error.code === "AI_CANCELLED") {
       await endGeneration(ctx, generation, { status: "cancelled" }, ownGuard);
       return { cancelled: true };
@@ -288,7 +278,7 @@ async function runSuggestionJob(ctx: JobContext, { generationId }: { generationI
       .catch((releaseError: unknown) => ctx.logger.warn("lease release failed", { error: releaseError }));
     throw error;
   } finally {
-    stopHeartbeat();
+    heartbeat.stop();
     stopCancelPoll();
   }
 }
