@@ -36,27 +36,28 @@ export function leaseHeldBy(columns: LeaseColumns, owner: string): SQL {
 }
 
 /**
- * Renews the lease every third of its length. When a renewal finds it taken by another run,
- * `onLost` stops this one; a renewal that fails (database hiccup) is logged and tried again.
- */
-function startHeartbeat(options: { seconds: number; renew(): Promise<boolean>; onLost(): void; logger: Logger }): () => void {
-  const timer = setInterval(() => {
-    options.renew().then(
-      (held) => held || options.onLost(),
-      (error: unknown) => options.logger.warn("lease renewal failed", { error }),
-    );
-  }, (options.seconds * 1000) / 3);
-  return () => clearInterval(timer);
-}
-
-/**
- * Holds a lease for as long as a run lives: renews it on the heartbeat and, once another run
- * took it, aborts `abort` with LeaseLost (see `lost`). Call `stop` when the run ends.
+ * Holds a lease for as long as a run lives: renews it every third of its length and, once
+ * another run took it, aborts `abort` with LeaseLost (see `lost`). A renewal that fails (a
+ * database hiccup) is logged and tried again. `stop` ends the heartbeat and waits for a renewal
+ * in flight, so a lease given up afterwards is not taken again by a late renewal.
  */
 export function holdLease(options: { seconds: number; renew(): Promise<boolean>; logger: Logger }) {
   const abort = new AbortController();
-  const stop = startHeartbeat({ ...options, onLost: () => abort.abort(new LeaseLost()) });
-  return { abort, stop, lost: () => abort.signal.reason instanceof LeaseLost };
+  let inFlight: Promise<unknown> = Promise.resolve();
+  const timer = setInterval(() => {
+    inFlight = options.renew().then(
+      (held) => held || abort.abort(new LeaseLost()),
+      (error: unknown) => options.logger.warn("lease renewal failed", { error }),
+    );
+  }, (options.seconds * 1000) / 3);
+  return {
+    abort,
+    lost: () => abort.signal.reason instanceof LeaseLost,
+    async stop() {
+      clearInterval(timer);
+      await inFlight;
+    },
+  };
 }
 
 /** Why a run stopped when its lease was taken: not the user's cancel, not a failure. */

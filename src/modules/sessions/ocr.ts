@@ -144,7 +144,9 @@ async function runOcrJob(ctx: JobContext, { sessionId }: { sessionId: string }) 
     return await readAndStore(ctx, current, { held, signal: heartbeat.abort.signal });
   } catch (error) {
     if (heartbeat.lost()) return { skipped: "lease lost" };
-    // Worth QStash's retry: give the lease up so the next delivery need not wait it out.
+    // Worth QStash's retry: give the lease up so the next delivery need not wait it out (the
+    // heartbeat stopped first, so no late renewal takes it back).
+    await heartbeat.stop();
     await ctx.db
       .update(sessions)
       .set(releaseLease())
@@ -152,7 +154,7 @@ async function runOcrJob(ctx: JobContext, { sessionId }: { sessionId: string }) 
       .catch((releaseError: unknown) => ctx.logger.warn("lease release failed", { error: releaseError }));
     throw error;
   } finally {
-    heartbeat.stop();
+    await heartbeat.stop();
   }
 }
 

@@ -270,7 +270,9 @@ async function runSuggestionJob(ctx: JobContext, { generationId }: { generationI
       return { failed: code };
     }
     // Anything else (a database or room outage) is worth QStash's retry: give the lease up so
-    // the next delivery need not wait it out.
+    // the next delivery need not wait it out (the heartbeat stopped first, so no late renewal
+    // takes it back).
+    await heartbeat.stop();
     await ctx.db
       .update(suggestionGenerations)
       .set(releaseLease())
@@ -278,8 +280,8 @@ async function runSuggestionJob(ctx: JobContext, { generationId }: { generationI
       .catch((releaseError: unknown) => ctx.logger.warn("lease release failed", { error: releaseError }));
     throw error;
   } finally {
-    heartbeat.stop();
     stopCancelPoll();
+    await heartbeat.stop();
   }
 }
 
