@@ -49,7 +49,7 @@ export function createJobRoutes(guards: MiddlewareHandler<AppEnv>[], jobs: Parti
     request: { params: z.object({ name: z.string() }) },
     responses: {
       200: { description: "Done, or a redelivery of finished work (`skipped: true`)" },
-      ...errorResponses("JOB_SIGNATURE_INVALID", "INVALID_JSON", "VALIDATION_ERROR", "NOT_FOUND", "INTERNAL_ERROR", "DATABASE_UNAVAILABLE"),
+      ...errorResponses("JOB_SIGNATURE_INVALID", "INVALID_JSON", "VALIDATION_ERROR", "NOT_FOUND", "INTERNAL_ERROR", "DATABASE_UNAVAILABLE", "JOB_RUN_IN_PROGRESS"),
     },
   });
 
