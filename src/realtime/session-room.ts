@@ -164,6 +164,11 @@ export class SessionRoom extends DurableObject<Bindings> {
       // close; counting it would book this alarm again at its past deadline, and for a client
       // that never answers, run the alarm without end (and keep the room from hibernating).
       if (!state || state.phase === "live" || socket.readyState !== WebSocket.OPEN) continue;
+      // The close frame leaves now. The connection itself ends when the room next hibernates
+      // (about 10 s later): after a close the server started, workerd hands the native socket
+      // back to the JS WebSocket and frees it only with that object, and the pipe behind a socket
+      // whose first frame is the client's close reply keeps reading past it. No JS call releases it
+      // sooner; a socket that sent any frame first is not affected.
       if (state.authDeadline <= now) this.close(socket, CloseCode.unauthenticated, "authentication timeout");
       else deadlines.push(state.authDeadline);
     }
