@@ -1,8 +1,9 @@
-// `npm run schedules:sync`: creates or updates the QStash schedules of src/modules/jobs/schedules.ts
-// and removes this Worker's schedules no longer listed. Reads PUBLIC_BASE_URL and QSTASH_TOKEN
+// `npm run schedules:sync`: creates or updates the QStash schedules the features' jobs declare
+// (src/features.ts) and removes this Worker's schedules no longer listed. Reads PUBLIC_BASE_URL and QSTASH_TOKEN
 // (and QSTASH_URL, JOB_RETRIES if set) from the environment. Safe to run again.
 import { configSchema } from "../src/lib/env";
-import { syncSchedules } from "../src/modules/jobs/schedules";
+import { features, jobsOf } from "../src/features";
+import { schedulesOf, syncSchedules } from "../src/modules/jobs/schedules";
 
 const parsed = configSchema
   .pick({ PUBLIC_BASE_URL: true, QSTASH_URL: true, QSTASH_TOKEN: true, JOB_RETRIES: true })
@@ -13,5 +14,5 @@ if (!parsed.success) {
   console.error(`schedules:sync: set ${names.join(", ")} (PUBLIC_BASE_URL is the Worker's public https origin)`);
   process.exit(1);
 }
-const result = await syncSchedules(parsed.data);
+const result = await syncSchedules(parsed.data, schedulesOf(jobsOf(features)));
 console.log(`schedules:sync: ${result.synced.join(", ")} in place${result.removed.length > 0 ? `; removed ${result.removed.join(", ")}` : ""}`);

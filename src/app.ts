@@ -5,6 +5,7 @@ import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
+import { features, type Guards, jobsOf, roomKindsOf } from "./features";
 import type { AppEnv } from "./lib/app-env";
 import { requireAuth } from "./lib/auth";
 import { unreachableDatabaseError } from "./lib/db";
@@ -16,18 +17,10 @@ import { createRouter } from "./lib/openapi";
 import { rateLimit } from "./lib/rate-limit";
 import { drainUnreadBody } from "./lib/request-body";
 import { withServices } from "./lib/services";
-import { createHealthRoutes } from "./modules/health/routes";
 import { createJobRoutes } from "./modules/jobs/routes";
-import { ocrJob, ocrSweepJob } from "./modules/sessions/ocr";
-import { createSessionsRoutes } from "./modules/sessions/routes";
-import { suggestionJob, suggestionSweepJob } from "./modules/suggestions/job";
-import { createSuggestionsRoutes } from "./modules/suggestions/routes";
-import { createUploadsRoutes } from "./modules/uploads/routes";
 import { MAX_UPLOAD_BYTES } from "./modules/uploads/schemas";
-import { createUsersRoutes } from "./modules/users/routes";
 import { resolveIdentity } from "./modules/users/service";
-import { createWebhookRoutes } from "./modules/webhooks/routes";
-import { documentRoomRoutes, forwardToRoom } from "./realtime/rooms";
+import { createRoomRoutes } from "./realtime/rooms";
 
 const JSON_BODY_LIMIT = 64 * 1024;
 const WEBHOOK_BODY_LIMIT = 512 * 1024;
@@ -104,29 +97,21 @@ export function createApp() {
   app.use("/api/webhooks/*", limitBody(WEBHOOK_BODY_LIMIT));
   app.use("/jobs/*", limitBody(JOB_BODY_LIMIT));
 
-  const authenticated = [
-    withServices(),
-    requireAuth((c, session) => resolveIdentity(c.var.db, session)),
-    rateLimit("user"),
-  ];
+  const services = [withServices()];
+  const guards: Guards = {
+    services,
+    authenticated: [...services, requireAuth((c, session) => resolveIdentity(c.var.db, session)), rateLimit("user")],
+    ai: [rateLimit("ai")],
+    ip: [rateLimit("ip")],
+  };
 
-  const v1 = createRouter();
-  v1.route("/health", createHealthRoutes());
   // WebSockets authenticate inside the room (first frame), so these come before any guard.
-  v1.get("/sessions/:id/ws", forwardToRoom);
-  v1.get("/magic-openers/generations/:id/ws", forwardToRoom);
-  v1.route("/users", createUsersRoutes(authenticated));
-  v1.route("/", createUploadsRoutes({ authenticated, signed: [withServices()] }));
-  v1.route("/", createSuggestionsRoutes({ authenticated, ai: [rateLimit("ai")] }));
-  v1.route("/sessions", createSessionsRoutes(authenticated));
-  app.route("/api/v1", v1);
-  app.route("/api/webhooks", createWebhookRoutes([withServices(), rateLimit("ip")]));
-  app.route(
-    "/jobs",
-    createJobRoutes([withServices()], { ocr: ocrJob, suggestions: suggestionJob, "sweep-ocr": ocrSweepJob, "sweep-suggestions": suggestionSweepJob }),
-  );
+  app.route("/api/v1", createRoomRoutes(roomKindsOf(features)));
+  for (const feature of features) {
+    for (const routes of feature.routes ?? []) app.route(routes.base, routes.create(guards));
+  }
+  app.route("/jobs", createJobRoutes(services, jobsOf(features)));
 
-  documentRoomRoutes(app.openAPIRegistry);
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
     type: "http",
     scheme: "bearer",

@@ -1,5 +1,4 @@
 import { z } from "zod";
-import type { SessionRoom } from "../realtime/session-room";
 
 /**
  * What the Workers runtime hands the Worker: resource bindings plus string vars/secrets.
@@ -7,7 +6,8 @@ import type { SessionRoom } from "../realtime/session-room";
  */
 export type Bindings = {
   IMAGES: R2Bucket;
-  SESSION_ROOM: DurableObjectNamespace<SessionRoom>;
+  /** Every room's Durable Object; realtime/rooms.ts gives it its type. */
+  SESSION_ROOM: DurableObjectNamespace<Rpc.DurableObjectBranded>;
   /** Static assets (Swagger UI's files); the platform serves them before the Worker runs. */
   ASSETS: Fetcher;
 } & Partial<Record<ConfigKey, string>>;

@@ -1,16 +1,14 @@
 import { Client, Receiver } from "@upstash/qstash";
 import type { z } from "zod";
-import type { Broadcast } from "../realtime/rooms";
-import type { Database } from "./db";
-import type { AppConfig, Bindings } from "./env";
+import type { AppConfig } from "./env";
 import { AppError } from "./errors";
-import type { Logger } from "./logger";
 
-/** The jobs this Worker runs; each is delivered by QStash to `POST /jobs/<name>`. */
-export type JobName = "ocr" | "suggestions" | "sweep-ocr" | "sweep-suggestions";
-
-export function jobUrl(config: Pick<AppConfig, "PUBLIC_BASE_URL">, path: JobName | "failed"): string {
-  return new URL(`/jobs/${path}`, config.PUBLIC_BASE_URL).toString();
+/**
+ * Where QStash delivers a job: `POST /jobs/<name>`. The names belong to the features that
+ * declare the jobs (see src/features.ts); this file knows none of them.
+ */
+export function jobUrl(config: Pick<AppConfig, "PUBLIC_BASE_URL">, name: string): string {
+  return new URL(`/jobs/${name}`, config.PUBLIC_BASE_URL).toString();
 }
 
 export function qstashClient(config: Pick<AppConfig, "QSTASH_URL" | "QSTASH_TOKEN">): Client {
@@ -19,17 +17,24 @@ export function qstashClient(config: Pick<AppConfig, "QSTASH_URL" | "QSTASH_TOKE
   return new Client({ baseUrl: config.QSTASH_URL, token: config.QSTASH_TOKEN, devMode: false, enableTelemetry: false });
 }
 
-export type PublishJob = (name: JobName, body: Record<string, unknown>, options: { deduplicationId: string }) => Promise<{ messageId: string }>;
+/** What a publisher needs of a job: its name, and its payload's type (checked where it is published). */
+export type JobAddress<P> = { name: string; payload: z.ZodType<P> };
+
+export type PublishJob = <P extends Record<string, unknown>>(
+  job: JobAddress<P>,
+  payload: P,
+  options: { deduplicationId: string },
+) => Promise<{ messageId: string }>;
 
 /**
  * Publishes a job to this Worker through QStash, always with a deduplication id (publishing the
  * same work twice is one message), retries, and the failure callback that marks the work failed.
  */
 export function createJobPublisher(config: AppConfig): PublishJob {
-  return async (name, body, options) => {
+  return async (job, payload, options) => {
     const response = await qstashClient(config).publishJSON({
-      url: jobUrl(config, name),
-      body,
+      url: jobUrl(config, job.name),
+      body: payload,
       deduplicationId: options.deduplicationId,
       retries: config.JOB_RETRIES,
       failureCallback: jobUrl(config, "failed"),
@@ -58,26 +63,3 @@ export async function verifyJobDelivery(config: AppConfig, request: { url: strin
     throw new AppError("JOB_SIGNATURE_INVALID");
   }
 }
-
-/** What a job handler gets: infrastructure only; the payload comes separately, validated. */
-export type JobContext = {
-  config: AppConfig;
-  db: Database;
-  env: Bindings;
-  logger: Logger;
-  broadcast: Broadcast;
-  publishJob: PublishJob;
-  /** The QStash message id: the same on every delivery of one message. */
-  messageId: string;
-  /** 0 on the first delivery, then the retry number. */
-  retried: number;
-};
-
-export type JobFailure = { status: number; retried: number; sourceMessageId: string };
-
-/** One job: its payload schema, its work, and what to do when QStash gives up on it. */
-export type JobDefinition<P = unknown> = {
-  payload: z.ZodType<P>;
-  run(ctx: JobContext, payload: P): Promise<Record<string, unknown> | undefined>;
-  fail(ctx: JobContext, payload: P, failure: JobFailure): Promise<void>;
-};

@@ -50,20 +50,14 @@ export type SocketErrorCode =
   | "RATE_LIMITED"
   | "REPLAY_INCOMPLETE";
 
-/** A room is one session's, or one opener generation's (SPEC §6 URLs). */
-export type RoomKind = "session" | "opener";
-export type RoomAddress = { kind: RoomKind; id: string };
+/**
+ * A room: one record's realtime channel, e.g. `{kind: "session", id}`. The kinds are declared
+ * by the features that own them (see kinds.ts).
+ */
+export type RoomAddress = { kind: string; id: string };
 
 /** Ids are CUID2: lower-case letters and digits. Anything else is no room at all. */
 export const ROOM_ID_PATTERN = /^[a-z0-9]{2,40}$/;
-
-/** The room a WebSocket URL names, from the path the Worker forwards unchanged. */
-export function roomFromPath(pathname: string): RoomAddress | undefined {
-  const match = /^\/api\/v1\/(?:sessions\/([^/]+)|magic-openers\/generations\/([^/]+))\/ws$/.exec(pathname);
-  const id = match?.[1] ?? match?.[2];
-  if (!id || !ROOM_ID_PATTERN.test(id)) return undefined;
-  return { kind: match?.[1] ? "session" : "opener", id };
-}
 
 export function roomName(room: RoomAddress): string {
   return `${room.kind}:${room.id}`;

@@ -3,57 +3,61 @@ import type { Context } from "hono";
 import type { AppEnv } from "../lib/app-env";
 import type { Bindings } from "../lib/env";
 import { AppError } from "../lib/errors";
-import { type createRouter, errorResponses } from "../lib/openapi";
 import type { Logger } from "../lib/logger";
-import { type RoomAddress, type RoomEvent, roomFromPath, roomName } from "./protocol";
+import { createRouter, errorResponses } from "../lib/openapi";
+import type { RoomKind } from "./kinds";
+import { ROOM_ID_PATTERN, type RoomAddress, type RoomEvent, roomName } from "./protocol";
+import type { RoomObject } from "./session-room";
 
-export function roomStub(env: Pick<Bindings, "SESSION_ROOM">, kind: RoomAddress["kind"], id: string) {
-  return env.SESSION_ROOM.getByName(roomName({ kind, id }));
+/** The room object of one room, whatever its kind; one Durable Object per room. */
+export function roomStub(env: Pick<Bindings, "SESSION_ROOM">, room: RoomAddress) {
+  // lib/env.ts declares the binding without the room object's type, so that lib imports
+  // nothing from realtime; the binding is the one wrangler.toml gives the RoomObject class.
+  const namespace = env.SESSION_ROOM as unknown as DurableObjectNamespace<RoomObject>;
+  return namespace.getByName(roomName(room));
 }
 
 /**
- * `GET …/ws`: hands the raw upgrade request to the room, which authenticates the socket after
- * the upgrade (browsers and React Native cannot set headers on a WebSocket).
+ * `GET /api/v1/<kind path>` for every room kind: hands the raw upgrade request to the room,
+ * which authenticates the socket after the upgrade (browsers and React Native cannot set
+ * headers on a WebSocket). Mounted before any guard.
  */
-export async function forwardToRoom(c: Context<AppEnv>): Promise<Response> {
-  if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") throw new AppError("UPGRADE_REQUIRED");
-  const room = roomFromPath(c.req.path);
-  if (!room) throw new AppError("NOT_FOUND");
-  return roomStub(c.env, room.kind, room.id).fetch(c.req.raw);
-}
-
-/** The WebSocket routes in the API document (the protocol itself is SPEC §6 / the README). */
-export function documentRoomRoutes(registry: ReturnType<typeof createRouter>["openAPIRegistry"]): void {
-  for (const [path, what] of [
-    ["/api/v1/sessions/{id}/ws", "a session"],
-    ["/api/v1/magic-openers/generations/{id}/ws", "a magic-opener generation"],
-  ] as const) {
-    registry.registerPath({
+export function createRoomRoutes(kinds: ReadonlyArray<RoomKind>) {
+  const router = createRouter();
+  for (const kind of kinds) {
+    router.openAPIRegistry.registerPath({
       method: "get",
-      path,
+      path: kind.path.replace(":id", "{id}"),
       tags: ["realtime"],
-      summary: `WebSocket for ${what}: send {"type":"authenticate","token"} first, within 10 s`,
+      summary: `WebSocket for ${kind.title}: send {"type":"authenticate","token"} first, within 10 s`,
       request: { params: z.object({ id: z.string() }) },
       responses: {
         101: { description: "Switching protocols. Close codes: 4401 unauthenticated, 4404 not found or not yours, 4429 too many frames" },
         ...errorResponses("UPGRADE_REQUIRED", "NOT_FOUND"),
       },
     });
+    router.get(kind.path, (c: Context<AppEnv>) => {
+      if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") throw new AppError("UPGRADE_REQUIRED");
+      const id = c.req.param("id") ?? "";
+      if (!ROOM_ID_PATTERN.test(id)) throw new AppError("NOT_FOUND");
+      return roomStub(c.env, { kind: kind.name, id }).fetch(c.req.raw);
+    });
   }
+  return router;
 }
 
-export type Broadcast = (sessionId: string, event: RoomEvent, options?: { key?: string }) => Promise<void>;
+export type Broadcast = (room: RoomAddress, event: RoomEvent, options?: { key?: string }) => Promise<void>;
 
 /**
- * Publishes to a session's room. Postgres already holds the change when this runs, so a room
- * that cannot be reached is logged and the request still succeeds: clients catch up by GET.
+ * Publishes to a room. Postgres already holds the change when this runs, so a room that
+ * cannot be reached is logged and the request still succeeds: clients catch up by GET.
  */
 export function createBroadcast(env: Pick<Bindings, "SESSION_ROOM">, logger: Logger): Broadcast {
-  return async (sessionId, event, options) => {
+  return async (room, event, options) => {
     try {
-      await roomStub(env, "session", sessionId).publish(event, options);
+      await roomStub(env, room).publish(event, options);
     } catch (error) {
-      logger.error("room publish failed", { event: event.type, error });
+      logger.error("room publish failed", { room: room.kind, event: event.type, error });
     }
   };
 }

@@ -4,6 +4,7 @@ import { call, callAs, clerkId, forgedToken, json, mintToken, resetDatabase, tes
 import { isRoomEvent, openSocket, type TestSocket } from "../../test/ws";
 import { sessions, users } from "../db/schema";
 import { parseRoomFrames } from "./protocol";
+import { sessionRoom } from "../modules/sessions/room";
 import { roomStub } from "./rooms";
 
 async function seedSession(options: { deleted?: boolean } = {}) {
@@ -24,7 +25,7 @@ async function authenticated(sessionId: string, token: string, extra: Record<str
 }
 
 function publish(sessionId: string, n: number, from = 0) {
-  const room = roomStub(env, "session", sessionId);
+  const room = roomStub(env, sessionRoom(sessionId));
   return Promise.all(Array.from({ length: n }, (_, i) => room.publish({ type: "status", data: { status: "ready", progress: from + i } })));
 }
 
@@ -47,7 +48,7 @@ describe("SessionRoom WebSockets", () => {
     const socket = await openSocket(`/api/v1/sessions/${sessionId}/ws`);
     // The deadline's alarm, run by hand the moment the deadline has passed: the socket it
     // closes is still listed by the runtime until the client answers the close.
-    const booked = await runInDurableObject(roomStub(env, "session", sessionId), async (instance, state) => {
+    const booked = await runInDurableObject(roomStub(env, sessionRoom(sessionId)), async (instance, state) => {
       await state.storage.deleteAlarm();
       for (const ws of state.getWebSockets()) ws.serializeAttachment({ ...(ws.deserializeAttachment() as object), authDeadline: Date.now() - 1 });
       await instance.alarm();
@@ -118,7 +119,7 @@ describe("SessionRoom WebSockets", () => {
     expect(await json(plain)).toMatchObject({ error: { code: "UPGRADE_REQUIRED" } });
     const post = await callAs(token, `/api/v1/sessions/${sessionId}/ws`, { method: "POST", json: { type: "status" } });
     expect(post.status).toBe(404);
-    expect(await roomStub(env, "session", sessionId).eventsAfter(0)).toEqual([]);
+    expect(await roomStub(env, sessionRoom(sessionId)).eventsAfter(0)).toEqual([]);
   });
 
   it("delivers every event to every socket, numbered and in the same order", async () => {
@@ -168,7 +169,7 @@ describe("SessionRoom WebSockets", () => {
     leave.close();
     await stay.events(3);
 
-    await evictDurableObject(roomStub(env, "session", sessionId));
+    await evictDurableObject(roomStub(env, sessionRoom(sessionId)));
     await publish(sessionId, 3, 3);
     expect(seqs(await stay.events(6))).toEqual([1, 2, 3, 4, 5, 6]);
     stay.send({ type: "ping" });
@@ -208,7 +209,7 @@ describe("SessionRoom WebSockets", () => {
   it("passes a cancel frame to the generation's runner", async () => {
     const { sessionId, token } = await seedSession();
     const socket = await authenticated(sessionId, token);
-    const room = roomStub(env, "session", sessionId);
+    const room = roomStub(env, sessionRoom(sessionId));
     expect(await room.isCancelRequested("gen1")).toBe(false);
     socket.send({ type: "cancel", generationId: "gen1" });
     socket.send({ type: "ping" });
@@ -219,7 +220,7 @@ describe("SessionRoom WebSockets", () => {
   it("publishes an event with a key once, however often it is published", async () => {
     const { sessionId, token } = await seedSession();
     const socket = await authenticated(sessionId, token);
-    const room = roomStub(env, "session", sessionId);
+    const room = roomStub(env, sessionRoom(sessionId));
     const first = await room.publish({ type: "phase", data: { phase: 2, confidence: 0.8 } }, { key: "phase:1" });
     const again = await room.publish({ type: "phase", data: { phase: 2, confidence: 0.8 } }, { key: "phase:1" });
     expect(first).toEqual({ seq: 1, duplicate: false });
@@ -231,7 +232,7 @@ describe("SessionRoom WebSockets", () => {
 
   it("trims events beyond the last 1,000 that are older than 24 h, and says so on a resume that reaches past them", async () => {
     const { sessionId, token } = await seedSession();
-    const room = roomStub(env, "session", sessionId);
+    const room = roomStub(env, sessionRoom(sessionId));
     await runInDurableObject(room, (_instance, state) => {
       const old = Date.now() - 25 * 60 * 60 * 1000;
       for (let i = 0; i < 1_010; i++) state.storage.sql.exec("INSERT INTO events (ts, frame) VALUES (?, ?)", old, JSON.stringify({ type: "status", seq: i + 1, ts: old }));

@@ -3,7 +3,7 @@ import { verifySessionToken } from "../lib/auth";
 import { type AppConfig, type Bindings, loadConfig } from "../lib/env";
 import { createLogger } from "../lib/logger";
 import { databaseFor } from "../lib/services";
-import { ownsRoom } from "./ownership";
+import { type RoomKind, roomFromPath } from "./kinds";
 import {
   type ClientFrame,
   clientFrameSchema,
@@ -11,7 +11,6 @@ import {
   MAX_FRAME_BYTES,
   type RoomAddress,
   type RoomEvent,
-  roomFromPath,
   type SocketErrorCode,
 } from "./protocol";
 
@@ -36,11 +35,14 @@ type SocketState = {
 };
 
 /**
- * One room per session or opener generation (SPEC §6): it owns the room's WebSockets
- * (hibernation API), numbers every event, keeps them in SQLite for replay, and is the only
- * place events are published from — through RPC on the Worker's binding, never over HTTP.
+ * One room per record of a room kind — a session, an opener generation (SPEC §6): it owns the
+ * room's WebSockets (hibernation API), numbers every event, keeps them in SQLite for replay,
+ * and is the only place events are published from — through RPC on the Worker's binding, never
+ * over HTTP. The Worker's entry (src/index.ts) completes it with the kinds the features declare.
  */
-export class SessionRoom extends DurableObject<Bindings> {
+export abstract class RoomObject extends DurableObject<Bindings> {
+  /** The room kinds: how a socket URL names a room, and who owns one. */
+  protected abstract readonly kinds: ReadonlyArray<RoomKind>;
   private readonly sql: SqlStorage;
   /** Derived from attachments and rebuilt after every wake-up; never the source of truth. */
   private liveSockets: Set<WebSocket> | undefined;
@@ -61,7 +63,7 @@ export class SessionRoom extends DurableObject<Bindings> {
 
   /** Accepts the WebSocket upgrade the Worker forwarded unchanged. */
   override async fetch(request: Request): Promise<Response> {
-    const room = roomFromPath(new URL(request.url).pathname);
+    const room = roomFromPath(this.kinds, new URL(request.url).pathname);
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket" || !room) {
       return new Response("WebSocket upgrade expected", { status: 426 });
     }
@@ -213,7 +215,8 @@ export class SessionRoom extends DurableObject<Bindings> {
     }
     let owner: boolean;
     try {
-      owner = await ownsRoom(databaseFor(config), state.room, clerkUserId);
+      const kind = this.kinds.find((candidate) => candidate.name === state.room.kind);
+      owner = kind !== undefined && (await kind.owns(databaseFor(config), state.room.id, clerkUserId));
     } catch (error) {
       createLogger({ level: config.LOG_LEVEL, base: { room: state.room.kind } }).error("room ownership check failed", { error });
       return this.close(socket, 1011, "try again");

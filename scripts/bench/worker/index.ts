@@ -4,11 +4,12 @@
 import { createApp } from "../../../src/app";
 import { type Bindings, loadConfig } from "../../../src/lib/env";
 import { databaseFor } from "../../../src/lib/services";
+import { sessionRoom } from "../../../src/modules/sessions/room";
 import { getSessionDetail } from "../../../src/modules/sessions/service";
 import type { RoomEvent } from "../../../src/realtime/protocol";
 import { roomStub } from "../../../src/realtime/rooms";
 
-export { SessionRoom } from "../../../src/realtime/session-room";
+export { SessionRoom } from "../../../src/index";
 
 const app = createApp();
 
@@ -29,7 +30,7 @@ export default {
     // numbers them in the order they were sent.
     const room = /^\/__bench\/rooms\/([^/]+)\/publish$/.exec(pathname);
     if (room && request.method === "POST") {
-      const stub = roomStub(env, "session", room[1]!);
+      const stub = roomStub(env, sessionRoom(room[1]!));
       const seqs: number[] = [];
       for (const event of await request.json<RoomEvent[]>()) seqs.push((await stub.publish(event)).seq);
       return Response.json({ seqs });

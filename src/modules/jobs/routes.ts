@@ -4,9 +4,10 @@ import type { AppEnv } from "../../lib/app-env";
 import { fromBase64Url } from "../../lib/encoding";
 import { ok } from "../../lib/envelope";
 import { AppError } from "../../lib/errors";
-import { createJobPublisher, type JobContext, type JobDefinition, type JobName, jobUrl, verifyJobDelivery } from "../../lib/jobs";
+import { createJobPublisher, jobUrl, verifyJobDelivery } from "../../lib/jobs";
 import { createRouter, errorResponses } from "../../lib/openapi";
 import { createBroadcast } from "../../realtime/rooms";
+import type { JobContext, JobDefinition } from "./definition";
 import { beginJobRun, finishJobRun } from "./service";
 
 /** The body QStash posts to the failure callback (see LOCAL_STACK.md). */
@@ -26,7 +27,7 @@ function parseJson(text: string): unknown {
   }
 }
 
-function parsePayload<P>(definition: JobDefinition<P>, value: unknown): P {
+function parsePayload<P extends Record<string, unknown>>(definition: JobDefinition<P>, value: unknown): P {
   const parsed = definition.payload.safeParse(value);
   if (!parsed.success) throw new AppError("VALIDATION_ERROR", { details: { issues: parsed.error.issues.map(({ path, message }) => ({ path, message })) } });
   return parsed.data;
@@ -38,15 +39,20 @@ function parsePayload<P>(definition: JobDefinition<P>, value: unknown): P {
  * finished work is a no-op; a failure answers non-2xx so QStash retries, and after the last
  * retry its failure callback (`/jobs/failed`) lets the job mark its work failed.
  */
-export function createJobRoutes(guards: MiddlewareHandler<AppEnv>[], jobs: Partial<Record<JobName, JobDefinition<Record<string, unknown>>>>) {
+export function createJobRoutes(guards: MiddlewareHandler<AppEnv>[], definitions: ReadonlyArray<JobDefinition>) {
+  const jobs = new Map<string, JobDefinition>();
+  for (const definition of definitions) {
+    if (jobs.has(definition.name) || definition.name === "failed") throw new Error(`Two jobs are named ${definition.name}`);
+    jobs.set(definition.name, definition);
+  }
   const router = createRouter();
   router.use("*", ...guards);
   router.openAPIRegistry.registerPath({
     method: "post",
     path: "/{name}",
     tags: ["jobs"],
-    summary: "QStash deliveries only (ocr, suggestions, sweep-ocr, sweep-suggestions, failed): Upstash-Signature verified on the raw body",
-    request: { params: z.object({ name: z.string() }) },
+    summary: "QStash deliveries only: Upstash-Signature verified on the raw body",
+    request: { params: z.object({ name: z.enum(["failed", ...jobs.keys()]) }) },
     responses: {
       200: { description: "Done, or a redelivery of finished work (`skipped: true`)" },
       ...errorResponses("JOB_SIGNATURE_INVALID", "INVALID_JSON", "VALIDATION_ERROR", "NOT_FOUND", "INTERNAL_ERROR", "DATABASE_UNAVAILABLE", "JOB_RUN_IN_PROGRESS"),
@@ -54,7 +60,7 @@ export function createJobRoutes(guards: MiddlewareHandler<AppEnv>[], jobs: Parti
   });
 
   router.post("/:name", async (c) => {
-    const name = c.req.param("name") as JobName | "failed";
+    const name = c.req.param("name");
     const raw = await c.req.text();
     await verifyJobDelivery(c.var.config, { url: jobUrl(c.var.config, name), signature: c.req.header("Upstash-Signature"), body: raw });
     const messageId = c.req.header("Upstash-Message-Id");
@@ -64,8 +70,8 @@ export function createJobRoutes(guards: MiddlewareHandler<AppEnv>[], jobs: Parti
     let execute: (ctx: JobContext) => Promise<Record<string, unknown> | undefined>;
     if (name === "failed") {
       const failure = failureCallbackSchema.parse(parseJson(raw));
-      const source = new URL(failure.url).pathname.replace(/^\/jobs\//, "") as JobName;
-      definition = jobs[source] as JobDefinition | undefined;
+      const source = new URL(failure.url).pathname.replace(/^\/jobs\//, "");
+      definition = jobs.get(source);
       if (!definition) throw new AppError("NOT_FOUND", { message: `No job ${source}` });
       const payload = parsePayload(definition, parseJson(new TextDecoder().decode(fromBase64Url(failure.sourceBody))));
       execute = async (ctx) => {
@@ -73,7 +79,7 @@ export function createJobRoutes(guards: MiddlewareHandler<AppEnv>[], jobs: Parti
         return { failed: source };
       };
     } else {
-      definition = jobs[name] as JobDefinition | undefined;
+      definition = jobs.get(name);
       if (!definition) throw new AppError("NOT_FOUND", { message: `No job ${name}` });
       const payload = parsePayload(definition, parseJson(raw));
       execute = (ctx) => definition!.run(ctx, payload);

@@ -1,18 +1,22 @@
 import type { AppConfig } from "../../lib/env";
-import { type JobName, jobUrl, qstashClient } from "../../lib/jobs";
+import { jobUrl, qstashClient } from "../../lib/jobs";
+import type { JobDefinition } from "./definition";
 
-/** The jobs QStash runs on a clock, as code. Stable ids make syncing idempotent. */
-export const schedules: ReadonlyArray<{ id: string; job: JobName; cron: string }> = [
-  // Runs that died and were never taken over end `failed`, so no session stays busy for long.
-  { id: "charisma-sweep-suggestions", job: "sweep-suggestions", cron: "*/5 * * * *" },
-  { id: "charisma-sweep-ocr", job: "sweep-ocr", cron: "*/5 * * * *" },
-];
+export type Schedule = { id: string; job: string; cron: string };
+
+/** The schedules the given jobs declare. */
+export function schedulesOf(jobs: ReadonlyArray<JobDefinition>): Schedule[] {
+  return jobs.flatMap((job) => (job.schedule ? [{ ...job.schedule, job: job.name }] : []));
+}
 
 /**
- * Creates or updates every schedule above and deletes this Worker's schedules that are no
+ * Creates or updates every schedule given and deletes this Worker's schedules that are no
  * longer listed (same id: QStash updates it in place). Returns what it did, for the log.
  */
-export async function syncSchedules(config: Pick<AppConfig, "QSTASH_URL" | "QSTASH_TOKEN" | "PUBLIC_BASE_URL" | "JOB_RETRIES">) {
+export async function syncSchedules(
+  config: Pick<AppConfig, "QSTASH_URL" | "QSTASH_TOKEN" | "PUBLIC_BASE_URL" | "JOB_RETRIES">,
+  schedules: ReadonlyArray<Schedule>,
+) {
   const client = qstashClient(config);
   const wanted = new Set(schedules.map((schedule) => schedule.id));
   for (const schedule of schedules) {

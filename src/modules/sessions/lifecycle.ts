@@ -3,6 +3,7 @@ import { sessions, type sessionStatusEnum } from "../../db/schema";
 import type { Database } from "../../lib/db";
 import { AppError } from "../../lib/errors";
 import type { Broadcast } from "../../realtime/rooms";
+import { sessionRoom } from "./room";
 
 export type SessionStatus = (typeof sessionStatusEnum.enumValues)[number];
 export type SessionRow = typeof sessions.$inferSelect;
@@ -90,7 +91,7 @@ export async function explainRefusal(db: Database, owner: Owner, attempted: stri
  */
 export function broadcastStatus(broadcast: Broadcast, session: SessionRow, options: { progress?: number; key?: string } = {}) {
   return broadcast(
-    session.id,
+    sessionRoom(session.id),
     {
       type: "status",
       data: {

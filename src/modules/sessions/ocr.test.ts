@@ -9,6 +9,7 @@ import { openSocket } from "../../../test/ws";
 import { aiEngineFor } from "../../ai/engine";
 import { aiCalls, messages, sessionImages, sessions, suggestions } from "../../db/schema";
 import { roomStub } from "../../realtime/rooms";
+import { sessionRoom } from "./room";
 
 import { mergeOcrResults, type OcrResult } from "./ocr";
 
@@ -223,7 +224,7 @@ describe("OCR job", () => {
 });
 
 function roomEvents(sessionId: string) {
-  return roomStub(env, "session", sessionId).eventsAfter(0);
+  return roomStub(env, sessionRoom(sessionId)).eventsAfter(0);
 }
 
 describe("OCR runs hold a lease", () => {

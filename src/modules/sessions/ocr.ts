@@ -7,11 +7,12 @@ import { AiError } from "../../ai/strategy";
 import { chatPlatformEnum, messages, sessionImages, sessions } from "../../db/schema";
 import { toBase64 } from "../../lib/encoding";
 import { AppError } from "../../lib/errors";
-import type { JobContext, JobDefinition } from "../../lib/jobs";
 import { holdLease, leaseHeldBy, leaseLapsed, newLeaseOwner, releaseLease, STALE_AFTER_LEASES, takeLease } from "../../lib/lease";
 import { createRedis } from "../../lib/redis";
+import type { JobContext, JobDefinition } from "../jobs/definition";
 import { broadcastStatus, transitionSession, transitionStatement } from "./lifecycle";
 import { insertMessagesStatement } from "./messages";
+import { sessionRoom } from "./room";
 import { MAX_MESSAGES } from "./schemas";
 
 const platform = z.enum(chatPlatformEnum.enumValues);
@@ -201,7 +202,7 @@ async function readAndStore(ctx: JobContext, current: typeof sessions.$inferSele
   if (!reviewed) return { skipped: "raced" };
   const written = await ctx.db.select().from(messages).where(eq(messages.sessionId, sessionId)).orderBy(asc(messages.position));
   await ctx.broadcast(
-    sessionId,
+    sessionRoom(sessionId),
     {
       type: "ocr.completed",
       data: {
@@ -243,13 +244,17 @@ async function sweepOcrRuns(ctx: JobContext) {
 }
 
 export const ocrJob: JobDefinition<{ sessionId: string }> = {
+  name: "ocr",
   payload: z.object({ sessionId: z.string().min(1).max(64) }),
   run: runOcrJob,
   fail: failOcrJob,
 };
 
 export const ocrSweepJob: JobDefinition<Record<string, never>> = {
+  name: "sweep-ocr",
   payload: z.object({}).strict(),
+  // OCR runs that died and were never taken over end `failed`, so no session stays busy for long.
+  schedule: { id: "charisma-sweep-ocr", cron: "*/5 * * * *" },
   run: sweepOcrRuns,
   // A sweep that failed every retry changes nothing; the next scheduled one tries again.
   fail: async (ctx) => ctx.logger.warn("OCR sweep gave up"),

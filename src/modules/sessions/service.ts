@@ -11,6 +11,7 @@ import type { Broadcast } from "../../realtime/rooms";
 import { attachUploads, detachUploads, findClaimableUploads } from "../uploads/service";
 import { broadcastStatus, explainRefusal, retryTarget, type SessionRow, sessionIn, transitionSession, transitionStatement } from "./lifecycle";
 import { insertMessagesStatement } from "./messages";
+import { ocrJob } from "./ocr";
 import type { confirmOcrSchema, createSessionSchema, listSessionsQuerySchema, messageSchema, sessionDetailSchema, sessionSummarySchema } from "./schemas";
 
 export type SessionDeps = {
@@ -108,7 +109,7 @@ export async function loadSession(deps: Pick<SessionDeps, "db" | "publicBaseUrl"
  * names this queueing (the session's update time), so a retry after a failure is a new job.
  */
 export async function publishOcrJob(deps: SessionDeps, session: SessionRow): Promise<void> {
-  await deps.publishJob("ocr", { sessionId: session.id }, { deduplicationId: `ocr-${session.id}-${session.updatedAt.getTime()}` });
+  await deps.publishJob(ocrJob, { sessionId: session.id }, { deduplicationId: `ocr-${session.id}-${session.updatedAt.getTime()}` });
 }
 
 /** ocr_queued, then the job; if the job cannot be handed over, `failed` so `retry` can try again. */

@@ -9,6 +9,7 @@ import type { Bindings } from "../../lib/env";
 import { createLogger } from "../../lib/logger";
 import { parseRoomFrames } from "../../realtime/protocol";
 import { createBroadcast, roomStub } from "../../realtime/rooms";
+import { sessionRoom } from "./room";
 
 import { sessionTransitions, type SessionStatus, transitionSession } from "./lifecycle";
 
@@ -52,7 +53,7 @@ async function setStatus(sessionId: string, status: SessionStatus, failedFrom: S
 }
 
 async function statusEvents(sessionId: string): Promise<unknown[]> {
-  const events = parseRoomFrames(await roomStub(env, "session", sessionId).eventsAfter(0));
+  const events = parseRoomFrames(await roomStub(env, sessionRoom(sessionId)).eventsAfter(0));
   return events.filter((event) => event.type === "status").map((event) => event.status);
 }
 

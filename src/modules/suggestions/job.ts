@@ -8,12 +8,14 @@ import { buildSuggestionsRequest, suggestionsOutputSchema } from "../../ai/promp
 import { AiError, parseJsonOutput } from "../../ai/strategy";
 import { messages, sessions, suggestionGenerations, suggestions, users } from "../../db/schema";
 import { AppError } from "../../lib/errors";
-import type { JobContext, JobDefinition } from "../../lib/jobs";
+
 import { holdLease, leaseHeldBy, leaseLapsed, newLeaseOwner, releaseLease, STALE_AFTER_LEASES, takeLease } from "../../lib/lease";
 import type { RoomEvent } from "../../realtime/protocol";
 import { roomStub } from "../../realtime/rooms";
+import type { JobContext, JobDefinition } from "../jobs/definition";
 import { broadcastStatus, transitionStatement } from "../sessions/lifecycle";
-import { DEFAULT_TONE } from "./service";
+import { sessionRoom } from "../sessions/room";
+import { DEFAULT_TONE } from "./schemas";
 
 /** How often a run asks the room whether a socket sent `cancel` (SPEC: stop within 1 s). */
 const CANCEL_POLL_MS = 100;
@@ -37,7 +39,7 @@ function createPublisher(ctx: JobContext, sessionId: string, generationId: strin
   const run = `${ctx.messageId}:${ctx.retried}`;
   return {
     publish(event: RoomEvent, key = `gen:${generationId}:${run}:${n++}`) {
-      chain = chain.then(() => ctx.broadcast(sessionId, event, { key }));
+      chain = chain.then(() => ctx.broadcast(sessionRoom(sessionId), event, { key }));
       return chain;
     },
     settled: () => chain,
@@ -95,8 +97,8 @@ async function endGeneration(
   ]);
   if (ended.length === 0) return;
   const key = `gen:${generation.id}:end`;
-  if (outcome.status === "cancelled") await ctx.broadcast(generation.sessionId, { type: "generation.cancelled", data: { generationId: generation.id } }, { key });
-  else await ctx.broadcast(generation.sessionId, { type: "generation.failed", data: { generationId: generation.id, code: outcome.code, message: outcome.message } }, { key });
+  if (outcome.status === "cancelled") await ctx.broadcast(sessionRoom(generation.sessionId), { type: "generation.cancelled", data: { generationId: generation.id } }, { key });
+  else await ctx.broadcast(sessionRoom(generation.sessionId), { type: "generation.failed", data: { generationId: generation.id, code: outcome.code, message: outcome.message } }, { key });
   if (session) await broadcastStatus(ctx.broadcast, session, { key: `${key}:status` });
 }
 
@@ -287,7 +289,7 @@ async function runSuggestionJob(ctx: JobContext, { generationId }: { generationI
 
 /** Asks the room every CANCEL_POLL_MS whether a socket sent `cancel`; aborts the run if so. */
 function pollForCancel(ctx: JobContext, sessionId: string, generationId: string, abort: AbortController): () => void {
-  const room = roomStub(ctx.env, "session", sessionId);
+  const room = roomStub(ctx.env, sessionRoom(sessionId));
   let failing = false;
   const timer = setInterval(() => {
     room.isCancelRequested(generationId).then(
@@ -336,13 +338,17 @@ async function sweepSuggestionRuns(ctx: JobContext) {
 }
 
 export const suggestionJob: JobDefinition<{ generationId: string }> = {
+  name: "suggestions",
   payload: z.object({ generationId: z.string().min(1).max(64) }),
   run: runSuggestionJob,
   fail: failSuggestionJob,
 };
 
 export const suggestionSweepJob: JobDefinition<Record<string, never>> = {
+  name: "sweep-suggestions",
   payload: z.object({}).strict(),
+  // Runs that died and were never taken over end `failed`, so no session stays busy for long.
+  schedule: { id: "charisma-sweep-suggestions", cron: "*/5 * * * *" },
   run: sweepSuggestionRuns,
   // A sweep that failed every retry changes nothing; the next scheduled one tries again.
   fail: async (ctx) => ctx.logger.warn("suggestion sweep gave up"),

@@ -3,6 +3,9 @@ import { generationStatusEnum, suggestionFeedbackEnum } from "../../db/schema";
 import { ROOM_ID_PATTERN } from "../../realtime/protocol";
 import { toneSchema } from "../users/schemas";
 
+/** The tone when neither the request nor the user's preferences name one. */
+export const DEFAULT_TONE = "playful";
+
 export const generateSuggestionsSchema = z
   .object({
     tone: toneSchema.optional().openapi({ description: "Defaults to the user's preferred tone, else playful" }),

@@ -10,7 +10,8 @@ import type { Broadcast } from "../../realtime/rooms";
 import { transitionSession } from "../sessions/lifecycle";
 import { wsUrl } from "../sessions/service";
 import { getUser } from "../users/service";
-import type { feedbackSchema, generateSuggestionsSchema, generationSchema } from "./schemas";
+import { DEFAULT_TONE, type feedbackSchema, type generateSuggestionsSchema, type generationSchema } from "./schemas";
+import { suggestionJob } from "./job";
 
 export type SuggestionDeps = {
   db: Database;
@@ -21,7 +22,6 @@ export type SuggestionDeps = {
   logger: Logger;
 };
 
-export const DEFAULT_TONE = "playful";
 const DEFAULT_COUNT = 3;
 
 /**
@@ -50,7 +50,7 @@ export async function startGeneration(deps: SuggestionDeps, userId: string, sess
       count: input.count ?? preferences.suggestionCount ?? DEFAULT_COUNT,
       instructions: input.instructions ?? null,
     });
-    await deps.publishJob("suggestions", { generationId }, { deduplicationId: `suggestions-${generationId}` });
+    await deps.publishJob(suggestionJob, { generationId }, { deduplicationId: `suggestions-${generationId}` });
   } catch (error) {
     // Nothing started: give the session back, and say the queue was unavailable.
     deps.logger.error("suggestion job could not be queued", { error });

@@ -1,0 +1,31 @@
+import type { Database } from "../lib/db";
+import { ROOM_ID_PATTERN, type RoomAddress } from "./protocol";
+
+/**
+ * A kind of room, declared by the feature whose records the rooms belong to (a session's
+ * room, an opener generation's …). The room object and the Worker know only this shape.
+ */
+export type RoomKind = {
+  name: string;
+  /** The socket's path under /api/v1, `:id` naming the room (SPEC §6), e.g. `/sessions/:id/ws`. */
+  path: `/${string}/:id/ws`;
+  /** What a room of this kind is, for the API document: "a session". */
+  title: string;
+  /** Whether the live (not deleted) user with this Clerk id owns room `id`. A missing room is a no. */
+  owns(db: Database, id: string, clerkUserId: string): Promise<boolean>;
+};
+
+const API_PREFIX = "/api/v1";
+
+/** The room a socket URL names, from the path the Worker forwards unchanged. */
+export function roomFromPath(kinds: ReadonlyArray<RoomKind>, pathname: string): RoomAddress | undefined {
+  if (!pathname.startsWith(`${API_PREFIX}/`)) return undefined;
+  const path = pathname.slice(API_PREFIX.length).split("/");
+  for (const kind of kinds) {
+    const pattern = kind.path.split("/");
+    if (pattern.length !== path.length) continue;
+    const id = path[pattern.indexOf(":id")]!;
+    if (pattern.every((part, i) => part === ":id" || part === path[i]) && ROOM_ID_PATTERN.test(id)) return { kind: kind.name, id };
+  }
+  return undefined;
+}
