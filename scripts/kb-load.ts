@@ -9,6 +9,7 @@ import { createEmbedder } from "../src/ai/embeddings";
 import { loadKnowledge } from "../src/ai/knowledge/load";
 import { parseChunkFile } from "../src/ai/knowledge/parse";
 import { createDatabase } from "../src/lib/db";
+import { createLogger } from "../src/lib/logger";
 
 const LOCAL = {
   DATABASE_URL: "postgresql://postgres:postgres@127.0.0.1:5433/postgres",
@@ -27,7 +28,7 @@ const chunks = files.flatMap((file) => parseChunkFile(file, readFileSync(join(fo
 console.log(`[kb] ${chunks.length} chunks in ${files.length} files → ${usingLocal ? "the local stack" : "DATABASE_URL"}`);
 
 const db = createDatabase({ DATABASE_URL: env.DATABASE_URL!, NEON_HTTP_ENDPOINT: env.NEON_HTTP_ENDPOINT || undefined });
-const embedder = createEmbedder({ apiKey: env.OPENAI_API_KEY ?? LOCAL.OPENAI_API_KEY, baseURL: openAiBase || undefined });
+const embedder = createEmbedder({ apiKey: env.OPENAI_API_KEY ?? LOCAL.OPENAI_API_KEY, baseURL: openAiBase || undefined, logger: createLogger({ level: "warn" }) });
 try {
   const result = await loadKnowledge(db, embedder, chunks);
   console.log(`[kb] embedded ${result.embedded}, unchanged ${result.total - result.embedded}, deleted ${result.deleted}`);

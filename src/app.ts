@@ -11,9 +11,9 @@ import { requireAuth } from "./lib/auth";
 import { unreachableDatabaseError } from "./lib/db";
 import { loadConfig } from "./lib/env";
 import { fail } from "./lib/envelope";
-import { AppError, type ErrorCode } from "./lib/errors";
+import { AppError, type HttpErrorCode } from "./lib/errors";
 import { createLogger } from "./lib/logger";
-import { createRouter } from "./lib/openapi";
+import { createRouter, errorCodeComponent } from "./lib/openapi";
 import { rateLimit } from "./lib/rate-limit";
 import { drainUnreadBody } from "./lib/request-body";
 import { withServices } from "./lib/services";
@@ -62,7 +62,7 @@ function corsFromConfig(): MiddlewareHandler<AppEnv> {
   });
 }
 
-function errorCodeForHttpException(error: HTTPException): ErrorCode {
+function errorCodeForHttpException(error: HTTPException): HttpErrorCode {
   if (error.status === 400 && /malformed json/i.test(error.message)) return "INVALID_JSON";
   if (error.status === 413) return "PAYLOAD_TOO_LARGE";
   if (error.status === 415) return "UNSUPPORTED_MEDIA_TYPE";
@@ -112,6 +112,7 @@ export function createApp() {
   }
   app.route("/jobs", createJobRoutes(services, jobsOf(features)));
 
+  app.openAPIRegistry.registerComponent("schemas", "ErrorCode", errorCodeComponent());
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
     type: "http",
     scheme: "bearer",

@@ -8,6 +8,7 @@ import { createBudget } from "./budget";
 import { createAiCallRecorder } from "./calls";
 import { createAdapters } from "./providers";
 import { type EngineDeps, generate } from "./strategy";
+import { createLogger } from "../lib/logger";
 
 const upstream = (path: string, init?: RequestInit) => fetch(`${env.TEST_AI_UPSTREAM_URL}${path}`, init);
 
@@ -20,7 +21,7 @@ describe("daily AI budgets", () => {
   // A fictional date per test keeps Redis counters of one test away from the others.
   let today: Date;
   const budgetFor = (limits: { userDailyUsd: number; totalDailyUsd: number }) =>
-    createBudget({ redis: createRedis(testConfig(), { retries: 0 }), db: testDb(), limits, now: () => today });
+    createBudget({ redis: createRedis(testConfig(), { retries: 0 }), db: testDb(), limits, logger: createLogger({ level: "error" }), now: () => today });
 
   beforeEach(async () => {
     await resetDatabase();

@@ -3,6 +3,7 @@ import { and, eq, gte, sql } from "drizzle-orm";
 import { aiCalls } from "../db/schema";
 import type { Database } from "../lib/db";
 import { AppError } from "../lib/errors";
+import type { Logger } from "../lib/logger";
 
 export interface BudgetLimits {
   userDailyUsd: number;
@@ -21,7 +22,7 @@ function utcDay(now: Date): { key: string; start: Date } {
  * (new day, evicted, Redis restarted) is rebuilt from `ai_calls`, which stays the truth. If
  * Redis is down, the check reads Postgres directly rather than letting spend run unchecked.
  */
-export function createBudget(deps: { redis: Redis; db: Database; limits: BudgetLimits; now?: () => Date }) {
+export function createBudget(deps: { redis: Redis; db: Database; limits: BudgetLimits; logger: Logger; now?: () => Date }) {
   const now = deps.now ?? (() => new Date());
   const keys = (userId: string, day: string) => ({ user: `ai:spend:${day}:user:${userId}`, total: `ai:spend:${day}:total` });
 
@@ -45,7 +46,8 @@ export function createBudget(deps: { redis: Redis; db: Database; limits: BudgetL
         return fromPostgres;
       };
       return { user: userId ? await rebuild(user, key.user, userId) : 0, total: await rebuild(total, key.total, null) };
-    } catch {
+    } catch (error) {
+      deps.logger.warn("AI spend counters unreadable; reading Postgres", { error });
       return { user: userId ? await spentInPostgres(userId, day.start) : 0, total: await spentInPostgres(null, day.start) };
     }
   }
@@ -77,8 +79,9 @@ export function createBudget(deps: { redis: Redis; db: Database; limits: BudgetL
           );
         }
         await pipeline.exec();
-      } catch {
+      } catch (error) {
         // Postgres already has the call; the counter rebuilds from it when next read.
+        deps.logger.warn("AI spend counter not updated", { error });
       }
     },
   };

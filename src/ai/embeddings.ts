@@ -1,5 +1,6 @@
 import OpenAI from "openai";
 import { sha256Hex } from "../lib/hash";
+import type { Logger } from "../lib/logger";
 import { costUsd, embeddingModel } from "./models";
 import { type AiCallRecord, classifyError } from "./strategy";
 import { estimateTextTokens } from "./usage";
@@ -24,6 +25,7 @@ export function createEmbedder(options: {
   apiKey: string;
   baseURL?: string;
   cache?: EmbeddingCache;
+  logger: Logger;
   record?(call: AiCallRecord): Promise<void>;
   assertWithinBudget?(userId: string | null): Promise<void>;
 }) {
@@ -59,10 +61,14 @@ export function createEmbedder(options: {
     embedMany,
     async embedQuery(text: string, embedOptions: EmbedOptions = {}): Promise<number[]> {
       const key = `emb:${embeddingModel.apiModel}:${await sha256Hex(text)}`;
-      const cached = await options.cache?.get<number[]>(key).catch(() => null);
+      // A cache that is down costs an embedding, never the request.
+      const cached = await options.cache?.get<number[]>(key).catch((error: unknown) => {
+        options.logger.warn("embedding cache read failed", { error });
+        return null;
+      });
       if (cached) return cached;
       const [vector] = await embedMany([text], embedOptions);
-      await options.cache?.set(key, vector, { ex: CACHE_TTL_SECONDS }).catch(() => undefined);
+      await options.cache?.set(key, vector, { ex: CACHE_TTL_SECONDS }).catch((error: unknown) => options.logger.warn("embedding cache write failed", { error }));
       return vector!;
     },
   };

@@ -8,6 +8,7 @@ import { createEmbedder } from "./embeddings";
 import { loadKnowledge } from "./knowledge/load";
 import { parseChunkFile } from "./knowledge/parse";
 import { costUsd, embeddingModel } from "./models";
+import { createLogger } from "../lib/logger";
 
 async function newUser(): Promise<string> {
   const [user] = await testDb().insert(users).values({ clerkId: clerkId() }).returning({ id: users.id });
@@ -40,7 +41,7 @@ describe("createAiEngine", () => {
       "phase-4-date.md",
       "# P4\n\n## Propose a concrete coffee date\ntags: coffee, planning\n\nSuggest a coffee place and a day.\n\n## Confirm the day before\ntags: logistics\n\nSend a short confirmation message.\n",
     );
-    await loadKnowledge(testDb(), createEmbedder({ apiKey: config.OPENAI_API_KEY!, baseURL: config.OPENAI_BASE_URL }), chunks);
+    await loadKnowledge(testDb(), createEmbedder({ apiKey: config.OPENAI_API_KEY!, baseURL: config.OPENAI_BASE_URL, logger: createLogger({ level: "error" }) }), chunks);
     const notes = await createAiEngine(config, testDb()).retrieve("want to get coffee this week?", { phase: 4, k: 1 });
     expect(notes.map((note) => note.title)).toEqual(["Propose a concrete coffee date"]);
   });

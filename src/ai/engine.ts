@@ -1,5 +1,6 @@
 import type { Database } from "../lib/db";
 import type { AppConfig } from "../lib/env";
+import { createLogger } from "../lib/logger";
 import { createRedis } from "../lib/redis";
 import { createBudget } from "./budget";
 import { createAiCallRecorder } from "./calls";
@@ -15,9 +16,12 @@ import type { GenerateRequest, ModelId } from "./types";
  */
 export function createAiEngine(config: AppConfig, db: Database) {
   const redis = createRedis(config, { retries: 1 });
+  // The engine outlives requests (one per isolate), so it logs with its own logger.
+  const logger = createLogger({ level: config.LOG_LEVEL, base: { component: "ai" } });
   const budget = createBudget({
     redis,
     db,
+    logger,
     limits: { userDailyUsd: config.AI_DAILY_BUDGET_USER_USD, totalDailyUsd: config.AI_DAILY_BUDGET_TOTAL_USD },
   });
   const order = [...new Set<ModelId>([config.AI_PROVIDER_STRATEGY_PRIMARY, ...config.AI_PROVIDER_STRATEGY_FALLBACKS])];
@@ -33,7 +37,7 @@ export function createAiEngine(config: AppConfig, db: Database) {
     assertWithinBudget,
   };
   const embedder = config.OPENAI_API_KEY
-    ? createEmbedder({ apiKey: config.OPENAI_API_KEY, baseURL: config.OPENAI_BASE_URL, cache: redis, record, assertWithinBudget })
+    ? createEmbedder({ apiKey: config.OPENAI_API_KEY, baseURL: config.OPENAI_BASE_URL, cache: redis, logger, record, assertWithinBudget })
     : undefined;
   // OCR asks a vision model first (Gemini Flash by default), then the others in the usual order.
   const ocrOrder = [...new Set<ModelId>([config.AI_OCR_MODEL, ...order])];

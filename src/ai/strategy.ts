@@ -1,4 +1,4 @@
-import { CodedError } from "../lib/errors";
+import { type AiCallErrorCode, type AiErrorCode, CodedError } from "../lib/errors";
 import { costUsd, models } from "./models";
 import type { AiCallKind, GenerateRequest, ModelId, ProviderAdapter, ProviderName, Usage } from "./types";
 import { attemptUsage } from "./usage";
@@ -9,8 +9,6 @@ export type EngineEvent<T = string> =
   | { type: "restart"; from: ModelId; reason: string }
   /** `output` is the answer as the caller's `parse` made it (the text itself without one). */
   | { type: "done"; model: ModelId; provider: ProviderName; text: string; output: T; usage: Usage; costUsd: number };
-
-export type AiErrorCode = "AI_CANCELLED" | "AI_BAD_REQUEST" | "AI_UNAVAILABLE" | "AI_INVALID_OUTPUT";
 
 export class AiError extends CodedError {
   readonly code: AiErrorCode;
@@ -36,7 +34,7 @@ export interface AiCallRecord {
   latencyMs: number;
   firstTokenMs: number | null;
   status: AiCallStatus;
-  errorCode: string | null;
+  errorCode: AiCallErrorCode | null;
   fallbackFrom: ModelId | null;
 }
 
@@ -74,7 +72,7 @@ export interface GenerateOptions<T = string> {
   parse?: (text: string) => T;
 }
 
-type Classified = { code: string; retryable: boolean; fatal: boolean; retryAfterMs?: number; status: AiCallStatus };
+type Classified = { code: AiCallErrorCode; retryable: boolean; fatal: boolean; retryAfterMs?: number; status: AiCallStatus };
 
 class AttemptTimeout extends Error {
   constructor(readonly which: "first_token" | "total") {
@@ -114,10 +112,10 @@ export function classifyError(error: unknown, attemptSignal: AbortSignal): Class
   const status = (error as { status?: unknown }).status;
   if (typeof status === "number") {
     if (status === 429) return { code: "UPSTREAM_RATE_LIMITED", retryable: true, fatal: false, retryAfterMs: retryAfterMs(error), status: "failed" };
-    if (status === 408 || status === 409 || status >= 500) return { code: `UPSTREAM_${status}`, retryable: true, fatal: false, retryAfterMs: retryAfterMs(error), status: "failed" };
+    if (status === 408 || status === 409 || status >= 500) return { code: "UPSTREAM_UNAVAILABLE", retryable: true, fatal: false, retryAfterMs: retryAfterMs(error), status: "failed" };
     if (status === 400 || status === 422) return { code: "UPSTREAM_BAD_REQUEST", retryable: false, fatal: true, status: "failed" };
     // 401/403/404: this vendor's key or model is wrong; another vendor may still answer.
-    return { code: `UPSTREAM_${status}`, retryable: false, fatal: false, status: "failed" };
+    return { code: "UPSTREAM_REFUSED", retryable: false, fatal: false, status: "failed" };
   }
   // No status: the connection broke, the stream was cut, or the answer was not valid JSON.
   return { code: "UPSTREAM_CONNECTION", retryable: true, fatal: false, status: "failed" };
@@ -174,7 +172,7 @@ export async function* generate<T = string>(deps: EngineDeps, request: GenerateR
       const charge = (status: AiCallStatus) =>
         attemptUsage(request, { reported, text, chunks, finished, billed: finished || status === "cancelled" || status === "timeout" || chunks > 0 || reported.inputTokens !== undefined });
       let recorded = false;
-      const record = async (status: AiCallStatus, errorCode: string | null) => {
+      const record = async (status: AiCallStatus, errorCode: AiCallErrorCode | null) => {
         recorded = true;
         const { usage, estimated } = charge(status);
         await deps.record({

@@ -17,6 +17,7 @@ import {
   uniqueIndex,
   vector,
 } from "drizzle-orm/pg-core";
+import type { AiCallErrorCode, ErrorCode, OutcomeErrorCode } from "../lib/errors";
 
 /** Dimension of `text-embedding-3-small`; every embedding the knowledge base stores has it. */
 export const EMBEDDING_DIMENSIONS = 1536;
@@ -133,7 +134,7 @@ export const sessions = pgTable(
     platform: chatPlatformEnum("platform"),
     phase: smallint("phase"),
     phaseConfidence: real("phase_confidence"),
-    errorCode: text("error_code"),
+    errorCode: text("error_code").$type<OutcomeErrorCode>(),
     errorMessage: text("error_message"),
     // The step a failed session failed in: `retry` goes back to it.
     failedFrom: sessionStatusEnum("failed_from"),
@@ -218,7 +219,7 @@ export const suggestionGenerations = pgTable(
     instructions: text("instructions"),
     provider: text("provider"),
     model: text("model"),
-    errorCode: text("error_code"),
+    errorCode: text("error_code").$type<OutcomeErrorCode>(),
     // The job run that holds the generation while it streams (see lib/lease.ts).
     leaseOwner: text("lease_owner"),
     leaseExpiresAt: nullableTimestamp("lease_expires_at"),
@@ -297,7 +298,7 @@ export const aiCalls = pgTable(
     latencyMs: integer("latency_ms"),
     firstTokenMs: integer("first_token_ms"),
     status: aiCallStatusEnum("status").notNull(),
-    errorCode: text("error_code"),
+    errorCode: text("error_code").$type<AiCallErrorCode>(),
     fallbackFrom: text("fallback_from"),
     createdAt: createdAt(),
   },
@@ -370,7 +371,7 @@ export const jobRuns = pgTable("job_runs", {
   jobName: text("job_name").notNull(),
   status: jobRunStatusEnum("status").notNull().default("running"),
   attempts: integer("attempts").notNull().default(1),
-  lastError: text("last_error"),
+  lastError: text("last_error").$type<ErrorCode>(),
   completedAt: nullableTimestamp("completed_at"),
   createdAt: createdAt(),
   updatedAt: updatedAt(),

@@ -1,6 +1,6 @@
 import { OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "./app-env";
-import { AppError, type ErrorCode, errorCatalog } from "./errors";
+import { AppError, type ErrorCode, errorCatalog, type HttpErrorCode, whereShown } from "./errors";
 
 /** Every router is an OpenAPIHono: its zod schemas validate requests and document the API. */
 export function createRouter() {
@@ -25,7 +25,7 @@ export const errorEnvelopeSchema = z
   .object({
     success: z.literal(false),
     error: z.object({
-      code: z.enum(Object.keys(errorCatalog) as [ErrorCode, ...ErrorCode[]]),
+      code: z.enum(Object.keys(errorCatalog) as [HttpErrorCode, ...HttpErrorCode[]]),
       message: z.string(),
       details: z.unknown().optional(),
     }),
@@ -33,8 +33,8 @@ export const errorEnvelopeSchema = z
   .openapi("ErrorEnvelope");
 
 /** `{ 200: …, 404: … }`-style response entries for the documented error statuses of a route. */
-export function errorResponses(...codes: ErrorCode[]) {
-  const byStatus = new Map<number, ErrorCode[]>();
+export function errorResponses(...codes: HttpErrorCode[]) {
+  const byStatus = new Map<number, HttpErrorCode[]>();
   for (const code of codes) {
     const status = errorCatalog[code].status;
     byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
@@ -57,3 +57,18 @@ export function jsonBody<T extends z.ZodType>(schema: T) {
 
 /** Errors any authenticated route can answer, beyond its own. */
 export const authErrors = ["UNAUTHORIZED", "TOKEN_EXPIRED", "ACCOUNT_DELETED", "RATE_LIMITED", "INTERNAL_ERROR", "DATABASE_UNAVAILABLE"] as const;
+
+/**
+ * Every code of the catalog, HTTP or not, with where it shows and what it means: the
+ * `ErrorCode` component of the API document.
+ */
+export function errorCodeComponent() {
+  return {
+    type: "string" as const,
+    description: "Every error code a client or an operator can see (src/lib/errors.ts).",
+    oneOf: (Object.keys(errorCatalog) as ErrorCode[]).map((code) => ({
+      const: code,
+      description: `${whereShown(code).join(", ")}: ${errorCatalog[code].doc}`,
+    })),
+  };
+}

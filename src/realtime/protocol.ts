@@ -13,14 +13,6 @@ export type ClientFrame = z.infer<typeof clientFrameSchema>;
 /** Largest text frame a client may send; a Clerk token is about 1–2 KiB. */
 export const MAX_FRAME_BYTES = 16 * 1024;
 
-/** Close codes: HTTP-like 4xxx so clients can tell why without a reason string. */
-export const CloseCode = {
-  normal: 1000,
-  unauthenticated: 4401,
-  notFound: 4404,
-  tooManyFrames: 4429,
-} as const;
-
 /** Room event types the server publishes to every socket of a room. */
 export type RoomEventType =
   | "status"
@@ -40,15 +32,6 @@ export type RoomFrame = { type: string; seq: number; ts: number } & Record<strin
 
 /** What a publisher hands the room; the room adds `seq` and `ts`. */
 export type RoomEvent = { type: RoomEventType; data?: Record<string, unknown> };
-
-/** Error codes carried by `error` events (socket-level, not the HTTP catalog). */
-export type SocketErrorCode =
-  | "MALFORMED_FRAME"
-  | "FRAME_TOO_LARGE"
-  | "NOT_AUTHENTICATED"
-  | "ALREADY_AUTHENTICATED"
-  | "RATE_LIMITED"
-  | "REPLAY_INCOMPLETE";
 
 /**
  * A room: one record's realtime channel, e.g. `{kind: "session", id}`. The kinds are declared

@@ -1,17 +1,16 @@
 import { DurableObject } from "cloudflare:workers";
 import { verifySessionToken } from "../lib/auth";
 import { type AppConfig, type Bindings, loadConfig } from "../lib/env";
+import { type CloseErrorCode, errorCatalog, errorMessage, type FrameErrorCode } from "../lib/errors";
 import { createLogger } from "../lib/logger";
 import { databaseFor } from "../lib/services";
 import { type RoomKind, roomFromPath } from "./kinds";
 import {
   type ClientFrame,
   clientFrameSchema,
-  CloseCode,
   MAX_FRAME_BYTES,
   type RoomAddress,
   type RoomEvent,
-  type SocketErrorCode,
 } from "./protocol";
 
 /** Events kept for replay: at least the last 1,000, and everything younger than 24 h. */
@@ -134,13 +133,13 @@ export abstract class RoomObject extends DurableObject<Bindings> {
     const size = typeof message === "string" ? new TextEncoder().encode(message).byteLength : message.byteLength;
     if (size > MAX_FRAME_BYTES) return this.sendError(socket, "FRAME_TOO_LARGE", `Frames are at most ${MAX_FRAME_BYTES} bytes`);
     const frame = typeof message === "string" ? parseFrame(message) : undefined;
-    if (!frame) return this.sendError(socket, "MALFORMED_FRAME", "Expected a JSON frame of a known type");
+    if (!frame) return this.sendError(socket, "MALFORMED_FRAME");
 
     if (frame.type === "ping") return this.trySend(socket, JSON.stringify({ type: "pong", ts: Date.now() }));
     if (frame.type === "authenticate") return this.authenticate(socket, state, frame.token, frame.afterSeq);
     if (state.phase !== "live") {
       // SPEC §6: `authenticate` comes first. Closing tells a buggy client at once, not in 10 s.
-      return this.close(socket, CloseCode.unauthenticated, "authenticate first");
+      return this.closeWith(socket, "AUTH_REQUIRED");
     }
     if (frame.type === "resume") return this.replay(socket, state, frame.afterSeq);
     return this.requestCancel(frame.generationId);
@@ -149,7 +148,7 @@ export abstract class RoomObject extends DurableObject<Bindings> {
   override async webSocketClose(socket: WebSocket, code: number): Promise<void> {
     this.liveSockets?.delete(socket);
     // 1005/1006 describe a missing close frame and may not be sent back.
-    this.close(socket, code === 1005 || code === 1006 ? CloseCode.normal : code, "");
+    this.closeSocket(socket, code === 1005 || code === 1006 ? 1000 : code, "");
   }
 
   override async webSocketError(socket: WebSocket): Promise<void> {
@@ -171,7 +170,7 @@ export abstract class RoomObject extends DurableObject<Bindings> {
       // back to the JS WebSocket and frees it only with that object, and the pipe behind a socket
       // whose first frame is the client's close reply keeps reading past it. No JS call releases it
       // sooner; a socket that sent any frame first is not affected.
-      if (state.authDeadline <= now) this.close(socket, CloseCode.unauthenticated, "authentication timeout");
+      if (state.authDeadline <= now) this.closeWith(socket, "AUTH_TIMEOUT");
       else deadlines.push(state.authDeadline);
     }
     this.sql.exec(
@@ -203,7 +202,7 @@ export abstract class RoomObject extends DurableObject<Bindings> {
 
   private async authenticate(socket: WebSocket, state: SocketState, token: string, afterSeq: number | undefined): Promise<void> {
     if (state.phase !== "pending") {
-      return this.sendError(socket, "ALREADY_AUTHENTICATED", "This socket is already authenticated");
+      return this.sendError(socket, "ALREADY_AUTHENTICATED");
     }
     this.update(socket, { phase: "authenticating" });
     const config = this.config();
@@ -211,7 +210,7 @@ export abstract class RoomObject extends DurableObject<Bindings> {
     try {
       clerkUserId = (await verifySessionToken(token, config)).clerkUserId;
     } catch {
-      return this.close(socket, CloseCode.unauthenticated, "invalid token");
+      return this.closeWith(socket, "TOKEN_INVALID");
     }
     let owner: boolean;
     try {
@@ -219,9 +218,9 @@ export abstract class RoomObject extends DurableObject<Bindings> {
       owner = kind !== undefined && (await kind.owns(databaseFor(config), state.room.id, clerkUserId));
     } catch (error) {
       createLogger({ level: config.LOG_LEVEL, base: { room: state.room.kind } }).error("room ownership check failed", { error });
-      return this.close(socket, 1011, "try again");
+      return this.closeWith(socket, "ROOM_UNAVAILABLE");
     }
-    if (!owner) return this.close(socket, CloseCode.notFound, "not found");
+    if (!owner) return this.closeWith(socket, "ROOM_NOT_FOUND");
 
     // No await from here on: the seq read and the switch to live happen before any publish.
     const liveFromSeq = this.latestSeq();
@@ -257,8 +256,8 @@ export abstract class RoomObject extends DurableObject<Bindings> {
     const framesInWindow = fresh ? 1 : state.framesInWindow + 1;
     this.update(socket, { windowStart: fresh ? now : state.windowStart, framesInWindow });
     if (framesInWindow <= this.config().WS_MAX_FRAMES_PER_SECOND) return true;
-    this.sendError(socket, "RATE_LIMITED", "Too many frames");
-    this.close(socket, CloseCode.tooManyFrames, "too many frames");
+    this.sendError(socket, "RATE_LIMITED");
+    this.closeWith(socket, "TOO_MANY_FRAMES");
     return false;
   }
 
@@ -277,7 +276,7 @@ export abstract class RoomObject extends DurableObject<Bindings> {
    * Direct replies carry the room's latest seq (they do not take a new one) and a timestamp;
    * a socket that has not authenticated learns nothing about the room, not even its seq.
    */
-  private sendError(socket: WebSocket, code: SocketErrorCode, message: string): void {
+  private sendError(socket: WebSocket, code: FrameErrorCode, message = errorMessage(code)): void {
     const live = (socket.deserializeAttachment() as SocketState).phase === "live";
     this.trySend(socket, JSON.stringify({ type: "error", seq: live ? this.latestSeq() : 0, ts: Date.now(), code, message }));
   }
@@ -291,7 +290,12 @@ export abstract class RoomObject extends DurableObject<Bindings> {
     }
   }
 
-  private close(socket: WebSocket, code: number, reason: string): void {
+  /** Closes with the catalog's close code; the reason is the code, for a client that reads it. */
+  private closeWith(socket: WebSocket, code: CloseErrorCode): void {
+    this.closeSocket(socket, errorCatalog[code].close, code);
+  }
+
+  private closeSocket(socket: WebSocket, code: number, reason: string): void {
     this.liveSockets?.delete(socket);
     try {
       socket.close(code, reason);

@@ -8,6 +8,7 @@ import { createEmbedder } from "../embeddings";
 import { loadKnowledge } from "./load";
 import { type KnowledgeChunk, parseChunkFile } from "./parse";
 import { retrievalQuery, retrieveChunks } from "./retrieve";
+import { createLogger } from "../../lib/logger";
 
 const upstreamCount = async () =>
   ((await (await fetch(`${env.TEST_AI_UPSTREAM_URL}/__control/requests`)).json()) as unknown[]).length;
@@ -37,6 +38,7 @@ function embedder() {
   return createEmbedder({
     apiKey: config.OPENAI_API_KEY!,
     baseURL: config.OPENAI_BASE_URL,
+    logger: createLogger({ level: "error" }),
     cache: createRedis(config),
   });
 }

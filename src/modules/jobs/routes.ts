@@ -3,7 +3,7 @@ import { z } from "zod";
 import type { AppEnv } from "../../lib/app-env";
 import { fromBase64Url } from "../../lib/encoding";
 import { ok } from "../../lib/envelope";
-import { AppError } from "../../lib/errors";
+import { AppError, CodedError } from "../../lib/errors";
 import { createJobPublisher, jobUrl, verifyJobDelivery } from "../../lib/jobs";
 import { createRouter, errorResponses } from "../../lib/openapi";
 import { createBroadcast } from "../../realtime/rooms";
@@ -101,7 +101,10 @@ export function createJobRoutes(guards: MiddlewareHandler<AppEnv>[], definitions
       await finishJobRun(c.var.db, messageId, { ok: true });
       return ok(c, { messageId, ...result });
     } catch (error) {
-      await finishJobRun(c.var.db, messageId, { ok: false, error: error instanceof AppError ? error.code : ((error as Error)?.name ?? "Error") }).catch(() => {});
+      // The delivery fails either way; a job_runs row left `running` only loses its last_error.
+      await finishJobRun(c.var.db, messageId, { ok: false, error: error instanceof CodedError ? error.code : "INTERNAL_ERROR" }).catch((recordError: unknown) =>
+        ctx.logger.warn("job run outcome not recorded", { error: recordError }),
+      );
       throw error;
     }
   });

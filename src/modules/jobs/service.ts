@@ -1,6 +1,7 @@
 import { and, eq, ne, sql } from "drizzle-orm";
 import { jobRuns } from "../../db/schema";
 import type { Database } from "../../lib/db";
+import type { ErrorCode } from "../../lib/errors";
 
 /**
  * Records a delivery of a QStash message. Answers `done` when an earlier delivery of the same
@@ -19,7 +20,7 @@ export async function beginJobRun(db: Database, messageId: string, jobName: stri
   return row ? "run" : "done";
 }
 
-export async function finishJobRun(db: Database, messageId: string, outcome: { ok: true } | { ok: false; error: string }) {
+export async function finishJobRun(db: Database, messageId: string, outcome: { ok: true } | { ok: false; error: ErrorCode }) {
   await db
     .update(jobRuns)
     .set(outcome.ok ? { status: "succeeded", completedAt: new Date() } : { status: "failed", lastError: outcome.error })

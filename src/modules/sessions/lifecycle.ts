@@ -1,7 +1,7 @@
 import { and, eq, inArray, isNull, sql, type SQL } from "drizzle-orm";
 import { sessions, type sessionStatusEnum } from "../../db/schema";
 import type { Database } from "../../lib/db";
-import { AppError } from "../../lib/errors";
+import { AppError, errorMessage, type OutcomeErrorCode } from "../../lib/errors";
 import type { Broadcast } from "../../realtime/rooms";
 import { sessionRoom } from "./room";
 
@@ -50,7 +50,7 @@ export type TransitionInput = Owner & {
   to: SessionStatus;
   /** Narrower than the machine allows, when the caller needs a specific source (e.g. `retry`). */
   from?: readonly SessionStatus[];
-  error?: { code: string; message?: string };
+  error?: { code: OutcomeErrorCode; message?: string };
   /** A further condition, for a transition batched after a statement it depends on. */
   when?: SQL;
 };
@@ -69,7 +69,7 @@ export function transitionStatement(db: Database, input: TransitionInput) {
       // SET sees the row as it was: the status being left is the step that failed.
       failedFrom: failing ? sql`${sessions.status}` : null,
       errorCode: failing ? (input.error?.code ?? "INTERNAL_ERROR") : null,
-      errorMessage: failing ? (input.error?.message ?? null) : null,
+      errorMessage: failing ? (input.error?.message ?? errorMessage(input.error?.code ?? "INTERNAL_ERROR")) : null,
     })
     .where(and(ownedSession(input), inArray(sessions.status, allowed), input.when))
     .returning();

@@ -70,7 +70,11 @@ async function readScreenshot(
   signal: AbortSignal,
 ): Promise<OcrResult> {
   if (image.sha256) {
-    const cached = await redis.get<OcrResult>(cacheKey(image.sha256)).catch(() => null);
+    // A cache that is down costs a model call, never the run.
+    const cached = await redis.get<OcrResult>(cacheKey(image.sha256)).catch((error: unknown) => {
+      ctx.logger.warn("OCR cache read failed", { error });
+      return null;
+    });
     const parsed = ocrResultSchema.safeParse(cached);
     if (parsed.success) return parsed.data;
   }
@@ -171,7 +175,7 @@ async function readAndStore(ctx: JobContext, current: typeof sessions.$inferSele
     } catch (error) {
       // A vendor that refuses the image outright will refuse it on every retry too.
       if (error instanceof AiError && error.code === "AI_BAD_REQUEST") {
-        await transitionSession(deps, { sessionId, to: "failed", from: ["ocr_processing"], error: { code: "OCR_FAILED", message: "The screenshots could not be read" }, when: run.held });
+        await transitionSession(deps, { sessionId, to: "failed", from: ["ocr_processing"], error: { code: "OCR_FAILED" }, when: run.held });
         return { failed: "OCR_FAILED" };
       }
       // So does a spent budget, until midnight UTC; `retry` picks it up from here.
@@ -187,7 +191,7 @@ async function readAndStore(ctx: JobContext, current: typeof sessions.$inferSele
 
   const merged = mergeOcrResults(results);
   if (merged.messages.length === 0) {
-    await transitionSession(deps, { sessionId, to: "failed", from: ["ocr_processing"], error: { code: "NOT_A_CONVERSATION", message: "No chat conversation was found in the screenshots" }, when: run.held });
+    await transitionSession(deps, { sessionId, to: "failed", from: ["ocr_processing"], error: { code: "NOT_A_CONVERSATION" }, when: run.held });
     return { failed: "NOT_A_CONVERSATION" };
   }
   const [, , , [reviewed]] = await ctx.db.batch([
@@ -218,8 +222,8 @@ async function readAndStore(ctx: JobContext, current: typeof sessions.$inferSele
 }
 
 /** Fails a session whose OCR will not finish, with a code the app can show; retry starts it again. */
-async function failOcr(ctx: JobContext, sessionId: string, when: SQL, message: string) {
-  const [failed] = await transitionStatement(ctx.db, { sessionId, to: "failed", from: ["ocr_queued", "ocr_processing"], error: { code: "OCR_FAILED", message }, when });
+async function failOcr(ctx: JobContext, sessionId: string, when: SQL) {
+  const [failed] = await transitionStatement(ctx.db, { sessionId, to: "failed", from: ["ocr_queued", "ocr_processing"], error: { code: "OCR_FAILED" }, when });
   if (failed) await broadcastStatus(ctx.broadcast, failed, { key: `ocr:${sessionId}:failed:${failed.updatedAt.getTime()}` });
 }
 
@@ -228,7 +232,7 @@ async function failOcr(ctx: JobContext, sessionId: string, when: SQL, message: s
  * it (alive, just slow: it finishes, or its lease lapses and the sweep fails it).
  */
 async function failOcrJob(ctx: JobContext, { sessionId }: { sessionId: string }) {
-  await failOcr(ctx, sessionId, leaseLapsed(lease), "Reading the screenshots failed; retry");
+  await failOcr(ctx, sessionId, leaseLapsed(lease));
 }
 
 /** The periodic sweep: fails OCR runs that died and were never taken over, or never started. */
@@ -239,7 +243,7 @@ async function sweepOcrRuns(ctx: JobContext) {
     sql`greatest(${sessions.leaseExpiresAt}, ${sessions.updatedAt}) < now() - make_interval(secs => ${staleSeconds})`,
   )!;
   const found = await ctx.db.select({ id: sessions.id }).from(sessions).where(stale).limit(SWEEP_BATCH);
-  for (const { id } of found) await failOcr(ctx, id, stale, "Reading the screenshots stopped unexpectedly; retry");
+  for (const { id } of found) await failOcr(ctx, id, stale);
   return { swept: found.length };
 }
 

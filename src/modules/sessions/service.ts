@@ -120,7 +120,7 @@ async function queueOcr(deps: SessionDeps, owner: { sessionId: string; userId: s
     return session;
   } catch (error) {
     deps.logger.error("OCR job could not be published", { error });
-    return transitionSession(deps, { ...owner, to: "failed", error: { code: "JOB_ENQUEUE_FAILED", message: "OCR could not be queued; retry" } });
+    return transitionSession(deps, { ...owner, to: "failed", error: { code: "JOB_ENQUEUE_FAILED" } });
   }
 }
 

@@ -49,7 +49,7 @@ async function positions(sessionId: string) {
 }
 
 async function setStatus(sessionId: string, status: SessionStatus, failedFrom: SessionStatus | null = null) {
-  await testDb().update(sessions).set({ status, failedFrom, errorCode: status === "failed" ? "SOMETHING" : null }).where(eq(sessions.id, sessionId));
+  await testDb().update(sessions).set({ status, failedFrom, errorCode: status === "failed" ? "JOB_LOST" : null }).where(eq(sessions.id, sessionId));
 }
 
 async function statusEvents(sessionId: string): Promise<unknown[]> {
@@ -436,7 +436,7 @@ describe("session lifecycle", () => {
     for (const from of all) {
       for (const to of all) {
         await setStatus(session.id, from);
-        const attempt = transitionSession(deps, { sessionId: session.id, userId, to, error: { code: "X" } });
+        const attempt = transitionSession(deps, { sessionId: session.id, userId, to, error: { code: "JOB_LOST" } });
         if (sessionTransitions[from].includes(to)) await expect(attempt).resolves.toMatchObject({ status: to });
         else await expect(attempt).rejects.toMatchObject({ code: "INVALID_SESSION_STATE" });
       }

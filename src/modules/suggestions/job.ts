@@ -7,7 +7,7 @@ import { buildPhaseRequest } from "../../ai/prompts/phase.v1";
 import { buildSuggestionsRequest, suggestionsOutputSchema } from "../../ai/prompts/suggestions.v1";
 import { AiError, parseJsonOutput } from "../../ai/strategy";
 import { messages, sessions, suggestionGenerations, suggestions, users } from "../../db/schema";
-import { AppError } from "../../lib/errors";
+import { AppError, errorMessage, type OutcomeErrorCode } from "../../lib/errors";
 
 import { holdLease, leaseHeldBy, leaseLapsed, newLeaseOwner, releaseLease, STALE_AFTER_LEASES, takeLease } from "../../lib/lease";
 import type { RoomEvent } from "../../realtime/protocol";
@@ -75,7 +75,7 @@ async function claimGeneration(ctx: JobContext, generationId: string, owner: str
 async function endGeneration(
   ctx: JobContext,
   generation: Pick<Generation, "id" | "sessionId">,
-  outcome: { status: "cancelled" } | { status: "failed"; code: string; message: string },
+  outcome: { status: "cancelled" } | { status: "failed"; code: OutcomeErrorCode },
   guard: SQL,
 ) {
   const endedHere = sql`exists (select 1 from ${suggestionGenerations} where ${and(eq(suggestionGenerations.id, generation.id), eq(suggestionGenerations.status, outcome.status))})`;
@@ -91,14 +91,14 @@ async function endGeneration(
           sessionId: generation.sessionId,
           to: "failed",
           from: ["generating"],
-          error: { code: outcome.code, message: outcome.message },
+          error: { code: outcome.code },
           when: endedHere,
         }),
   ]);
   if (ended.length === 0) return;
   const key = `gen:${generation.id}:end`;
   if (outcome.status === "cancelled") await ctx.broadcast(sessionRoom(generation.sessionId), { type: "generation.cancelled", data: { generationId: generation.id } }, { key });
-  else await ctx.broadcast(sessionRoom(generation.sessionId), { type: "generation.failed", data: { generationId: generation.id, code: outcome.code, message: outcome.message } }, { key });
+  else await ctx.broadcast(sessionRoom(generation.sessionId), { type: "generation.failed", data: { generationId: generation.id, code: outcome.code, message: errorMessage(outcome.code) } }, { key });
   if (session) await broadcastStatus(ctx.broadcast, session, { key: `${key}:status` });
 }
 
@@ -187,7 +187,7 @@ async function runSuggestionJob(ctx: JobContext, { generationId }: { generationI
 
   const session = await loadConversation(ctx, sessionId);
   if (!session) {
-    await endGeneration(ctx, generation, { status: "failed", code: "SESSION_CHANGED", message: "The session changed before the generation started" }, ownGuard);
+    await endGeneration(ctx, generation, { status: "failed", code: "SESSION_CHANGED" }, ownGuard);
     return { skipped: true };
   }
 
@@ -262,13 +262,14 @@ async function runSuggestionJob(ctx: JobContext, { generationId }: { generationI
     await events.settled().catch((settleError: unknown) => ctx.logger.warn("room publish failed", { error: settleError }));
     // Another delivery took the generation over: it is that run's to finish.
     if (heartbeat.lost()) return { skipped: "lease lost" };
-    if (error instanceof AiError && error.code === "AI_CANCELLED") {
+    // The model's own failures, and a spent budget, end the generation: a retry would fail alike.
+    const code = error instanceof AiError ? error.code : error instanceof AppError && error.code === "AI_BUDGET_EXCEEDED" ? error.code : undefined;
+    if (code === "AI_CANCELLED") {
       await endGeneration(ctx, generation, { status: "cancelled" }, ownGuard);
       return { cancelled: true };
     }
-    if (error instanceof AiError || (error instanceof AppError && error.code === "AI_BUDGET_EXCEEDED")) {
-      const { code } = error;
-      await endGeneration(ctx, generation, { status: "failed", code, message: "No suggestions could be written; try again" }, ownGuard);
+    if (code) {
+      await endGeneration(ctx, generation, { status: "failed", code }, ownGuard);
       return { failed: code };
     }
     // Anything else (a database or room outage) is worth QStash's retry: give the lease up so
@@ -313,7 +314,7 @@ function pollForCancel(ctx: JobContext, sessionId: string, generationId: string,
  */
 async function failSuggestionJob(ctx: JobContext, { generationId }: { generationId: string }) {
   const [generation] = await ctx.db.select().from(suggestionGenerations).where(eq(suggestionGenerations.id, generationId));
-  if (generation) await endGeneration(ctx, generation, { status: "failed", code: "JOB_FAILED", message: "No suggestions could be written; try again" }, leaseLapsed(lease));
+  if (generation) await endGeneration(ctx, generation, { status: "failed", code: "JOB_FAILED" }, leaseLapsed(lease));
 }
 
 /**
@@ -332,7 +333,7 @@ async function sweepSuggestionRuns(ctx: JobContext) {
     .where(stale)
     .limit(SWEEP_BATCH);
   for (const generation of found) {
-    await endGeneration(ctx, generation, { status: "failed", code: "JOB_LOST", message: "The generation stopped unexpectedly; try again" }, stale);
+    await endGeneration(ctx, generation, { status: "failed", code: "JOB_LOST" }, stale);
   }
   return { swept: found.length };
 }

@@ -54,7 +54,9 @@ export async function startGeneration(deps: SuggestionDeps, userId: string, sess
   } catch (error) {
     // Nothing started: give the session back, and say the queue was unavailable.
     deps.logger.error("suggestion job could not be queued", { error });
-    await deps.db.update(suggestionGenerations).set({ status: "failed", errorCode: "JOB_ENQUEUE_FAILED" }).where(eq(suggestionGenerations.id, generationId)).catch(() => {});
+    await deps.db.update(suggestionGenerations).set({ status: "failed", errorCode: "JOB_ENQUEUE_FAILED" }).where(eq(suggestionGenerations.id, generationId))
+      // The 503 below goes out either way; a generation left `queued` is failed by the sweep.
+      .catch((markError: unknown) => deps.logger.warn("generation not marked failed", { error: markError }));
     await transitionSession(deps, { ...owner, to: "ready", from: ["generating"] });
     throw new AppError("SERVICE_UNAVAILABLE", { message: "Suggestions could not be queued; try again", cause: error });
   }

@@ -4,7 +4,7 @@ import { sessionImages } from "../../db/schema";
 import type { Database } from "../../lib/db";
 import { toBase64Url, toHex } from "../../lib/encoding";
 import type { AppConfig } from "../../lib/env";
-import { AppError, type ErrorCode } from "../../lib/errors";
+import { AppError, type HttpErrorCode } from "../../lib/errors";
 import { MAGIC_BYTES_NEEDED, matchesImageType } from "./magic";
 import type { ImageContentType, signedUploadQuerySchema } from "./schemas";
 import { signUploadGrant, type UploadGrant, verifyUploadGrant } from "./signing";
@@ -100,6 +100,7 @@ export async function receiveUpload(
   // off the connection (drainUnreadBody) instead of the connection being dropped.
   const stopPiping = new AbortController();
   const piped = request.body.pipeTo(inspection.stream.writable, { preventCancel: true, signal: stopPiping.signal });
+  // Its failure errors the stream `put` reads, and the failure path below awaits it.
   piped.catch(() => {});
   try {
     const object = await deps.bucket.put(key, inspection.stream.readable.pipeThrough(new FixedLengthStream(grant.size)), {
@@ -130,8 +131,8 @@ function inspectImage(type: ImageContentType, size: number) {
   const head = new Uint8Array(MAGIC_BYTES_NEEDED);
   let headLength = 0;
   let seen = 0;
-  let rejection: ErrorCode | undefined;
-  const reject = (code: ErrorCode) => {
+  let rejection: HttpErrorCode | undefined;
+  const reject = (code: HttpErrorCode) => {
     rejection = code;
     return new Error(code);
   };
