@@ -1,5 +1,7 @@
-export type ModelId = "gpt-4o" | "claude-sonnet" | "gemini-flash";
-export type ProviderName = "openai" | "anthropic" | "gemini";
+import type { ModelId, ProviderName } from "./models";
+
+// The model list (models.ts) is where these are declared; the rest of the engine takes them from here.
+export type { ModelId, ProviderName };
 export type AiCallKind = "ocr" | "phase" | "embedding" | "suggestions" | "opener" | "tip";
 
 export type ImageInput = { mimeType: string; base64: string };

@@ -4,6 +4,7 @@ import { testConfig, testDb } from "../../../test/helpers";
 import { createAiCallRecorder } from "../calls";
 import { createAdapters } from "../providers";
 import { generate } from "../strategy";
+import { modelIds } from "../models";
 import type { ModelId } from "../types";
 import { buildPhaseRequest } from "./phase.v1";
 import { buildSuggestionsRequest, type SuggestionsInput, suggestionsOutputSchema } from "./suggestions.v1";
@@ -37,7 +38,7 @@ describe("prompts", () => {
     expect((JSON.parse(json) as { messages: Array<{ text: string }> }).messages[0]?.text).toBe(injection);
   });
 
-  it.each(["gpt-4o", "claude-sonnet", "gemini-flash"] as const)(
+  it.each(modelIds)(
     "%s: structured output still fits the schema when a message tries to change the format",
     async (model: ModelId) => {
       const deps = {
