@@ -5,6 +5,8 @@ import { resetDatabase, testConfig, testDb } from "../../test/helpers";
 import { aiCalls } from "../db/schema";
 import { createAiCallRecorder } from "./calls";
 import { costUsd, modelIds, models } from "./models";
+import { outputJsonSchema } from "./prompts/data";
+import { type PhaseOutput, phaseOutputSchema } from "./prompts/phase.v1";
 import { createAdapters } from "./providers";
 import { z } from "zod";
 import { AiError, completeStructured, type EngineDeps, type EngineEvent, generate } from "./strategy";
@@ -262,19 +264,10 @@ describe("structured completions", () => {
 
   const phaseRequest: GenerateRequest = {
     ...request,
-    jsonSchema: {
-      name: "phase",
-      schema: {
-        type: "object",
-        properties: { phase: { type: "integer", minimum: 1, maximum: 4 }, confidence: { type: "number", minimum: 0, maximum: 1 } },
-        required: ["phase", "confidence"],
-      },
-    },
+    jsonSchema: outputJsonSchema("phase", phaseOutputSchema),
   };
-  const phase = z.object({ phase: z.number().int().min(1).max(4), confidence: z.number().min(0).max(1) });
-
   it.each(modelIds)("%s: parses and validates with zod", async (model) => {
-    const { data, done } = await completeStructured(engine({ order: [model] }).deps, phaseRequest, phase, { kind: "phase" });
+    const { data, done } = await completeStructured(engine({ order: [model] }).deps, phaseRequest, phaseOutputSchema, { kind: "phase" });
     expect(data.phase).toBeGreaterThanOrEqual(1);
     expect(done.model).toBe(model);
   });
@@ -291,8 +284,8 @@ describe("structured completions", () => {
 
   it("streams a second answer after a restart when the first one streamed but did not fit", async () => {
     await fault("openai", { output: '{"phase": 7, "confidence": 0.5}' });
-    const events: EngineEvent<z.infer<typeof phase>>[] = [];
-    for await (const event of generate(engine().deps, phaseRequest, { kind: "phase", parse: (text) => phase.parse(JSON.parse(text)) })) events.push(event);
+    const events: EngineEvent<PhaseOutput>[] = [];
+    for await (const event of generate(engine().deps, phaseRequest, { kind: "phase", parse: (text) => phaseOutputSchema.parse(JSON.parse(text)) })) events.push(event);
     const restart = events.findIndex((event) => event.type === "restart");
     expect(restart).toBeGreaterThan(0);
     expect(events[restart]).toMatchObject({ type: "restart", from: "gpt-4o", reason: "INVALID_OUTPUT" });
