@@ -9,7 +9,8 @@ const cosine = (a: number[], b: number[]) => a.reduce((sum, value, i) => sum + v
 const messages = [{ role: "user" as const, content: "She said she loves hiking. What do I reply?" }];
 /** The vendor models the Worker asks for, from its model list. */
 const apiModel = { openai: models["gpt-4o"].apiModel, anthropic: models["claude-sonnet"].apiModel, gemini: models["gemini-flash"].apiModel };
-const phaseSchema = {
+/** Any JSON Schema with the usual keywords (the Worker's own are run through the stand-in in src/ai/prompts/schemas.test.ts). */
+const fixtureSchema = {
   type: "object",
   properties: {
     phase: { type: "integer", minimum: 1, maximum: 4 },
@@ -68,7 +69,7 @@ describe("local AI upstream through the official SDKs", () => {
           ],
         },
       ],
-      response_format: { type: "json_schema", json_schema: { name: "phase", schema: phaseSchema, strict: true } },
+      response_format: { type: "json_schema", json_schema: { name: "phase", schema: fixtureSchema, strict: true } },
     });
     const parsed = JSON.parse(response.choices[0]?.message.content ?? "") as { phase: number; confidence: number; reasons: string[] };
     expect(Number.isInteger(parsed.phase) && parsed.phase >= 1 && parsed.phase <= 4).toBe(true);
@@ -106,7 +107,7 @@ describe("local AI upstream through the official SDKs", () => {
       model: apiModel.anthropic,
       max_tokens: 200,
       messages,
-      tools: [{ name: "report_phase", description: "Report the phase", input_schema: phaseSchema as Anthropic.Tool.InputSchema }],
+      tools: [{ name: "report_phase", description: "Report the phase", input_schema: fixtureSchema as Anthropic.Tool.InputSchema }],
       tool_choice: { type: "tool", name: "report_phase" },
     });
     const use = tool.content.find((block) => block.type === "tool_use");
