@@ -2,11 +2,15 @@ import Anthropic from "@anthropic-ai/sdk";
 import { GoogleGenAI, Type } from "@google/genai";
 import OpenAI from "openai";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { embeddingModel, models } from "../../src/ai/models.ts";
 import { type AiUpstream, startAiUpstream } from "./server.ts";
 
 const cosine = (a: number[], b: number[]) => a.reduce((sum, value, i) => sum + value * b[i]!, 0);
 const messages = [{ role: "user" as const, content: "She said she loves hiking. What do I reply?" }];
-const phaseSchema = {
+/** The vendor models the Worker asks for, from its model list. */
+const apiModel = { openai: models["gpt-4o"].apiModel, anthropic: models["claude-sonnet"].apiModel, gemini: models["gemini-flash"].apiModel };
+/** Any JSON Schema with the usual keywords (the Worker's own are run through the stand-in in src/ai/prompts/schemas.test.ts). */
+const fixtureSchema = {
   type: "object",
   properties: {
     phase: { type: "integer", minimum: 1, maximum: 4 },
@@ -33,13 +37,13 @@ describe("local AI upstream through the official SDKs", () => {
   beforeEach(() => upstream.reset());
 
   it("OpenAI: deterministic completions; the stream's deltas add up to the same text, with usage", async () => {
-    const first = await openai.chat.completions.create({ model: "gpt-4o", messages });
-    const again = await openai.chat.completions.create({ model: "gpt-4o", messages });
+    const first = await openai.chat.completions.create({ model: apiModel.openai, messages });
+    const again = await openai.chat.completions.create({ model: apiModel.openai, messages });
     const text = first.choices[0]?.message.content ?? "";
     expect(text.length).toBeGreaterThan(10);
     expect(again.choices[0]?.message.content).toBe(text);
 
-    const stream = await openai.chat.completions.create({ model: "gpt-4o", messages, stream: true, stream_options: { include_usage: true } });
+    const stream = await openai.chat.completions.create({ model: apiModel.openai, messages, stream: true, stream_options: { include_usage: true } });
     const deltas: string[] = [];
     let usage: OpenAI.CompletionUsage | undefined;
     for await (const chunk of stream) {
@@ -55,7 +59,7 @@ describe("local AI upstream through the official SDKs", () => {
 
   it("OpenAI: JSON-schema structured output fits the schema; images are accepted", async () => {
     const response = await openai.chat.completions.create({
-      model: "gpt-4o",
+      model: apiModel.openai,
       messages: [
         {
           role: "user",
@@ -65,7 +69,7 @@ describe("local AI upstream through the official SDKs", () => {
           ],
         },
       ],
-      response_format: { type: "json_schema", json_schema: { name: "phase", schema: phaseSchema, strict: true } },
+      response_format: { type: "json_schema", json_schema: { name: "phase", schema: fixtureSchema, strict: true } },
     });
     const parsed = JSON.parse(response.choices[0]?.message.content ?? "") as { phase: number; confidence: number; reasons: string[] };
     expect(Number.isInteger(parsed.phase) && parsed.phase >= 1 && parsed.phase <= 4).toBe(true);
@@ -76,7 +80,7 @@ describe("local AI upstream through the official SDKs", () => {
 
   it("OpenAI: 1536-dimension embeddings where shared words mean closeness", async () => {
     const { data } = await openai.embeddings.create({
-      model: "text-embedding-3-small",
+      model: embeddingModel.apiModel,
       input: ["coffee date on friday evening", "friday coffee plans", "quantum chromodynamics lecture notes"],
     });
     const [a, b, c] = data.map((item) => item.embedding);
@@ -86,13 +90,13 @@ describe("local AI upstream through the official SDKs", () => {
   });
 
   it("Anthropic: messages, streamed text events and a forced tool's structured input", async () => {
-    const message = await anthropic.messages.create({ model: "claude-sonnet-5-5", max_tokens: 200, messages });
+    const message = await anthropic.messages.create({ model: apiModel.anthropic, max_tokens: 200, messages });
     const text = message.content.map((block) => (block.type === "text" ? block.text : "")).join("");
     expect(text.length).toBeGreaterThan(10);
     expect(message.usage.output_tokens).toBeGreaterThan(0);
 
     const deltas: string[] = [];
-    const stream = anthropic.messages.stream({ model: "claude-sonnet-5-5", max_tokens: 200, messages });
+    const stream = anthropic.messages.stream({ model: apiModel.anthropic, max_tokens: 200, messages });
     stream.on("text", (delta) => deltas.push(delta));
     const final = await stream.finalMessage();
     expect(deltas.join("")).toBe(text);
@@ -100,10 +104,10 @@ describe("local AI upstream through the official SDKs", () => {
     expect(final.stop_reason).toBe("end_turn");
 
     const tool = await anthropic.messages.create({
-      model: "claude-sonnet-5-5",
+      model: apiModel.anthropic,
       max_tokens: 200,
       messages,
-      tools: [{ name: "report_phase", description: "Report the phase", input_schema: phaseSchema as Anthropic.Tool.InputSchema }],
+      tools: [{ name: "report_phase", description: "Report the phase", input_schema: fixtureSchema as Anthropic.Tool.InputSchema }],
       tool_choice: { type: "tool", name: "report_phase" },
     });
     const use = tool.content.find((block) => block.type === "tool_use");
@@ -112,19 +116,19 @@ describe("local AI upstream through the official SDKs", () => {
 
   it("Gemini: generateContent, streamGenerateContent over SSE, response schemas and embeddings", async () => {
     const contents = [{ role: "user", parts: [{ text: "Write an opener for Sam who loves climbing" }] }];
-    const response = await gemini.models.generateContent({ model: "gemini-2.5-flash", contents });
+    const response = await gemini.models.generateContent({ model: apiModel.gemini, contents });
     const text = response.text ?? "";
     expect(text.length).toBeGreaterThan(10);
     expect(response.usageMetadata?.candidatesTokenCount).toBeGreaterThan(0);
 
     const parts: string[] = [];
-    for await (const chunk of await gemini.models.generateContentStream({ model: "gemini-2.5-flash", contents })) {
+    for await (const chunk of await gemini.models.generateContentStream({ model: apiModel.gemini, contents })) {
       if (chunk.text) parts.push(chunk.text);
     }
     expect(parts.join("")).toBe(text);
 
     const structured = await gemini.models.generateContent({
-      model: "gemini-2.5-flash",
+      model: apiModel.gemini,
       contents: [{ role: "user", parts: [{ text: "Read this" }, { inlineData: { mimeType: "image/png", data: "iVBORw0KGgo=" } }] }],
       config: {
         responseMimeType: "application/json",
@@ -144,7 +148,7 @@ describe("local AI upstream through the official SDKs", () => {
   });
 
   it("records each request, including the prompt it carried", async () => {
-    await openai.chat.completions.create({ model: "gpt-4o", messages });
+    await openai.chat.completions.create({ model: apiModel.openai, messages });
     const [recorded] = upstream.requests();
     expect(recorded).toMatchObject({ vendor: "openai", path: "/v1/chat/completions", completed: true, aborted: false });
     expect(JSON.stringify(recorded?.body)).toContain("loves hiking");
@@ -164,22 +168,22 @@ describe("fault injection", () => {
 
   it("answers 429 with Retry-After and 503 in the vendor's error shape", async () => {
     upstream.enqueueFault("openai", { status: 429, retryAfterSeconds: 2 });
-    const limited = await openai.chat.completions.create({ model: "gpt-4o", messages }).catch((error: unknown) => error);
+    const limited = await openai.chat.completions.create({ model: apiModel.openai, messages }).catch((error: unknown) => error);
     expect(limited).toBeInstanceOf(OpenAI.RateLimitError);
     expect((limited as InstanceType<typeof OpenAI.RateLimitError>).headers.get("retry-after")).toBe("2");
 
     const unavailable = await openai.chat.completions
-      .create({ model: "gpt-4o", messages }, { headers: { "x-upstream-fault": JSON.stringify({ status: 503 }) } })
+      .create({ model: apiModel.openai, messages }, { headers: { "x-upstream-fault": JSON.stringify({ status: 503 }) } })
       .catch((error: unknown) => error);
     expect((unavailable as { status?: number }).status).toBe(503);
     // The fault applied once: the next call succeeds.
-    expect((await openai.chat.completions.create({ model: "gpt-4o", messages })).choices).toHaveLength(1);
+    expect((await openai.chat.completions.create({ model: apiModel.openai, messages })).choices).toHaveLength(1);
   });
 
   it("cuts a stream after N tokens, and delays the first token", async () => {
     upstream.enqueueFault("openai", { cutAfterTokens: 3, firstTokenDelayMs: 150 });
     const started = Date.now();
-    const stream = await openai.chat.completions.create({ model: "gpt-4o", messages, stream: true });
+    const stream = await openai.chat.completions.create({ model: apiModel.openai, messages, stream: true });
     const deltas: string[] = [];
     const failure = await (async () => {
       for await (const chunk of stream) {
@@ -195,7 +199,7 @@ describe("fault injection", () => {
   it("sees the client abort a slow stream, and a client timeout end a hang", async () => {
     upstream.enqueueFault("openai", { tokenDelayMs: 200 });
     const controller = new AbortController();
-    const stream = await openai.chat.completions.create({ model: "gpt-4o", messages, stream: true }, { signal: controller.signal });
+    const stream = await openai.chat.completions.create({ model: apiModel.openai, messages, stream: true }, { signal: controller.signal });
     const deltas: string[] = [];
     // The SDK's stream ends quietly when its signal aborts; what matters is the upstream side.
     for await (const chunk of stream) {
@@ -210,7 +214,7 @@ describe("fault injection", () => {
     expect(upstream.requests()[0]).toMatchObject({ aborted: true, completed: false });
 
     upstream.enqueueFault("openai", { hang: true });
-    const timedOut = await openai.chat.completions.create({ model: "gpt-4o", messages }, { timeout: 300 }).catch((error: unknown) => error);
+    const timedOut = await openai.chat.completions.create({ model: apiModel.openai, messages }, { timeout: 300 }).catch((error: unknown) => error);
     expect(timedOut).toBeInstanceOf(OpenAI.APIConnectionTimeoutError);
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(upstream.requests()[1]).toMatchObject({ aborted: true });
@@ -218,7 +222,7 @@ describe("fault injection", () => {
 
   it("answers malformed JSON when asked, and 401 without an API key", async () => {
     upstream.enqueueFault("openai", { malformed: true });
-    await expect(openai.chat.completions.create({ model: "gpt-4o", messages })).rejects.toThrow();
+    await expect(openai.chat.completions.create({ model: apiModel.openai, messages })).rejects.toThrow();
     const response = await fetch(`${upstream.baseUrls.openai}/chat/completions`, { method: "POST", body: JSON.stringify({ messages }) });
     expect(response.status).toBe(401);
     expect(await response.json()).toMatchObject({ error: { type: "authentication_error" } });
@@ -231,7 +235,7 @@ describe("pacing", () => {
   /** Streams one completion; when each delta arrived, from the request's start (ms). */
   async function streamTimes(openai: OpenAI, options: { headers?: Record<string, string> } = {}) {
     const started = performance.now();
-    const stream = await openai.chat.completions.create({ model: "gpt-4o", messages, stream: true }, options);
+    const stream = await openai.chat.completions.create({ model: apiModel.openai, messages, stream: true }, options);
     const arrivals: number[] = [];
     for await (const chunk of stream) if (chunk.choices[0]?.delta.content) arrivals.push(performance.now() - started);
     return { firstToken: arrivals[0]!, gaps: arrivals.slice(1).map((at, i) => at - arrivals[i]!) };

@@ -6,6 +6,7 @@ import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
+import { models } from "../../src/ai/models.ts";
 import { HttpError, listen, outlastClientKeepAlive, readBody, sendJson } from "../http.ts";
 import { countTokens, embed, generateTokens, seededRandom, valueForSchema } from "./generate.ts";
 import type { Fault, RecordedRequest, Vendor } from "./types.ts";
@@ -39,6 +40,9 @@ export interface AiPacing {
   firstTokenMs: number;
   tokenMs: number;
 }
+
+/** A request that names no model gets the vendor's first model in the Worker's list. */
+const defaultModel = (vendor: Vendor) => Object.values(models).find((model) => model.provider === vendor)!.apiModel;
 
 function vendorError(vendor: Vendor, status: number, message: string) {
   const kind = status === 429 ? "rate_limit" : status === 401 ? "authentication" : status >= 500 ? "server" : "invalid_request";
@@ -91,7 +95,7 @@ function chunked(text: string, size = 12): string[] {
 
 async function openaiChat(x: Exchange): Promise<void> {
   const { body } = x;
-  const model = String(body.model ?? "gpt-4o");
+  const model = String(body.model ?? defaultModel("openai"));
   const seed = `${model}:${JSON.stringify(body.messages ?? [])}`;
   const format = body.response_format as Json | undefined;
   const structured =
@@ -160,7 +164,7 @@ function openaiEmbeddings(x: Exchange): void {
 
 async function anthropicMessages(x: Exchange): Promise<void> {
   const { body } = x;
-  const model = String(body.model ?? "claude-sonnet");
+  const model = String(body.model ?? defaultModel("anthropic"));
   const seed = `${model}:${JSON.stringify(body.system ?? "")}:${JSON.stringify(body.messages ?? [])}`;
   const forcedTool =
     body.tool_choice?.type === "tool"

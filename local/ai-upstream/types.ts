@@ -1,6 +1,8 @@
-// The local AI upstream's test-facing shapes, import-free so Worker tests can use them too.
+// The local AI upstream's test-facing shapes. Worker tests use them too, so the one import is
+// type-only (erased, whichever way the importer resolves modules).
+import type { ProviderName } from "../../src/ai/models.ts";
 
-export type Vendor = "openai" | "anthropic" | "gemini";
+export type Vendor = ProviderName;
 
 /** What a test can ask of one request (header `x-upstream-fault`, JSON, or the control queue). */
 export interface Fault {

@@ -5,7 +5,8 @@ import { startAiUpstream } from "../../local/ai-upstream/server.ts";
 import { createAnthropicAdapter } from "../../src/ai/providers/anthropic";
 import { createGeminiAdapter } from "../../src/ai/providers/gemini";
 import { createOpenAiAdapter } from "../../src/ai/providers/openai";
-import type { GenerateRequest, ProviderAdapter } from "../../src/ai/types";
+import { models } from "../../src/ai/models";
+import type { GenerateRequest, ProviderAdapter, ProviderName } from "../../src/ai/types";
 
 const RUNS = 30;
 const TOKEN_DELAY_MS = 2;
@@ -13,45 +14,45 @@ const fault = JSON.stringify({ tokenDelayMs: TOKEN_DELAY_MS });
 const upstream = await startAiUpstream({ port: 0 });
 const request: GenerateRequest = { system: "Suggest a reply.", messages: [{ role: "user", content: "Guess where I am" }], maxTokens: 24 };
 
-const vendors: Array<{ name: string; adapter: ProviderAdapter; model: string; raw: () => Promise<Response> }> = [
-  {
-    name: "openai",
-    adapter: createOpenAiAdapter({ apiKey: "local", baseURL: upstream.baseUrls.openai }),
-    model: "gpt-4o",
-    raw: () =>
-      fetch(`${upstream.baseUrls.openai}/chat/completions`, {
-        method: "POST",
-        headers: { authorization: "Bearer local", "content-type": "application/json", "x-upstream-fault": fault },
-        body: JSON.stringify({ model: "gpt-4o", stream: true, messages: [{ role: "system", content: request.system }, ...request.messages], max_completion_tokens: 24 }),
+const adapters: Record<ProviderName, ProviderAdapter> = {
+  openai: createOpenAiAdapter({ apiKey: "local", baseURL: upstream.baseUrls.openai }),
+  anthropic: createAnthropicAdapter({ apiKey: "local", baseURL: upstream.baseUrls.anthropic }),
+  gemini: createGeminiAdapter({ apiKey: "local", baseURL: upstream.baseUrls.gemini }),
+};
+
+/** The same request as a raw streaming fetch, in each vendor's wire format. */
+const rawRequest: Record<ProviderName, (model: string) => Promise<Response>> = {
+  openai: (model) =>
+    fetch(`${upstream.baseUrls.openai}/chat/completions`, {
+      method: "POST",
+      headers: { authorization: "Bearer local", "content-type": "application/json", "x-upstream-fault": fault },
+      body: JSON.stringify({ model, stream: true, messages: [{ role: "system", content: request.system }, ...request.messages], max_completion_tokens: 24 }),
+    }),
+  anthropic: (model) =>
+    fetch(`${upstream.baseUrls.anthropic}/v1/messages`, {
+      method: "POST",
+      headers: { "x-api-key": "local", "content-type": "application/json", "x-upstream-fault": fault },
+      body: JSON.stringify({ model, stream: true, system: request.system, messages: request.messages, max_tokens: 24 }),
+    }),
+  gemini: (model) =>
+    fetch(`${upstream.baseUrls.gemini}/v1beta/models/${model}:streamGenerateContent?alt=sse`, {
+      method: "POST",
+      headers: { "x-goog-api-key": "local", "content-type": "application/json", "x-upstream-fault": fault },
+      body: JSON.stringify({
+        contents: [{ role: "user", parts: [{ text: request.messages[0]!.content }] }],
+        systemInstruction: { parts: [{ text: request.system }] },
+        generationConfig: { maxOutputTokens: 24 },
       }),
-  },
-  {
-    name: "anthropic",
-    adapter: createAnthropicAdapter({ apiKey: "local", baseURL: upstream.baseUrls.anthropic }),
-    model: "claude-sonnet-5-5",
-    raw: () =>
-      fetch(`${upstream.baseUrls.anthropic}/v1/messages`, {
-        method: "POST",
-        headers: { "x-api-key": "local", "content-type": "application/json", "x-upstream-fault": fault },
-        body: JSON.stringify({ model: "claude-sonnet-5-5", stream: true, system: request.system, messages: request.messages, max_tokens: 24 }),
-      }),
-  },
-  {
-    name: "gemini",
-    adapter: createGeminiAdapter({ apiKey: "local", baseURL: upstream.baseUrls.gemini }),
-    model: "gemini-2.5-flash",
-    raw: () =>
-      fetch(`${upstream.baseUrls.gemini}/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse`, {
-        method: "POST",
-        headers: { "x-goog-api-key": "local", "content-type": "application/json", "x-upstream-fault": fault },
-        body: JSON.stringify({
-          contents: [{ role: "user", parts: [{ text: request.messages[0]!.content }] }],
-          systemInstruction: { parts: [{ text: request.system }] },
-          generationConfig: { maxOutputTokens: 24 },
-        }),
-      }),
-  },
-];
+    }),
+};
+
+// Every model of the Worker's list, through its vendor's adapter and as a raw fetch.
+const vendors = Object.values(models).map(({ provider, apiModel }) => ({
+  name: provider,
+  adapter: adapters[provider],
+  model: apiModel,
+  raw: () => rawRequest[provider](apiModel),
+}));
 
 /** Arrival times (ms since the request started) of each data event of a raw SSE stream. */
 async function rawArrivals(open: () => Promise<Response>): Promise<number[]> {

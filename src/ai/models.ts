@@ -1,4 +1,10 @@
-import type { ModelId, ProviderName } from "./types";
+// The one list of models. It imports nothing, so the Node-side tools (the local AI upstream,
+// benches) can load it as it is, next to the Worker.
+
+/** The vendors, each reached through its official SDK. */
+export type ProviderName = "openai" | "anthropic" | "gemini";
+
+type Price = { inputPerM: number; outputPerM: number };
 
 /**
  * The logical models the strategy chooses between, the vendor model each maps to, and its
@@ -8,13 +14,17 @@ import type { ModelId, ProviderName } from "./types";
  */
 export const PRICES_AS_OF = "2026-11-23";
 
-type Price = { inputPerM: number; outputPerM: number };
-
-export const models: Record<ModelId, { provider: ProviderName; apiModel: string } & Price> = {
+export const models = {
   "gpt-4o": { provider: "openai", apiModel: "gpt-4o", inputPerM: 2.5, outputPerM: 10 },
   "claude-sonnet": { provider: "anthropic", apiModel: "claude-sonnet-5-5", inputPerM: 3, outputPerM: 15 },
   "gemini-flash": { provider: "gemini", apiModel: "gemini-2.5-flash", inputPerM: 0.3, outputPerM: 2.5 },
-};
+} as const satisfies Record<string, { provider: ProviderName; apiModel: string } & Price>;
+
+/** A logical model: what AI_PROVIDER_STRATEGY_* and AI_OCR_MODEL name. */
+export type ModelId = keyof typeof models;
+
+/** Every logical model, in the list's order (a non-empty tuple, as `z.enum` wants). */
+export const modelIds = Object.keys(models) as [ModelId, ...ModelId[]];
 
 /** The query and knowledge embedder (SPEC §8); embeddings bill input tokens only. */
 export const embeddingModel = { provider: "openai" as const, apiModel: "text-embedding-3-small", inputPerM: 0.02, outputPerM: 0 };

@@ -4,7 +4,9 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { resetDatabase, testConfig, testDb } from "../../test/helpers";
 import { aiCalls } from "../db/schema";
 import { createAiCallRecorder } from "./calls";
-import { costUsd } from "./models";
+import { costUsd, modelIds, models } from "./models";
+import { outputJsonSchema } from "./prompts/data";
+import { type PhaseOutput, phaseOutputSchema } from "./prompts/phase.v1";
 import { createAdapters } from "./providers";
 import { z } from "zod";
 import { AiError, completeStructured, type EngineDeps, type EngineEvent, generate } from "./strategy";
@@ -82,7 +84,7 @@ describe("AI strategy against the local upstream", () => {
     expect(shown(events)).toBe(done.text);
     expect(done.costUsd).toBe(costUsd("gpt-4o", done.usage));
     const [row] = await testDb().select().from(aiCalls);
-    expect(row).toMatchObject({ provider: "openai", model: "gpt-4o", status: "succeeded", kind: "suggestions", fallbackFrom: null });
+    expect(row).toMatchObject({ provider: "openai", model: models["gpt-4o"].apiModel, status: "succeeded", kind: "suggestions", fallbackFrom: null });
     expect(row?.outputTokens).toBe(done.usage.outputTokens);
     expect(Number(row?.costUsd)).toBeCloseTo(done.costUsd, 6);
     expect(row?.firstTokenMs).not.toBeNull();
@@ -100,9 +102,9 @@ describe("AI strategy against the local upstream", () => {
     expect(events.at(-1)).toMatchObject({ type: "done", model: "claude-sonnet" });
     expect(waits[0]).toBe(1_000);
     expect(await calls()).toEqual([
-      { model: "gpt-4o", status: "failed", errorCode: "UPSTREAM_RATE_LIMITED", fallbackFrom: null },
-      { model: "gpt-4o", status: "failed", errorCode: "UPSTREAM_RATE_LIMITED", fallbackFrom: null },
-      { model: "claude-sonnet-5-5", status: "succeeded", errorCode: null, fallbackFrom: "gpt-4o" },
+      { model: models["gpt-4o"].apiModel, status: "failed", errorCode: "UPSTREAM_RATE_LIMITED", fallbackFrom: null },
+      { model: models["gpt-4o"].apiModel, status: "failed", errorCode: "UPSTREAM_RATE_LIMITED", fallbackFrom: null },
+      { model: models["claude-sonnet"].apiModel, status: "succeeded", errorCode: null, fallbackFrom: "gpt-4o" },
     ]);
   });
 
@@ -130,8 +132,8 @@ describe("AI strategy against the local upstream", () => {
     const events = await run(engine({ firstTokenTimeoutMs: 150 }).deps);
     expect(events.at(-1)).toMatchObject({ type: "done", model: "claude-sonnet" });
     expect((await calls()).slice(0, 2)).toEqual([
-      { model: "gpt-4o", status: "timeout", errorCode: "FIRST_TOKEN_TIMEOUT", fallbackFrom: null },
-      { model: "gpt-4o", status: "timeout", errorCode: "FIRST_TOKEN_TIMEOUT", fallbackFrom: null },
+      { model: models["gpt-4o"].apiModel, status: "timeout", errorCode: "FIRST_TOKEN_TIMEOUT", fallbackFrom: null },
+      { model: models["gpt-4o"].apiModel, status: "timeout", errorCode: "FIRST_TOKEN_TIMEOUT", fallbackFrom: null },
     ]);
     expect((await upstreamRequests()).slice(0, 2).every((entry) => entry.aborted)).toBe(true);
   });
@@ -163,7 +165,7 @@ describe("AI strategy against the local upstream", () => {
     const failure = await run(engine().deps, { signal: controller.signal, onDelta: () => controller.abort() }).catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(AiError);
     expect((failure as AiError).code).toBe("AI_CANCELLED");
-    expect(await calls()).toEqual([{ model: "gpt-4o", status: "cancelled", errorCode: "CANCELLED", fallbackFrom: null }]);
+    expect(await calls()).toEqual([{ model: models["gpt-4o"].apiModel, status: "cancelled", errorCode: "CANCELLED", fallbackFrom: null }]);
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect((await upstreamRequests())[0]).toMatchObject({ aborted: true, completed: false });
   });
@@ -262,19 +264,10 @@ describe("structured completions", () => {
 
   const phaseRequest: GenerateRequest = {
     ...request,
-    jsonSchema: {
-      name: "phase",
-      schema: {
-        type: "object",
-        properties: { phase: { type: "integer", minimum: 1, maximum: 4 }, confidence: { type: "number", minimum: 0, maximum: 1 } },
-        required: ["phase", "confidence"],
-      },
-    },
+    jsonSchema: outputJsonSchema("phase", phaseOutputSchema),
   };
-  const phase = z.object({ phase: z.number().int().min(1).max(4), confidence: z.number().min(0).max(1) });
-
-  it.each(["gpt-4o", "claude-sonnet", "gemini-flash"] as const)("%s: parses and validates with zod", async (model) => {
-    const { data, done } = await completeStructured(engine({ order: [model] }).deps, phaseRequest, phase, { kind: "phase" });
+  it.each(modelIds)("%s: parses and validates with zod", async (model) => {
+    const { data, done } = await completeStructured(engine({ order: [model] }).deps, phaseRequest, phaseOutputSchema, { kind: "phase" });
     expect(data.phase).toBeGreaterThanOrEqual(1);
     expect(done.model).toBe(model);
   });
@@ -291,8 +284,8 @@ describe("structured completions", () => {
 
   it("streams a second answer after a restart when the first one streamed but did not fit", async () => {
     await fault("openai", { output: '{"phase": 7, "confidence": 0.5}' });
-    const events: EngineEvent<z.infer<typeof phase>>[] = [];
-    for await (const event of generate(engine().deps, phaseRequest, { kind: "phase", parse: (text) => phase.parse(JSON.parse(text)) })) events.push(event);
+    const events: EngineEvent<PhaseOutput>[] = [];
+    for await (const event of generate(engine().deps, phaseRequest, { kind: "phase", parse: (text) => phaseOutputSchema.parse(JSON.parse(text)) })) events.push(event);
     const restart = events.findIndex((event) => event.type === "restart");
     expect(restart).toBeGreaterThan(0);
     expect(events[restart]).toMatchObject({ type: "restart", from: "gpt-4o", reason: "INVALID_OUTPUT" });

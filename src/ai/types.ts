@@ -1,5 +1,7 @@
-export type ModelId = "gpt-4o" | "claude-sonnet" | "gemini-flash";
-export type ProviderName = "openai" | "anthropic" | "gemini";
+import type { ModelId, ProviderName } from "./models";
+
+// The model list (models.ts) is where these are declared; the rest of the engine takes them from here.
+export type { ModelId, ProviderName };
 export type AiCallKind = "ocr" | "phase" | "embedding" | "suggestions" | "opener" | "tip";
 
 export type ImageInput = { mimeType: string; base64: string };
@@ -13,8 +15,16 @@ export interface GenerateRequest {
   maxTokens: number;
   temperature?: number;
   /** Ask for JSON that fits this JSON Schema (structured output). */
-  jsonSchema?: { name: string; schema: Record<string, unknown> };
+  jsonSchema?: OutputJsonSchema;
 }
+
+declare const derivedFromZod: unique symbol;
+/**
+ * A structured-output JSON Schema as the vendors get it. Only `outputJsonSchema` (prompts/data.ts)
+ * makes one, from the zod schema that then validates the answer: a hand-written copy, which
+ * could say something the validation does not, does not compile.
+ */
+export type OutputJsonSchema = { name: string; schema: Record<string, unknown> } & { readonly [derivedFromZod]: true };
 
 export type Usage = { inputTokens: number; outputTokens: number };
 /** Usage may come in parts, and early: Anthropic reports the input tokens when the stream starts. */

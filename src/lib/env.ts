@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { modelIds } from "../ai/models";
 
 /**
  * What the Workers runtime hands the Worker: resource bindings plus string vars/secrets.
@@ -24,7 +25,7 @@ const commaList = z
 const optionalSecret = z.string().min(1).optional();
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 const usd = (fallback: number) => z.coerce.number().nonnegative().default(fallback);
-const aiModel = z.enum(["gpt-4o", "claude-sonnet", "gemini-flash"]);
+const aiModel = z.enum(modelIds);
 
 /** One schema for every variable the Worker reads. `.dev.vars.example` documents each. */
 export const configSchema = z.object({

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { ChatMessage, GenerateRequest, ImageInput } from "../types";
+import type { ChatMessage, ImageInput, OutputJsonSchema } from "../types";
 
 /**
  * Puts user-controlled data (chat messages, profiles) into a message as JSON inside a tagged
@@ -18,7 +18,7 @@ export const DATA_RULE =
  * The JSON Schema a vendor receives, derived from the zod schema the answer is validated with,
  * so the two cannot drift. (`$schema` is left out: some vendors refuse unknown keywords.)
  */
-export function outputJsonSchema(name: string, schema: z.ZodType): NonNullable<GenerateRequest["jsonSchema"]> {
+export function outputJsonSchema(name: string, schema: z.ZodType): OutputJsonSchema {
   const { $schema: _, ...json } = z.toJSONSchema(schema, { target: "draft-7", io: "output" }) as Record<string, unknown>;
-  return { name, schema: json };
+  return { name, schema: json } as OutputJsonSchema;
 }

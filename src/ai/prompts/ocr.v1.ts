@@ -1,31 +1,19 @@
+import { z } from "zod";
+import { chatPlatformEnum } from "../../db/schema";
 import type { GenerateRequest, ImageInput } from "../types";
-import { DATA_RULE } from "./data";
+import { DATA_RULE, outputJsonSchema } from "./data";
 
 export const OCR_PROMPT_VERSION = "ocr@1";
 
-export const ocrSchema = {
-  type: "object",
-  properties: {
-    matchName: { type: ["string", "null"] },
-    platform: { type: "string", enum: ["tinder", "hinge", "bumble", "imessage", "whatsapp", "instagram", "other"] },
-    messages: {
-      type: "array",
-      items: {
-        type: "object",
-        properties: {
-          sender: { type: "string", enum: ["user", "match"] },
-          text: { type: "string" },
-          confidence: { type: "number", minimum: 0, maximum: 1 },
-        },
-        required: ["sender", "text", "confidence"],
-        additionalProperties: false,
-      },
-    },
-    confidence: { type: "number", minimum: 0, maximum: 1 },
-  },
-  required: ["matchName", "platform", "messages", "confidence"],
-  additionalProperties: false,
-} as const;
+/** What the vision model answers for one screenshot; the platforms are the ones a session stores. */
+export const ocrOutputSchema = z.object({
+  matchName: z.string().trim().max(80).nullable(),
+  platform: z.enum(chatPlatformEnum.enumValues),
+  messages: z.array(z.object({ sender: z.enum(["user", "match"]), text: z.string(), confidence: z.number().min(0).max(1) })),
+  confidence: z.number().min(0).max(1),
+});
+
+export type OcrOutput = z.infer<typeof ocrOutputSchema>;
 
 export function buildOcrRequest(images: ImageInput[]): GenerateRequest {
   return {
@@ -39,6 +27,6 @@ export function buildOcrRequest(images: ImageInput[]): GenerateRequest {
     messages: [{ role: "user", content: "Screenshots of one conversation, in order:", images }],
     maxTokens: 4_000,
     temperature: 0,
-    jsonSchema: { name: "ocr", schema: ocrSchema as unknown as Record<string, unknown> },
+    jsonSchema: outputJsonSchema("ocr", ocrOutputSchema),
   };
 }

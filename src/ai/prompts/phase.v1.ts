@@ -1,17 +1,16 @@
+import { z } from "zod";
 import type { GenerateRequest } from "../types";
-import { DATA_RULE, dataMessage } from "./data";
+import { DATA_RULE, dataMessage, outputJsonSchema } from "./data";
 
 export const PHASE_PROMPT_VERSION = "phase@1";
 
-export const phaseSchema = {
-  type: "object",
-  properties: {
-    phase: { type: "integer", minimum: 1, maximum: 4 },
-    confidence: { type: "number", minimum: 0, maximum: 1 },
-  },
-  required: ["phase", "confidence"],
-  additionalProperties: false,
-} as const;
+/** What the model answers: the conversation's phase (1–4, see the prompt) and its confidence. */
+export const phaseOutputSchema = z.object({
+  phase: z.number().int().min(1).max(4),
+  confidence: z.number().min(0).max(1),
+});
+
+export type PhaseOutput = z.infer<typeof phaseOutputSchema>;
 
 export function buildPhaseRequest(messages: Array<{ sender: "user" | "match"; text: string }>): GenerateRequest {
   return {
@@ -24,6 +23,6 @@ export function buildPhaseRequest(messages: Array<{ sender: "user" | "match"; te
     messages: [dataMessage("conversation_data", { messages })],
     maxTokens: 100,
     temperature: 0,
-    jsonSchema: { name: "phase", schema: phaseSchema as unknown as Record<string, unknown> },
+    jsonSchema: outputJsonSchema("phase", phaseOutputSchema),
   };
 }

@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { z } from "zod";
 import { testConfig, testDb } from "../../../test/helpers";
 import { createAiCallRecorder } from "../calls";
 import { createAdapters } from "../providers";
 import { generate } from "../strategy";
+import { modelIds } from "../models";
 import type { ModelId } from "../types";
-import { buildPhaseRequest } from "./phase.v1";
+import { buildPhaseRequest, phaseOutputSchema } from "./phase.v1";
 import { buildSuggestionsRequest, type SuggestionsInput, suggestionsOutputSchema } from "./suggestions.v1";
 
 const injection =
@@ -37,7 +37,7 @@ describe("prompts", () => {
     expect((JSON.parse(json) as { messages: Array<{ text: string }> }).messages[0]?.text).toBe(injection);
   });
 
-  it.each(["gpt-4o", "claude-sonnet", "gemini-flash"] as const)(
+  it.each(modelIds)(
     "%s: structured output still fits the schema when a message tries to change the format",
     async (model: ModelId) => {
       const deps = {
@@ -57,7 +57,7 @@ describe("prompts", () => {
       for await (const event of generate(deps, buildPhaseRequest(input(injection).messages), { kind: "phase" })) {
         if (event.type === "done") phaseText = event.text;
       }
-      const phase = z.object({ phase: z.number().int().min(1).max(4), confidence: z.number().min(0).max(1) }).parse(JSON.parse(phaseText));
+      const phase = phaseOutputSchema.parse(JSON.parse(phaseText));
       expect(phase.phase).toBeGreaterThanOrEqual(1);
     },
   );

@@ -2,9 +2,9 @@ import { and, asc, eq, inArray, isNull, or, type SQL, sql } from "drizzle-orm";
 import type { Redis } from "@upstash/redis/cloudflare";
 import { z } from "zod";
 import { aiEngineFor } from "../../ai/engine";
-import { buildOcrRequest, OCR_PROMPT_VERSION } from "../../ai/prompts/ocr.v1";
+import { buildOcrRequest, OCR_PROMPT_VERSION, type OcrOutput, ocrOutputSchema } from "../../ai/prompts/ocr.v1";
 import { AiError } from "../../ai/strategy";
-import { chatPlatformEnum, messages, sessionImages, sessions } from "../../db/schema";
+import { messages, sessionImages, sessions } from "../../db/schema";
 import { toBase64 } from "../../lib/encoding";
 import { AppError } from "../../lib/errors";
 import { holdLease, leaseHeldBy, leaseLapsed, newLeaseOwner, releaseLease, STALE_AFTER_LEASES, takeLease } from "../../lib/lease";
@@ -15,16 +15,7 @@ import { insertMessagesStatement } from "./messages";
 import { sessionRoom } from "./room";
 import { MAX_MESSAGES } from "./schemas";
 
-const platform = z.enum(chatPlatformEnum.enumValues);
-
-/** What the vision model must answer for one screenshot (see prompts/ocr.v1.ts). */
-export const ocrResultSchema = z.object({
-  matchName: z.string().trim().max(80).nullable(),
-  platform,
-  messages: z.array(z.object({ sender: z.enum(["user", "match"]), text: z.string(), confidence: z.number().min(0).max(1) })),
-  confidence: z.number().min(0).max(1),
-});
-export type OcrResult = z.infer<typeof ocrResultSchema>;
+export type OcrResult = OcrOutput;
 type OcrMessage = OcrResult["messages"][number];
 
 const CACHE_TTL_SECONDS = 30 * 24 * 60 * 60;
@@ -75,14 +66,14 @@ async function readScreenshot(
       ctx.logger.warn("OCR cache read failed", { error });
       return null;
     });
-    const parsed = ocrResultSchema.safeParse(cached);
+    const parsed = ocrOutputSchema.safeParse(cached);
     if (parsed.success) return parsed.data;
   }
   const object = await ctx.env.IMAGES.get(image.r2Key);
   if (!object) throw new Error("screenshot missing from R2");
   const base64 = toBase64(new Uint8Array(await object.arrayBuffer()));
   const engine = aiEngineFor(ctx.config, ctx.db);
-  const { data } = await engine.completeStructured(buildOcrRequest([{ mimeType: image.contentType, base64 }]), ocrResultSchema, {
+  const { data } = await engine.completeStructured(buildOcrRequest([{ mimeType: image.contentType, base64 }]), ocrOutputSchema, {
     kind: "ocr",
     userId,
     signal,

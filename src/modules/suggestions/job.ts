@@ -3,7 +3,7 @@ import { and, asc, eq, inArray, or, type SQL, sql } from "drizzle-orm";
 import { z } from "zod";
 import { type AiEngine, aiEngineFor } from "../../ai/engine";
 import { createFieldStream } from "../../ai/json-stream";
-import { buildPhaseRequest } from "../../ai/prompts/phase.v1";
+import { buildPhaseRequest, phaseOutputSchema } from "../../ai/prompts/phase.v1";
 import { buildSuggestionsRequest, suggestionsOutputSchema } from "../../ai/prompts/suggestions.v1";
 import { AiError, parseJsonOutput } from "../../ai/strategy";
 import { messages, sessions, suggestionGenerations, suggestions, users } from "../../db/schema";
@@ -23,8 +23,6 @@ const CANCEL_POLL_MS = 100;
 const RECENT_MESSAGES = 12;
 /** Stale runs the sweep ends per delivery, so one sweep never does unbounded work. */
 const SWEEP_BATCH = 100;
-
-const phaseOutputSchema = z.object({ phase: z.number().int().min(1).max(4), confidence: z.number().min(0).max(1) });
 
 type Generation = typeof suggestionGenerations.$inferSelect;
 type Conversation = Array<{ sender: "user" | "match"; text: string }>;
