@@ -38,7 +38,7 @@ describe("SessionRoom WebSockets", () => {
     const { sessionId } = await seedSession();
     const socket = await openSocket(`/api/v1/sessions/${sessionId}/ws`);
     const started = Date.now();
-    expect(await socket.closed(5_000)).toMatchObject({ code: 4401 });
+    expect(await socket.closed(5_000)).toMatchObject({ code: 4401, reason: "AUTH_TIMEOUT" });
     // WS_AUTH_TIMEOUT_MS is 1000 in tests: closed by the alarm, not before the deadline.
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
   });
@@ -61,10 +61,16 @@ describe("SessionRoom WebSockets", () => {
   it("closes with 4401 for an invalid or expired token, and for a first frame that is not authenticate", async () => {
     const { sessionId, sub } = await seedSession();
     const expired = await mintToken(sub, { nowSeconds: Math.floor(Date.now() / 1000) - 600, ttlSeconds: 60 });
-    for (const frame of [{ type: "authenticate", token: await forgedToken(sub) }, { type: "authenticate", token: expired }, { type: "resume", afterSeq: 0 }]) {
+    const cases = [
+      [{ type: "authenticate", token: await forgedToken(sub) }, "TOKEN_INVALID"],
+      [{ type: "authenticate", token: expired }, "TOKEN_INVALID"],
+      [{ type: "resume", afterSeq: 0 }, "AUTH_REQUIRED"],
+    ] as const;
+    for (const [frame, reason] of cases) {
       const socket = await openSocket(`/api/v1/sessions/${sessionId}/ws`);
       socket.send(frame);
-      expect(await socket.closed()).toMatchObject({ code: 4401 });
+      // The reason is the catalog code, for a client that wants more than the close code.
+      expect(await socket.closed()).toMatchObject({ code: 4401, reason });
     }
   });
 
@@ -80,7 +86,7 @@ describe("SessionRoom WebSockets", () => {
     for (const { sessionId, token } of cases) {
       const socket = await openSocket(`/api/v1/sessions/${sessionId}/ws`);
       socket.send({ type: "authenticate", token });
-      expect(await socket.closed()).toMatchObject({ code: 4404 });
+      expect(await socket.closed()).toMatchObject({ code: 4404, reason: "ROOM_NOT_FOUND" });
     }
   });
 
