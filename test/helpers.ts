@@ -5,6 +5,7 @@ import { sql } from "drizzle-orm";
 import { createDatabase } from "../src/lib/db";
 import { type AppConfig, loadConfig } from "../src/lib/env";
 import { createRedis } from "../src/lib/redis";
+import { pngBytes } from "./images";
 
 /** The parsed config of the test Worker; fails loudly if the global setup handed in bad vars. */
 export function testConfig(): AppConfig {
@@ -120,4 +121,14 @@ export async function signedInUser(): Promise<{ token: string; userId: string }>
 export async function clearBucket(): Promise<void> {
   const keys = (await env.IMAGES.list()).objects.map((object) => object.key);
   if (keys.length > 0) await env.IMAGES.delete(keys);
+}
+
+/** A PNG uploaded the way the app does it (signed URL, then PUT): its key, not yet in any session. */
+export async function uploadImage(token: string): Promise<string> {
+  const grant = await json<{ uploadUrl: string; key: string }>(await callAs(token, "/api/v1/sessions/upload-url?contentType=image/png&size=1024"));
+  if (!grant.success) throw new Error("no upload url");
+  const url = new URL(grant.data.uploadUrl);
+  const response = await call(`${url.pathname}${url.search}`, { method: "PUT", headers: { "Content-Type": "image/png" }, body: pngBytes(1024) });
+  if (response.status !== 201) throw new Error(`upload failed: ${response.status}`);
+  return grant.data.key;
 }

@@ -18,6 +18,8 @@ export function createRouter() {
   });
 }
 
+export type Router = ReturnType<typeof createRouter>;
+
 export const successEnvelope = <T extends z.ZodType>(data: T) =>
   z.object({ success: z.literal(true), data });
 
@@ -54,6 +56,12 @@ export function jsonResponse<T extends z.ZodType>(schema: T, description: string
 export function jsonBody<T extends z.ZodType>(schema: T) {
   return { required: true, content: { "application/json": { schema } } };
 }
+
+/** A route that takes a Clerk session token (the `bearerAuth` scheme is registered in app.ts). */
+export const bearerSecurity = [{ bearerAuth: [] }];
+
+/** Errors any route with a JSON body can answer about that body. */
+export const jsonBodyErrors = ["VALIDATION_ERROR", "INVALID_JSON", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE"] as const;
 
 /** Errors any authenticated route can answer, beyond its own. */
 export const authErrors = ["UNAUTHORIZED", "TOKEN_EXPIRED", "ACCOUNT_DELETED", "RATE_LIMITED", "INTERNAL_ERROR", "DATABASE_UNAVAILABLE"] as const;

@@ -111,7 +111,3 @@ export const sessionDetailSchema = sessionSummarySchema
     wsUrl: z.string(),
   })
   .openapi("Session");
-
-export const sessionPageSchema = z
-  .object({ items: z.array(sessionSummarySchema), nextCursor: z.string().nullable() })
-  .openapi("SessionPage");

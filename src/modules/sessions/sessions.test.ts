@@ -1,8 +1,7 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { asc, eq } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
-import { pngBytes } from "../../../test/images";
-import { call, callAs, clearBucket, json, resetDatabase, signedInUser, testDb } from "../../../test/helpers";
+import { call, callAs, clearBucket, json, resetDatabase, signedInUser, testDb, uploadImage } from "../../../test/helpers";
 import { createApp } from "../../app";
 import { aiCalls, messages, sessionImages, sessions, suggestionGenerations, suggestions } from "../../db/schema";
 import type { Bindings } from "../../lib/env";
@@ -32,15 +31,6 @@ async function textSession(token: string, n = 3, extra: Record<string, unknown> 
   const body = await json<Session>(response);
   if (response.status !== 201 || !body.success) throw new Error(`create failed: ${JSON.stringify(body)}`);
   return body.data;
-}
-
-async function upload(token: string): Promise<string> {
-  const grant = await json<{ uploadUrl: string; key: string }>(await callAs(token, "/api/v1/sessions/upload-url?contentType=image/png&size=1024"));
-  if (!grant.success) throw new Error("no upload url");
-  const url = new URL(grant.data.uploadUrl);
-  const response = await call(`${url.pathname}${url.search}`, { method: "PUT", headers: { "Content-Type": "image/png" }, body: pngBytes(1024) });
-  if (response.status !== 201) throw new Error(`upload failed: ${response.status}`);
-  return grant.data.key;
 }
 
 async function positions(sessionId: string) {
@@ -79,7 +69,7 @@ describe("sessions API", () => {
 
   it("creates a screenshot session from the caller's uploads, in key order, and queues OCR (Postgres, then the room)", async () => {
     const { token } = await signedInUser();
-    const keys = [await upload(token), await upload(token)].reverse();
+    const keys = [await uploadImage(token), await uploadImage(token)].reverse();
     const response = await callAs(token, "/api/v1/sessions", { method: "POST", json: { type: "screenshot", imageKeys: keys } });
     expect(response.status).toBe(201);
     const body = await json<Session>(response);
@@ -95,9 +85,9 @@ describe("sessions API", () => {
   it("refuses uploads that are someone else's, unknown, gone from R2 or already used, creating nothing", async () => {
     const { token } = await signedInUser();
     const other = await signedInUser();
-    const theirs = await upload(other.token);
-    const mine = await upload(token);
-    const gone = await upload(token);
+    const theirs = await uploadImage(other.token);
+    const mine = await uploadImage(token);
+    const gone = await uploadImage(token);
     await env.IMAGES.delete(gone);
     const cases: Array<[string[], number, string]> = [
       [[theirs], 404, "UPLOAD_NOT_FOUND"],
@@ -120,7 +110,7 @@ describe("sessions API", () => {
 
   it("answers 429 AI_BUDGET_EXCEEDED to a screenshot session once the day's AI budget is spent, leaving the upload unclaimed", async () => {
     const { token, userId } = await signedInUser();
-    const key = await upload(token);
+    const key = await uploadImage(token);
     await testDb().insert(aiCalls).values({ userId, kind: "ocr", provider: "gemini", model: "gemini-2.5-flash", status: "succeeded", costUsd: "0.75" });
     const response = await callAs(token, "/api/v1/sessions", { method: "POST", json: { type: "screenshot", imageKeys: [key] } });
     expect(response.status).toBe(429);
@@ -134,7 +124,7 @@ describe("sessions API", () => {
 
   it("gives each upload to one session when two creations race for it", async () => {
     const { token } = await signedInUser();
-    const key = await upload(token);
+    const key = await uploadImage(token);
     const create = () => callAs(token, "/api/v1/sessions", { method: "POST", json: { type: "screenshot", imageKeys: [key] } });
     const statuses = (await Promise.all([create(), create(), create()])).map((response) => response.status).sort();
     expect(statuses).toEqual([201, 409, 409]);
@@ -408,7 +398,7 @@ describe("session lifecycle", () => {
     const retried = await post(`/api/v1/sessions/${failed.id}/retry`);
     expect(retried.status).toBe(200);
     expect([retried.headers.get("RateLimit-Limit"), retried.headers.get("RateLimit-Remaining")]).toEqual(["2", "1"]);
-    const screenshots = await post("/api/v1/sessions", { type: "screenshot", imageKeys: [await upload(token)] });
+    const screenshots = await post("/api/v1/sessions", { type: "screenshot", imageKeys: [await uploadImage(token)] });
     expect(screenshots.status).toBe(201);
     expect(screenshots.headers.get("RateLimit-Remaining")).toBe("0");
 
@@ -417,7 +407,7 @@ describe("session lifecycle", () => {
     expect(retryAgain.status).toBe(429);
     expect(await json(retryAgain)).toMatchObject({ error: { code: "RATE_LIMITED" } });
     expect(Number(retryAgain.headers.get("Retry-After"))).toBeGreaterThanOrEqual(1);
-    const key = await upload(token);
+    const key = await uploadImage(token);
     const more = await post("/api/v1/sessions", { type: "screenshot", imageKeys: [key] });
     expect(more.status).toBe(429);
     expect(await json(more)).toMatchObject({ error: { code: "RATE_LIMITED" } });

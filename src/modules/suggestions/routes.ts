@@ -4,28 +4,26 @@ import { aiEngineFor } from "../../ai/engine";
 import type { AppEnv } from "../../lib/app-env";
 import { ok } from "../../lib/envelope";
 import { createJobPublisher } from "../../lib/jobs";
-import { authErrors, createRouter, errorResponses, jsonBody, jsonResponse } from "../../lib/openapi";
+import { authErrors, bearerSecurity, createRouter, errorResponses, jsonBody, jsonBodyErrors, jsonResponse } from "../../lib/openapi";
 import { createBroadcast } from "../../realtime/rooms";
 import { sessionIdParamsSchema } from "../sessions/schemas";
 import { feedbackSchema, generateSuggestionsSchema, generationSchema, generationStartedSchema, suggestionParamsSchema, suggestionSchema } from "./schemas";
 import { listGenerations, setFeedback, startGeneration } from "./service";
 
 const tags = ["suggestions"];
-const security = [{ bearerAuth: [] }];
-const bodyErrors = ["VALIDATION_ERROR", "INVALID_JSON", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE"] as const;
 
 const generateRoute = createRoute({
   method: "post",
   path: "/sessions/{id}/generate-suggestions",
   tags,
-  security,
+  security: bearerSecurity,
   summary: "Start writing reply suggestions; they stream over the session's WebSocket",
   description:
     "202 at once. The room then sends `phase`, `suggestion.started`, `suggestion.delta` ({generationId, index, delta}) as tokens arrive, and `suggestion.completed`; or `generation.restarted`, `generation.cancelled`, `generation.failed`.",
   request: { params: sessionIdParamsSchema, body: jsonBody(generateSuggestionsSchema) },
   responses: {
     202: jsonResponse(generationStartedSchema, "Queued"),
-    ...errorResponses(...bodyErrors, "SESSION_NOT_FOUND", "INVALID_SESSION_STATE", "CONVERSATION_EMPTY", "AI_BUDGET_EXCEEDED", "SERVICE_UNAVAILABLE", ...authErrors),
+    ...errorResponses(...jsonBodyErrors, "SESSION_NOT_FOUND", "INVALID_SESSION_STATE", "CONVERSATION_EMPTY", "AI_BUDGET_EXCEEDED", "SERVICE_UNAVAILABLE", ...authErrors),
   },
 });
 
@@ -33,7 +31,7 @@ const listRoute = createRoute({
   method: "get",
   path: "/sessions/{id}/suggestions",
   tags,
-  security,
+  security: bearerSecurity,
   summary: "Every generation of the session, newest first, with its suggestions",
   request: { params: sessionIdParamsSchema },
   responses: { 200: jsonResponse(z.array(generationSchema), "Generations"), ...errorResponses("VALIDATION_ERROR", "SESSION_NOT_FOUND", ...authErrors) },
@@ -43,10 +41,10 @@ const feedbackRoute = createRoute({
   method: "post",
   path: "/suggestions/{id}/feedback",
   tags,
-  security,
+  security: bearerSecurity,
   summary: "Record what the user did with a suggestion (liked, disliked, copied, sent; null clears)",
   request: { params: suggestionParamsSchema, body: jsonBody(feedbackSchema) },
-  responses: { 200: jsonResponse(suggestionSchema, "The suggestion"), ...errorResponses(...bodyErrors, "SUGGESTION_NOT_FOUND", ...authErrors) },
+  responses: { 200: jsonResponse(suggestionSchema, "The suggestion"), ...errorResponses(...jsonBodyErrors, "SUGGESTION_NOT_FOUND", ...authErrors) },
 });
 
 /**

@@ -3,7 +3,7 @@ import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../../lib/app-env";
 import { ok } from "../../lib/envelope";
 import { AppError } from "../../lib/errors";
-import { authErrors, createRouter, errorResponses, jsonResponse } from "../../lib/openapi";
+import { authErrors, bearerSecurity, createRouter, errorResponses, jsonResponse } from "../../lib/openapi";
 import {
   MAX_UPLOAD_BYTES,
   signedUploadQuerySchema,
@@ -18,7 +18,7 @@ const uploadUrlRoute = createRoute({
   method: "get",
   path: "/sessions/upload-url",
   tags: ["uploads"],
-  security: [{ bearerAuth: [] }],
+  security: bearerSecurity,
   summary: "A short-lived signed URL for uploading one screenshot",
   request: { query: uploadUrlQuerySchema },
   responses: {

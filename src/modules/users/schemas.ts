@@ -84,10 +84,6 @@ export const onboardingSchema = z
   .strict()
   .openapi("Onboarding");
 
-export const deletedAccountSchema = z
-  .object({ deleted: z.literal(true), purgeAfter: z.string().datetime() })
-  .openapi("DeletedAccount");
-
 // Expo's push token shapes: ExponentPushToken[…] (classic) and ExpoPushToken[…].
 export const expoPushTokenSchema = z
   .string()
@@ -99,27 +95,3 @@ export const registerPushTokenSchema = z
   .object({ token: expoPushTokenSchema, platform: z.enum(["ios", "android", "web"]) })
   .strict()
   .openapi("RegisterPushToken");
-
-export const pushTokenSchema = z
-  .object({
-    token: z.string(),
-    platform: z.enum(["ios", "android", "web"]).nullable(),
-    createdAt: z.string().datetime(),
-    updatedAt: z.string().datetime(),
-  })
-  .openapi("PushToken");
-
-export const pushTokenParamsSchema = z.object({
-  token: expoPushTokenSchema.openapi({ param: { name: "token", in: "path" } }),
-});
-
-export const usageSchema = z
-  .object({
-    date: z.string().openapi({ description: "UTC calendar day the budget applies to", example: "2026-11-23" }),
-    calls: z.number().int(),
-    costUsd: z.number(),
-    budgetUsd: z.number(),
-    remainingUsd: z.number(),
-    byKind: z.record(z.string(), z.object({ calls: z.number().int(), costUsd: z.number() })),
-  })
-  .openapi("Usage");
