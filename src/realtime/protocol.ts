@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { RoomEventData, RoomEventType, ServerFrame, socketErrorCodeSchema } from "./frames";
 
 /** Frames a client may send (SPEC §6). Anything else is answered with an `error` event. */
 export const clientFrameSchema = z.discriminatedUnion("type", [
@@ -21,34 +22,16 @@ export const CloseCode = {
   tooManyFrames: 4429,
 } as const;
 
-/** Room event types the server publishes to every socket of a room. */
-export type RoomEventType =
-  | "status"
-  | "ocr.completed"
-  | "phase"
-  | "suggestion.started"
-  | "suggestion.delta"
-  | "suggestion.completed"
-  | "generation.restarted"
-  | "generation.failed"
-  | "generation.cancelled"
-  | "opener.delta"
-  | "opener.completed";
+export type { RoomEventType } from "./frames";
 
 /** An event as stored and sent: the publisher's data, spread, plus `type`, `seq` and `ts`. */
-export type RoomFrame = { type: string; seq: number; ts: number } & Record<string, unknown>;
+export type RoomFrame = Extract<ServerFrame, { type: RoomEventType }>;
 
-/** What a publisher hands the room; the room adds `seq` and `ts`. */
-export type RoomEvent = { type: RoomEventType; data?: Record<string, unknown> };
+/** What a publisher hands the room; the room adds `seq` and `ts`. Each type's data is declared in frames.ts. */
+export type RoomEvent = { [T in RoomEventType]: { type: T; data: RoomEventData<T> } }[RoomEventType];
 
 /** Error codes carried by `error` events (socket-level, not the HTTP catalog). */
-export type SocketErrorCode =
-  | "MALFORMED_FRAME"
-  | "FRAME_TOO_LARGE"
-  | "NOT_AUTHENTICATED"
-  | "ALREADY_AUTHENTICATED"
-  | "RATE_LIMITED"
-  | "REPLAY_INCOMPLETE";
+export type SocketErrorCode = z.infer<typeof socketErrorCodeSchema>;
 
 /** A room is one session's, or one opener generation's (SPEC §6 URLs). */
 export type RoomKind = "session" | "opener";

@@ -3,6 +3,7 @@ import { verifySessionToken } from "../lib/auth";
 import { type AppConfig, type Bindings, loadConfig } from "../lib/env";
 import { createLogger } from "../lib/logger";
 import { databaseFor } from "../lib/services";
+import type { DirectFrame } from "./frames";
 import { ownsRoom } from "./ownership";
 import {
   type ClientFrame,
@@ -134,7 +135,7 @@ export class SessionRoom extends DurableObject<Bindings> {
     const frame = typeof message === "string" ? parseFrame(message) : undefined;
     if (!frame) return this.sendError(socket, "MALFORMED_FRAME", "Expected a JSON frame of a known type");
 
-    if (frame.type === "ping") return this.trySend(socket, JSON.stringify({ type: "pong", ts: Date.now() }));
+    if (frame.type === "ping") return this.reply(socket, { type: "pong", ts: Date.now() });
     if (frame.type === "authenticate") return this.authenticate(socket, state, frame.token, frame.afterSeq);
     if (state.phase !== "live") {
       // SPEC §6: `authenticate` comes first. Closing tells a buggy client at once, not in 10 s.
@@ -224,7 +225,7 @@ export class SessionRoom extends DurableObject<Bindings> {
     const liveFromSeq = this.latestSeq();
     this.update(socket, { phase: "live", liveFromSeq });
     this.live().add(socket);
-    this.trySend(socket, JSON.stringify({ type: "authenticated", seq: liveFromSeq, ts: Date.now() }));
+    this.reply(socket, { type: "authenticated", seq: liveFromSeq, ts: Date.now() });
     if (afterSeq !== undefined) this.replay(socket, { ...state, liveFromSeq }, afterSeq);
   }
 
@@ -276,7 +277,11 @@ export class SessionRoom extends DurableObject<Bindings> {
    */
   private sendError(socket: WebSocket, code: SocketErrorCode, message: string): void {
     const live = (socket.deserializeAttachment() as SocketState).phase === "live";
-    this.trySend(socket, JSON.stringify({ type: "error", seq: live ? this.latestSeq() : 0, ts: Date.now(), code, message }));
+    this.reply(socket, { type: "error", seq: live ? this.latestSeq() : 0, ts: Date.now(), code, message });
+  }
+
+  private reply(socket: WebSocket, frame: DirectFrame): void {
+    this.trySend(socket, JSON.stringify(frame));
   }
 
   private trySend(socket: WebSocket, frame: string): void {
