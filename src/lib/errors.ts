@@ -164,3 +164,9 @@ export function errorCatalogMarkdown(): string {
   const rows = (Object.keys(errorCatalog) as ErrorCode[]).map((code) => `| \`${code}\` | ${whereShown(code).join(", ")} | ${errorCatalog[code].doc} |`);
   return ["| code | where | when |", "|---|---|---|", ...rows].join("\n");
 }
+
+/** The codes of one surface, for a zod enum (the realtime frames' `code` fields). */
+export function codesOn<S extends Surface>(surface: S): [ErrorCodeOn<S>, ...ErrorCodeOn<S>[]] {
+  const codes = (Object.keys(errorCatalog) as ErrorCode[]).filter((code) => (errorCatalog[code] as Entry).on?.includes(surface));
+  return codes as [ErrorCodeOn<S>, ...ErrorCodeOn<S>[]];
+}

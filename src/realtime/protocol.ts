@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { RoomEventData, RoomEventType, ServerFrame } from "./frames";
 
 /** Frames a client may send (SPEC §6). Anything else is answered with an `error` event. */
 export const clientFrameSchema = z.discriminatedUnion("type", [
@@ -13,25 +14,13 @@ export type ClientFrame = z.infer<typeof clientFrameSchema>;
 /** Largest text frame a client may send; a Clerk token is about 1–2 KiB. */
 export const MAX_FRAME_BYTES = 16 * 1024;
 
-/** Room event types the server publishes to every socket of a room. */
-export type RoomEventType =
-  | "status"
-  | "ocr.completed"
-  | "phase"
-  | "suggestion.started"
-  | "suggestion.delta"
-  | "suggestion.completed"
-  | "generation.restarted"
-  | "generation.failed"
-  | "generation.cancelled"
-  | "opener.delta"
-  | "opener.completed";
+export type { RoomEventType } from "./frames";
 
 /** An event as stored and sent: the publisher's data, spread, plus `type`, `seq` and `ts`. */
-export type RoomFrame = { type: string; seq: number; ts: number } & Record<string, unknown>;
+export type RoomFrame = Extract<ServerFrame, { type: RoomEventType }>;
 
-/** What a publisher hands the room; the room adds `seq` and `ts`. */
-export type RoomEvent = { type: RoomEventType; data?: Record<string, unknown> };
+/** What a publisher hands the room; the room adds `seq` and `ts`. Each type's data is declared in frames.ts. */
+export type RoomEvent = { [T in RoomEventType]: { type: T; data: RoomEventData<T> } }[RoomEventType];
 
 /**
  * A room: one record's realtime channel, e.g. `{kind: "session", id}`. The kinds are declared

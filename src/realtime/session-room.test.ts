@@ -227,8 +227,8 @@ describe("SessionRoom WebSockets", () => {
     const { sessionId, token } = await seedSession();
     const socket = await authenticated(sessionId, token);
     const room = roomStub(env, sessionRoom(sessionId));
-    const first = await room.publish({ type: "phase", data: { phase: 2, confidence: 0.8 } }, { key: "phase:1" });
-    const again = await room.publish({ type: "phase", data: { phase: 2, confidence: 0.8 } }, { key: "phase:1" });
+    const first = await room.publish({ type: "phase", data: { generationId: "gen1", phase: 2, confidence: 0.8 } }, { key: "phase:1" });
+    const again = await room.publish({ type: "phase", data: { generationId: "gen1", phase: 2, confidence: 0.8 } }, { key: "phase:1" });
     expect(first).toEqual({ seq: 1, duplicate: false });
     expect(again).toEqual({ seq: 1, duplicate: true });
     await room.publish({ type: "status", data: { status: "ready" } });
@@ -241,7 +241,7 @@ describe("SessionRoom WebSockets", () => {
     const room = roomStub(env, sessionRoom(sessionId));
     await runInDurableObject(room, (_instance, state) => {
       const old = Date.now() - 25 * 60 * 60 * 1000;
-      for (let i = 0; i < 1_010; i++) state.storage.sql.exec("INSERT INTO events (ts, frame) VALUES (?, ?)", old, JSON.stringify({ type: "status", seq: i + 1, ts: old }));
+      for (let i = 0; i < 1_010; i++) state.storage.sql.exec("INSERT INTO events (ts, frame) VALUES (?, ?)", old, JSON.stringify({ type: "status", status: "ready", seq: i + 1, ts: old }));
     });
     await publish(sessionId, 1);
     expect(await runDurableObjectAlarm(room)).toBe(true);

@@ -4,6 +4,7 @@ import { type AppConfig, type Bindings, loadConfig } from "../lib/env";
 import { type CloseErrorCode, errorCatalog, errorMessage, type FrameErrorCode } from "../lib/errors";
 import { createLogger } from "../lib/logger";
 import { databaseFor } from "../lib/services";
+import type { DirectFrame } from "./frames";
 import { type RoomKind, roomFromPath } from "./kinds";
 import {
   type ClientFrame,
@@ -135,7 +136,7 @@ export abstract class RoomObject extends DurableObject<Bindings> {
     const frame = typeof message === "string" ? parseFrame(message) : undefined;
     if (!frame) return this.sendError(socket, "MALFORMED_FRAME");
 
-    if (frame.type === "ping") return this.trySend(socket, JSON.stringify({ type: "pong", ts: Date.now() }));
+    if (frame.type === "ping") return this.reply(socket, { type: "pong", ts: Date.now() });
     if (frame.type === "authenticate") return this.authenticate(socket, state, frame.token, frame.afterSeq);
     if (state.phase !== "live") {
       // SPEC §6: `authenticate` comes first. Closing tells a buggy client at once, not in 10 s.
@@ -226,7 +227,7 @@ export abstract class RoomObject extends DurableObject<Bindings> {
     const liveFromSeq = this.latestSeq();
     this.update(socket, { phase: "live", liveFromSeq });
     this.live().add(socket);
-    this.trySend(socket, JSON.stringify({ type: "authenticated", seq: liveFromSeq, ts: Date.now() }));
+    this.reply(socket, { type: "authenticated", seq: liveFromSeq, ts: Date.now() });
     if (afterSeq !== undefined) this.replay(socket, { ...state, liveFromSeq }, afterSeq);
   }
 
@@ -278,7 +279,11 @@ export abstract class RoomObject extends DurableObject<Bindings> {
    */
   private sendError(socket: WebSocket, code: FrameErrorCode, message = errorMessage(code)): void {
     const live = (socket.deserializeAttachment() as SocketState).phase === "live";
-    this.trySend(socket, JSON.stringify({ type: "error", seq: live ? this.latestSeq() : 0, ts: Date.now(), code, message }));
+    this.reply(socket, { type: "error", seq: live ? this.latestSeq() : 0, ts: Date.now(), code, message });
+  }
+
+  private reply(socket: WebSocket, frame: DirectFrame): void {
+    this.trySend(socket, JSON.stringify(frame));
   }
 
   private trySend(socket: WebSocket, frame: string): void {

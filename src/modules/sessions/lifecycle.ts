@@ -97,7 +97,7 @@ export function broadcastStatus(broadcast: Broadcast, session: SessionRow, optio
       data: {
         status: session.status,
         ...(options.progress === undefined ? {} : { progress: options.progress }),
-        ...(session.status === "failed" ? { error: { code: session.errorCode, message: session.errorMessage } } : {}),
+        ...(session.status === "failed" && session.errorCode !== null ? { error: { code: session.errorCode, message: session.errorMessage } } : {}),
       },
     },
     options.key === undefined ? undefined : { key: options.key },

@@ -223,7 +223,7 @@ async function runSuggestionJob(ctx: JobContext, { generationId }: { generationI
       language: session.language ?? undefined,
       knowledge: knowledge.map(({ title, content }) => ({ title, content })),
     });
-    await events.publish({ type: "suggestion.started", data: { generationId, count: generation.count, tone: generation.tone } });
+    await events.publish({ type: "suggestion.started", data: { generationId, count: generation.count, tone } });
 
     let fields = createFieldStream("suggestions", "text");
     let answer: { output: Array<{ text: string }>; provider: string; model: string } | undefined;
