@@ -136,8 +136,8 @@ export interface components {
             ts: number;
             /** @description The suggestion or opener generation the event belongs to */
             generationId: string;
-            /** @description `retry`, or the code of the failure that made the answer start over */
-            reason: string;
+            /** @description `retry` (a redelivery took the run over), or the code of the failed attempt that made the answer start over */
+            reason: "retry" | ("CANCELLED" | "FIRST_TOKEN_TIMEOUT" | "TOTAL_TIMEOUT" | "INVALID_OUTPUT" | "UPSTREAM_RATE_LIMITED" | "UPSTREAM_UNAVAILABLE" | "UPSTREAM_BAD_REQUEST" | "UPSTREAM_REFUSED" | "UPSTREAM_CONNECTION");
         };
         /** @description The generation ended without an answer */
         GenerationFailedFrame: {

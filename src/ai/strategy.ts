@@ -6,7 +6,7 @@ import { attemptUsage } from "./usage";
 export type EngineEvent<T = string> =
   | { type: "delta"; text: string }
   /** Tokens of a failed attempt were already emitted: discard them, a new answer follows. */
-  | { type: "restart"; from: ModelId; reason: string }
+  | { type: "restart"; from: ModelId; reason: AiCallErrorCode }
   /** `output` is the answer as the caller's `parse` made it (the text itself without one). */
   | { type: "done"; model: ModelId; provider: ProviderName; text: string; output: T; usage: Usage; costUsd: number };
 

@@ -57,7 +57,9 @@ export const roomEventData = {
   "suggestion.completed": z.strictObject({ generationId, suggestions: z.array(writtenText) }),
   "generation.restarted": z.strictObject({
     generationId,
-    reason: z.string().describe("`retry`, or the code of the failure that made the answer start over"),
+    reason: z
+      .union([z.literal("retry"), z.enum(codesOn("ai_call"))])
+      .describe("`retry` (a redelivery took the run over), or the code of the failed attempt that made the answer start over"),
   }),
   "generation.failed": z.strictObject({ generationId, code: outcomeCode, message: z.string() }),
   "generation.cancelled": z.strictObject({ generationId }),
