@@ -75,7 +75,7 @@ describe("suggestion runs hold a lease", () => {
   it("stops a run whose lease another delivery took, and lets it write nothing", async () => {
     const { generationId, sessionId } = await orphanedGeneration(1);
     // Slow enough that the heartbeat (every second) notices the take-over mid-stream.
-    await injectFault({ tokenDelayMs: 100 }, { vendor: "openai", match: "suggestions" });
+    await injectFault({ tokenDelayMs: 250 }, { vendor: "openai", match: "suggestions" });
     const running = deliverJob("suggestions", { generationId }, { messageId: "msg_slow" });
     await eventually(async () => (await upstreamRequests()).find((r) => r.streamed.length > 2 && JSON.stringify(r.body).includes('"suggestions"')), "the stream to start");
     await testDb().update(suggestionGenerations).set({ leaseOwner: "msg_other:run" }).where(eq(suggestionGenerations.id, generationId));
