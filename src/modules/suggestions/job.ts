@@ -6,7 +6,7 @@ import { createFieldStream } from "../../ai/json-stream";
 import { buildPhaseRequest, phaseOutputSchema } from "../../ai/prompts/phase.v1";
 import { buildSuggestionsRequest, suggestionsOutputSchema } from "../../ai/prompts/suggestions.v1";
 import { AiError, parseJsonOutput } from "../../ai/strategy";
-import { messages, sessions, suggestionGenerations, suggestions, users } from "../../db/schema";
+import { suggestionGenerations, suggestions } from "../../db/schema";
 import { AppError, errorMessage, type OutcomeErrorCode } from "../../lib/errors";
 
 import { holdLease, leaseHeldBy, leaseLapsed, newLeaseOwner, releaseLease, STALE_AFTER_LEASES, takeLease } from "../../lib/lease";
@@ -14,7 +14,10 @@ import type { RoomEvent } from "../../realtime/protocol";
 import { roomStub } from "../../realtime/rooms";
 import type { JobContext, JobDefinition } from "../jobs/definition";
 import { broadcastStatus, transitionStatement } from "../sessions/lifecycle";
+import { conversationToGenerate } from "../sessions/messages";
 import { sessionRoom } from "../sessions/room";
+import { recordPhase } from "../sessions/service";
+import { getUser } from "../users/service";
 import { DEFAULT_TONE } from "./schemas";
 
 /** How often a run asks the room whether a socket sent `cancel` (SPEC: stop within 1 s). */
@@ -102,18 +105,10 @@ async function endGeneration(
 
 /** The session's owner, language and messages, if it is still generating. */
 async function loadConversation(ctx: JobContext, sessionId: string) {
-  const [session] = await ctx.db
-    .select({ userId: sessions.userId, status: sessions.status, language: sql<string | null>`${users.preferences} ->> 'language'` })
-    .from(sessions)
-    .innerJoin(users, eq(users.id, sessions.userId))
-    .where(eq(sessions.id, sessionId));
-  if (!session || session.status !== "generating") return undefined;
-  const conversation: Conversation = await ctx.db
-    .select({ sender: messages.sender, text: messages.text })
-    .from(messages)
-    .where(eq(messages.sessionId, sessionId))
-    .orderBy(asc(messages.position));
-  return { ...session, conversation };
+  const session = await conversationToGenerate(ctx.db, sessionId);
+  if (!session) return undefined;
+  const { preferences } = await getUser(ctx.db, session.userId);
+  return { ...session, language: preferences.language ?? null };
 }
 
 /** Phase: structured, stored, broadcast. Without it the suggestions still come, just less tailored. */
@@ -135,7 +130,7 @@ async function detectPhase(
     ctx.logger.warn("phase detection failed; generating without a phase", { code: error.code });
     return null;
   }
-  await ctx.db.update(sessions).set({ phase: data.phase, phaseConfidence: data.confidence }).where(eq(sessions.id, run.sessionId));
+  await recordPhase(ctx.db, run.sessionId, data);
   await run.publish({ type: "phase", data: { generationId: run.generationId, phase: data.phase, confidence: data.confidence } });
   return data.phase;
 }

@@ -1,5 +1,5 @@
 import type { z } from "@hono/zod-openapi";
-import { and, eq, lt, sql } from "drizzle-orm";
+import { and, eq, isNull, lt, type SQL, sql } from "drizzle-orm";
 import { spendByKind } from "../../ai/calls";
 import { pushTokens, users } from "../../db/schema";
 import type { User, UserIdentity } from "../../lib/app-env";
@@ -29,6 +29,14 @@ export function toPublicUser(user: User): PublicUser {
     createdAt: user.createdAt.toISOString(),
     updatedAt: user.updatedAt.toISOString(),
   };
+}
+
+/**
+ * "The live (not deleted) user with this Clerk id", as a subquery yielding their id (none: null),
+ * for a check another feature makes in one statement (does this user own that room?).
+ */
+export function liveUserIdByClerkId(clerkId: string): SQL<string | null> {
+  return sql<string | null>`(select ${users.id} from ${users} where ${and(eq(users.clerkId, clerkId), isNull(users.deletedAt))})`;
 }
 
 async function findByClerkId(db: Database, clerkId: string): Promise<User | undefined> {
