@@ -132,127 +132,184 @@ function defaultSleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+/** How one call retries: attempts per model, backoff, the longest Retry-After worth waiting for. */
+function retryPolicy(deps: EngineDeps) {
+  return {
+    attempts: deps.attemptsPerModel ?? 2,
+    baseBackoffMs: deps.baseBackoffMs ?? 250,
+    maxRetryAfterMs: deps.maxRetryAfterMs ?? 5_000,
+    sleep: deps.sleep ?? defaultSleep,
+    random: deps.random ?? Math.random,
+  };
+}
+
+/** One call of `generate`: what its attempts share, and the last failure (the final error's cause). */
+type Call<T> = {
+  deps: EngineDeps;
+  request: GenerateRequest;
+  options: GenerateOptions<T>;
+  outer: AbortSignal;
+  policy: ReturnType<typeof retryPolicy>;
+  lastError: unknown;
+};
+
+/** A model to try, and the one tried before it (`fallback_from`). */
+type Candidate = { model: ModelId; fallbackFrom: ModelId | null };
+
+/** What an attempt saw so far: the record and the restart decision are made from it. */
+type Progress = { started: number; firstTokenMs: number | null; text: string; chunks: number; reported: Partial<Usage>; finished: boolean; recorded: boolean };
+
+type AttemptResult = { answered: true } | { answered: false; failure: Classified; streamed: boolean };
+
+/** The models to try, in order — those whose vendor is configured — each with the one before it. */
+function candidates(deps: EngineDeps, options: GenerateOptions<unknown>): Candidate[] {
+  const available = (options.order ?? deps.order).filter((model) => deps.adapters[models[model].provider]);
+  return available.map((model, index) => ({ model, fallbackFrom: index > 0 ? available[index - 1]! : null }));
+}
+
 /**
  * Streams one generation: the primary model first, retries with exponential backoff and jitter
  * (honouring Retry-After) on transient failures, then the next model. Every attempt is recorded.
  * A failure after tokens went out yields `restart`, so a caller never shows two answers mixed.
  */
 export async function* generate<T = string>(deps: EngineDeps, request: GenerateRequest, options: GenerateOptions<T>): AsyncGenerator<EngineEvent<T>> {
-  const outer = options.signal ?? new AbortController().signal;
-  const sleep = deps.sleep ?? defaultSleep;
-  const random = deps.random ?? Math.random;
-  const attempts = deps.attemptsPerModel ?? 2;
-  const baseBackoff = deps.baseBackoffMs ?? 250;
-  const maxRetryAfter = deps.maxRetryAfterMs ?? 5_000;
-  const available = (options.order ?? deps.order).filter((model) => deps.adapters[models[model].provider]);
-  let lastError: unknown;
+  const call: Call<T> = { deps, request, options, outer: options.signal ?? new AbortController().signal, policy: retryPolicy(deps), lastError: undefined };
+  for (const candidate of candidates(deps, options)) {
+    if (yield* tryModel(call, candidate)) return;
+  }
+  if (call.lastError instanceof InvalidOutput) throw new AiError("AI_INVALID_OUTPUT", "no answer fitted the expected output", { cause: call.lastError.cause });
+  throw new AiError("AI_UNAVAILABLE", "no AI provider could answer", { cause: call.lastError });
+}
 
-  for (const [index, model] of available.entries()) {
-    const { provider, apiModel } = models[model];
-    const adapter = deps.adapters[provider]!;
-    const fallbackFrom = index > 0 ? available[index - 1]! : null;
-
-    for (let attempt = 0; attempt < attempts; attempt++) {
-      if (outer.aborted) throw new AiError("AI_CANCELLED", "generation cancelled");
-      // Every attempt spends, retries and fallbacks included: an earlier one may have used the budget up.
-      await deps.assertWithinBudget?.(options.userId ?? null);
-      const controller = new AbortController();
-      const onOuterAbort = () => controller.abort(outer.reason);
-      outer.addEventListener("abort", onOuterAbort, { once: true });
-      const firstTokenTimer = setTimeout(() => controller.abort(new AttemptTimeout("first_token")), deps.firstTokenTimeoutMs);
-      const totalTimer = setTimeout(() => controller.abort(new AttemptTimeout("total")), options.totalTimeoutMs ?? deps.totalTimeoutMs);
-      const started = Date.now();
-      let firstTokenMs: number | null = null;
-      let text = "";
-      let chunks = 0;
-      let reported: Partial<Usage> = {};
-      let finished = false;
-      // What the vendor bills: a finished or started stream, or a request stopped while in flight.
-      // A refusal (429, 5xx before any token) costs nothing.
-      const charge = (status: AiCallStatus) =>
-        attemptUsage(request, { reported, text, chunks, finished, billed: finished || status === "cancelled" || status === "timeout" || chunks > 0 || reported.inputTokens !== undefined });
-      let recorded = false;
-      const record = async (status: AiCallStatus, errorCode: AiCallErrorCode | null) => {
-        recorded = true;
-        const { usage, estimated } = charge(status);
-        await deps.record({
-          userId: options.userId ?? null,
-          kind: options.kind,
-          provider,
-          model: apiModel,
-          inputTokens: usage.inputTokens,
-          outputTokens: usage.outputTokens,
-          costUsd: costUsd(model, usage),
-          usageEstimated: estimated,
-          latencyMs: Date.now() - started,
-          firstTokenMs,
-          status,
-          errorCode,
-          fallbackFrom,
-        });
-        return usage;
-      };
-
-      let failure: Classified;
-      try {
-        for await (const event of adapter.stream(apiModel, request, controller.signal)) {
-          if (event.type === "usage") {
-            reported = { ...reported, ...event.usage };
-            continue;
-          }
-          if (firstTokenMs === null) {
-            firstTokenMs = Date.now() - started;
-            clearTimeout(firstTokenTimer);
-          }
-          text += event.text;
-          chunks++;
-          yield { type: "delta", text: event.text };
-        }
-        // Some SDKs end an aborted stream quietly instead of throwing.
-        if (controller.signal.aborted) throw controller.signal.reason;
-        finished = true;
-        let output: T;
-        try {
-          output = options.parse ? options.parse(text) : (text as T);
-        } catch (cause) {
-          // Charged like any finished answer (the vendor billed it), then retried.
-          throw new InvalidOutput(cause);
-        }
-        const usage = await record("succeeded", null);
-        yield { type: "done", model, provider, text, output, usage, costUsd: costUsd(model, usage) };
-        return;
-      } catch (error) {
-        if (outer.aborted) {
-          await record("cancelled", "CANCELLED");
-          throw new AiError("AI_CANCELLED", "generation cancelled", { cause: error });
-        }
-        lastError = error;
-        failure = classifyError(error, controller.signal);
-        await record(failure.status, failure.code);
-      } finally {
-        clearTimeout(firstTokenTimer);
-        clearTimeout(totalTimer);
-        outer.removeEventListener("abort", onOuterAbort);
-        // A caller that stops iterating early must not leave the upstream request running,
-        // nor what it spent so far unrecorded.
-        if (!controller.signal.aborted) controller.abort(new Error("generation closed"));
-        if (!recorded) await record("cancelled", "CANCELLED");
-      }
-
-      if (text) yield { type: "restart", from: model, reason: failure.code };
-      if (failure.fatal) throw new AiError("AI_BAD_REQUEST", `the ${provider} API refused the request`, { cause: lastError });
-      if (!failure.retryable || attempt === attempts - 1) break;
-      if (failure.retryAfterMs !== undefined && failure.retryAfterMs > maxRetryAfter) break;
-      const backoff = baseBackoff * 2 ** attempt * (0.5 + random());
-      try {
-        await sleep(failure.retryAfterMs ?? backoff, outer);
-      } catch {
-        throw new AiError("AI_CANCELLED", "generation cancelled");
-      }
+/**
+ * Per model: attempts until one answers (true), backing off between them, or until a failure
+ * says to fall back to the next model (false). A failure after deltas went out yields `restart`;
+ * a request the vendor refused as such (400) ends the whole call, since no model would take it.
+ */
+async function* tryModel<T>(call: Call<T>, candidate: Candidate): AsyncGenerator<EngineEvent<T>, boolean> {
+  const { deps, options, outer, policy } = call;
+  for (let attempt = 0; attempt < policy.attempts; attempt++) {
+    if (outer.aborted) throw new AiError("AI_CANCELLED", "generation cancelled");
+    // Every attempt spends, retries and fallbacks included: an earlier one may have used the budget up.
+    await deps.assertWithinBudget?.(options.userId ?? null);
+    const result = yield* attemptOnce(call, candidate);
+    if (result.answered) return true;
+    const { failure } = result;
+    if (result.streamed) yield { type: "restart", from: candidate.model, reason: failure.code };
+    if (failure.fatal) throw new AiError("AI_BAD_REQUEST", `the ${models[candidate.model].provider} API refused the request`, { cause: call.lastError });
+    const delay = retryDelay(policy, failure, attempt);
+    if (delay === undefined) return false;
+    try {
+      await policy.sleep(delay, outer);
+    } catch {
+      throw new AiError("AI_CANCELLED", "generation cancelled");
     }
   }
-  if (lastError instanceof InvalidOutput) throw new AiError("AI_INVALID_OUTPUT", "no answer fitted the expected output", { cause: lastError.cause });
-  throw new AiError("AI_UNAVAILABLE", "no AI provider could answer", { cause: lastError });
+  return false;
+}
+
+/**
+ * After a failed attempt: how long to wait before trying the same model again, or undefined to
+ * fall back to the next model (not worth a retry, the model's last attempt, or a Retry-After
+ * longer than waiting is worth).
+ */
+function retryDelay(policy: Call<unknown>["policy"], failure: Classified, attempt: number): number | undefined {
+  if (!failure.retryable || attempt === policy.attempts - 1) return undefined;
+  if (failure.retryAfterMs !== undefined && failure.retryAfterMs > policy.maxRetryAfterMs) return undefined;
+  const backoff = policy.baseBackoffMs * 2 ** attempt * (0.5 + policy.random());
+  return failure.retryAfterMs ?? backoff;
+}
+
+/**
+ * One attempt on one model: its deltas go out as they arrive, within the first-token and total
+ * timeouts; the finished answer is parsed; the failure, if any, is classified. The attempt is
+ * recorded however it ends — answered, failed, timed out, cancelled, or abandoned by its caller.
+ */
+async function* attemptOnce<T>(call: Call<T>, candidate: Candidate): AsyncGenerator<EngineEvent<T>, AttemptResult> {
+  const { deps, request, options, outer } = call;
+  const { provider, apiModel } = models[candidate.model];
+  const controller = new AbortController();
+  const onOuterAbort = () => controller.abort(outer.reason);
+  outer.addEventListener("abort", onOuterAbort, { once: true });
+  const firstTokenTimer = setTimeout(() => controller.abort(new AttemptTimeout("first_token")), deps.firstTokenTimeoutMs);
+  const totalTimer = setTimeout(() => controller.abort(new AttemptTimeout("total")), options.totalTimeoutMs ?? deps.totalTimeoutMs);
+  const seen: Progress = { started: Date.now(), firstTokenMs: null, text: "", chunks: 0, reported: {}, finished: false, recorded: false };
+  try {
+    for await (const event of deps.adapters[provider]!.stream(apiModel, request, controller.signal)) {
+      if (event.type === "usage") {
+        seen.reported = { ...seen.reported, ...event.usage };
+        continue;
+      }
+      if (seen.firstTokenMs === null) {
+        seen.firstTokenMs = Date.now() - seen.started;
+        clearTimeout(firstTokenTimer);
+      }
+      seen.text += event.text;
+      seen.chunks++;
+      yield { type: "delta", text: event.text };
+    }
+    // Some SDKs end an aborted stream quietly instead of throwing.
+    if (controller.signal.aborted) throw controller.signal.reason;
+    seen.finished = true;
+    let output: T;
+    try {
+      output = options.parse ? options.parse(seen.text) : (seen.text as T);
+    } catch (cause) {
+      // Charged like any finished answer (the vendor billed it), then retried.
+      throw new InvalidOutput(cause);
+    }
+    const usage = await recordAttempt(call, candidate, seen, "succeeded", null);
+    yield { type: "done", model: candidate.model, provider, text: seen.text, output, usage, costUsd: costUsd(candidate.model, usage) };
+    return { answered: true };
+  } catch (error) {
+    if (outer.aborted) {
+      await recordAttempt(call, candidate, seen, "cancelled", "CANCELLED");
+      throw new AiError("AI_CANCELLED", "generation cancelled", { cause: error });
+    }
+    call.lastError = error;
+    const failure = classifyError(error, controller.signal);
+    await recordAttempt(call, candidate, seen, failure.status, failure.code);
+    return { answered: false, failure, streamed: seen.text !== "" };
+  } finally {
+    clearTimeout(firstTokenTimer);
+    clearTimeout(totalTimer);
+    outer.removeEventListener("abort", onOuterAbort);
+    // A caller that stops iterating early must not leave the upstream request running,
+    // nor what it spent so far unrecorded.
+    if (!controller.signal.aborted) controller.abort(new Error("generation closed"));
+    if (!seen.recorded) await recordAttempt(call, candidate, seen, "cancelled", "CANCELLED");
+  }
+}
+
+/** Writes the attempt's `ai_calls` row and answers the usage it was charged. */
+async function recordAttempt<T>(call: Call<T>, candidate: Candidate, seen: Progress, status: AiCallStatus, errorCode: AiCallErrorCode | null): Promise<Usage> {
+  seen.recorded = true;
+  const { provider, apiModel } = models[candidate.model];
+  const { usage, estimated } = attemptUsage(call.request, {
+    reported: seen.reported,
+    text: seen.text,
+    chunks: seen.chunks,
+    finished: seen.finished,
+    // What the vendor bills: a finished or started stream, or a request stopped while in flight.
+    // A refusal (429, 5xx before any token) costs nothing.
+    billed: seen.finished || status === "cancelled" || status === "timeout" || seen.chunks > 0 || seen.reported.inputTokens !== undefined,
+  });
+  await call.deps.record({
+    userId: call.options.userId ?? null,
+    kind: call.options.kind,
+    provider,
+    model: apiModel,
+    inputTokens: usage.inputTokens,
+    outputTokens: usage.outputTokens,
+    costUsd: costUsd(candidate.model, usage),
+    usageEstimated: estimated,
+    latencyMs: Date.now() - seen.started,
+    firstTokenMs: seen.firstTokenMs,
+    status,
+    errorCode,
+    fallbackFrom: candidate.fallbackFrom,
+  });
+  return usage;
 }
 
 /** The whole answer at once, for callers that do not stream (tips, phase detection). */

@@ -1,6 +1,7 @@
-import { and, eq, isNull, sql } from "drizzle-orm";
-import { magicOpeners, users } from "../../db/schema";
+import { and, eq, sql } from "drizzle-orm";
+import { magicOpeners } from "../../db/schema";
 import type { RoomKind } from "../../realtime/kinds";
+import { liveUserIdByClerkId } from "../users/service";
 
 /** A magic-opener generation's room: its streamed openers (SPEC §6). */
 export const openerRoomKind: RoomKind = {
@@ -11,10 +12,8 @@ export const openerRoomKind: RoomKind = {
     const [row] = await db
       .select({ one: sql<number>`1` })
       .from(magicOpeners)
-      .innerJoin(users, eq(users.id, magicOpeners.userId))
-      .where(and(eq(magicOpeners.generationId, id), eq(users.clerkId, clerkUserId), isNull(users.deletedAt)))
+      .where(and(eq(magicOpeners.generationId, id), eq(magicOpeners.userId, liveUserIdByClerkId(clerkUserId))))
       .limit(1);
     return row !== undefined;
   },
 };
-

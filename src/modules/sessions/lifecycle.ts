@@ -1,12 +1,13 @@
-import { and, eq, inArray, isNull, sql, type SQL } from "drizzle-orm";
+import { and, inArray, sql, type SQL } from "drizzle-orm";
 import { sessions, type sessionStatusEnum } from "../../db/schema";
 import type { Database } from "../../lib/db";
 import { AppError, errorMessage, type OutcomeErrorCode } from "../../lib/errors";
 import type { Broadcast } from "../../realtime/rooms";
+import { findLiveSession, liveSession, liveSessionExists, type SessionRow } from "./live";
 import { sessionRoom } from "./room";
 
+export type { SessionRow } from "./live";
 export type SessionStatus = (typeof sessionStatusEnum.enumValues)[number];
-export type SessionRow = typeof sessions.$inferSelect;
 
 /**
  * The session state machine of SPEC §5, the one place that says which step may follow which.
@@ -37,13 +38,9 @@ export function retryTarget(failedFrom: SessionStatus | null): SessionStatus {
 
 type Owner = { sessionId: string; userId?: string };
 
-function ownedSession({ sessionId, userId }: Owner): SQL {
-  return and(eq(sessions.id, sessionId), isNull(sessions.deletedAt), userId === undefined ? undefined : eq(sessions.userId, userId))!;
-}
-
-/** `exists(the owned session, in one of these statuses)`: guards statements batched with a transition. */
+/** `exists(the live session, in one of these statuses)`: guards statements batched with a transition. */
 export function sessionIn(owner: Owner, statuses: readonly SessionStatus[]): SQL {
-  return sql`exists (select 1 from ${sessions} where ${and(ownedSession(owner), inArray(sessions.status, [...statuses]))})`;
+  return liveSessionExists(owner, inArray(sessions.status, [...statuses]));
 }
 
 export type TransitionInput = Owner & {
@@ -71,13 +68,13 @@ export function transitionStatement(db: Database, input: TransitionInput) {
       errorCode: failing ? (input.error?.code ?? "INTERNAL_ERROR") : null,
       errorMessage: failing ? (input.error?.message ?? errorMessage(input.error?.code ?? "INTERNAL_ERROR")) : null,
     })
-    .where(and(ownedSession(input), inArray(sessions.status, allowed), input.when))
+    .where(and(liveSession(input), inArray(sessions.status, allowed), input.when))
     .returning();
 }
 
 /** 404 when the caller has no such session, else 409 naming the status it is in. */
 export async function explainRefusal(db: Database, owner: Owner, attempted: string): Promise<never> {
-  const [row] = await db.select({ status: sessions.status }).from(sessions).where(ownedSession(owner)).limit(1);
+  const row = await findLiveSession(db, owner);
   if (!row) throw new AppError("SESSION_NOT_FOUND");
   throw new AppError("INVALID_SESSION_STATE", {
     message: `A session that is ${row.status} cannot ${attempted}`,

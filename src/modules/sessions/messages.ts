@@ -1,10 +1,11 @@
 import type { z } from "@hono/zod-openapi";
 import { createId } from "@paralleldrive/cuid2";
-import { and, eq, inArray, isNull, sql, type SQL } from "drizzle-orm";
+import { and, asc, eq, inArray, sql, type SQL } from "drizzle-orm";
 import { messages, sessions } from "../../db/schema";
 import type { Database } from "../../lib/db";
 import { AppError } from "../../lib/errors";
 import { EDITABLE_STATUSES, explainRefusal, sessionIn } from "./lifecycle";
+import { liveSession } from "./live";
 import { type addMessageSchema, MAX_MESSAGES, type messageInputSchema, type updateMessageSchema } from "./schemas";
 
 type MessageInput = z.infer<typeof messageInputSchema>;
@@ -45,18 +46,31 @@ function lockEditable(db: Database, owner: Owner) {
   return db
     .select({ id: sessions.id })
     .from(sessions)
-    .where(
-      and(
-        eq(sessions.id, owner.sessionId),
-        eq(sessions.userId, owner.userId),
-        isNull(sessions.deletedAt),
-        inArray(sessions.status, [...EDITABLE_STATUSES]),
-      ),
-    )
+    .where(and(liveSession(owner), inArray(sessions.status, [...EDITABLE_STATUSES])))
     .for("update");
 }
 
-const countOf = (sessionId: string) => sql`(select count(*)::int from ${messages} c where c.session_id = ${sessionId})`;
+const countOf = (sessionId: string) => sql<number>`(select count(*)::int from ${messages} c where c.session_id = ${sessionId})`;
+
+/** How many messages the caller's live session holds; 404 SESSION_NOT_FOUND when there is no such session. */
+export async function conversationLength(db: Database, owner: Owner): Promise<number> {
+  const [row] = await db.select({ count: countOf(owner.sessionId) }).from(sessions).where(liveSession(owner));
+  if (!row) throw new AppError("SESSION_NOT_FOUND");
+  return row.count;
+}
+
+/**
+ * For the suggestion job: the session's owner and its conversation in order — or undefined once
+ * the session is no longer `generating` (gone, or moved on by another run). One transaction.
+ */
+export async function conversationToGenerate(db: Database, sessionId: string) {
+  const [[session], conversation] = await db.batch([
+    db.select({ userId: sessions.userId, status: sessions.status }).from(sessions).where(eq(sessions.id, sessionId)),
+    db.select({ sender: messages.sender, text: messages.text }).from(messages).where(eq(messages.sessionId, sessionId)).orderBy(asc(messages.position)),
+  ]);
+  if (!session || session.status !== "generating") return undefined;
+  return { userId: session.userId, conversation };
+}
 
 function toMessage(row: MessageRow) {
   return {

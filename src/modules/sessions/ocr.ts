@@ -1,16 +1,18 @@
-import { and, asc, eq, inArray, isNull, or, type SQL, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, or, type SQL, sql } from "drizzle-orm";
 import type { Redis } from "@upstash/redis/cloudflare";
 import { z } from "zod";
 import { aiEngineFor } from "../../ai/engine";
 import { buildOcrRequest, OCR_PROMPT_VERSION, type OcrOutput, ocrOutputSchema } from "../../ai/prompts/ocr.v1";
 import { AiError } from "../../ai/strategy";
-import { messages, sessionImages, sessions } from "../../db/schema";
+import { messages, sessions } from "../../db/schema";
 import { toBase64 } from "../../lib/encoding";
 import { AppError } from "../../lib/errors";
 import { holdLease, leaseHeldBy, leaseLapsed, newLeaseOwner, releaseLease, STALE_AFTER_LEASES, takeLease } from "../../lib/lease";
 import { createRedis } from "../../lib/redis";
 import type { JobContext, JobDefinition } from "../jobs/definition";
+import { markScreenshotRead, screenshotsOf } from "../uploads/service";
 import { broadcastStatus, transitionSession, transitionStatement } from "./lifecycle";
+import { liveSession, liveSessionExists } from "./live";
 import { insertMessagesStatement } from "./messages";
 import { sessionRoom } from "./room";
 import { MAX_MESSAGES } from "./schemas";
@@ -96,11 +98,7 @@ async function claimSession(ctx: JobContext, sessionId: string, owner: string) {
     .update(sessions)
     .set({ status: "ocr_processing", ...takeLease(owner, ctx.config.JOB_LEASE_SECONDS) })
     .where(
-      and(
-        eq(sessions.id, sessionId),
-        isNull(sessions.deletedAt),
-        or(eq(sessions.status, "ocr_queued"), and(eq(sessions.status, "ocr_processing"), leaseLapsed(lease))),
-      ),
+      and(liveSession({ sessionId }), or(eq(sessions.status, "ocr_queued"), and(eq(sessions.status, "ocr_processing"), leaseLapsed(lease)))),
     )
     .returning();
   if (claimed) return { claimed };
@@ -123,7 +121,7 @@ async function runOcrJob(ctx: JobContext, { sessionId }: { sessionId: string }) 
   await broadcastStatus(ctx.broadcast, current, { progress: 0, key: `ocr:${sessionId}:start` });
 
   // Every write of this run holds only while the run still holds the session.
-  const held: SQL = sql`exists (select 1 from ${sessions} where ${and(eq(sessions.id, sessionId), isNull(sessions.deletedAt), eq(sessions.status, "ocr_processing"), leaseHeldBy(lease, owner))})`;
+  const held = liveSessionExists({ sessionId }, and(eq(sessions.status, "ocr_processing"), leaseHeldBy(lease, owner)));
   const heartbeat = holdLease({
     seconds: ctx.config.JOB_LEASE_SECONDS,
     renew: async () =>
@@ -157,7 +155,7 @@ async function runOcrJob(ctx: JobContext, { sessionId }: { sessionId: string }) 
 async function readAndStore(ctx: JobContext, current: typeof sessions.$inferSelect, run: { held: SQL; signal: AbortSignal }) {
   const sessionId = current.id;
   const deps = { db: ctx.db, broadcast: ctx.broadcast };
-  const images = await ctx.db.select().from(sessionImages).where(eq(sessionImages.sessionId, sessionId)).orderBy(asc(sessionImages.position));
+  const images = await screenshotsOf(ctx.db, sessionId);
   const redis = createRedis(ctx.config, { retries: 1 });
   const results: OcrResult[] = [];
   for (const [i, image] of images.entries()) {
@@ -176,7 +174,7 @@ async function readAndStore(ctx: JobContext, current: typeof sessions.$inferSele
       }
       throw error;
     }
-    await ctx.db.update(sessionImages).set({ ocrStatus: "completed" }).where(eq(sessionImages.id, image.id));
+    await markScreenshotRead(ctx.db, image.id);
     await broadcastStatus(ctx.broadcast, current, { progress: (i + 1) / images.length, key: `ocr:${sessionId}:progress:${i}` });
   }
 

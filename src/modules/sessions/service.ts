@@ -1,15 +1,17 @@
 import type { z } from "@hono/zod-openapi";
 import { createId } from "@paralleldrive/cuid2";
-import { and, desc, eq, getTableColumns, isNull, sql } from "drizzle-orm";
-import { messages, sessionImages, sessions, suggestionGenerations, suggestions } from "../../db/schema";
+import { and, desc, eq, getTableColumns, sql } from "drizzle-orm";
+import { messages, sessions } from "../../db/schema";
 import type { Database } from "../../lib/db";
 import { fromBase64Url, toBase64Url } from "../../lib/encoding";
 import { AppError } from "../../lib/errors";
 import type { PublishJob } from "../../lib/jobs";
 import type { Logger } from "../../lib/logger";
 import type { Broadcast } from "../../realtime/rooms";
-import { attachUploads, detachUploads, findClaimableUploads } from "../uploads/service";
+import { generationsJson, type GenerationJson } from "../suggestions/generations";
+import { attachUploads, detachUploads, findClaimableUploads, sessionImagesJson } from "../uploads/service";
 import { broadcastStatus, explainRefusal, retryTarget, type SessionRow, sessionIn, transitionSession, transitionStatement } from "./lifecycle";
+import { liveSession, requireLiveSession } from "./live";
 import { insertMessagesStatement } from "./messages";
 import { ocrJob } from "./ocr";
 import type { confirmOcrSchema, createSessionSchema, listSessionsQuerySchema, messageSchema, sessionDetailSchema, sessionSummarySchema } from "./schemas";
@@ -53,14 +55,15 @@ export function toSummary(row: SessionRow): Summary {
 }
 
 type JsonMessage = Omit<z.infer<typeof messageSchema>, "sentAt"> & { sentAt: string | null };
-type JsonGeneration = NonNullable<Detail["latestGeneration"]>;
 
-// The subqueries name the outer row as "sessions"."id" by hand: drizzle writes a bare "id" for
+// The outer row's id for the subqueries, named by hand: drizzle writes a bare "id" for a column of
 // a single-table select, which inside a subquery would bind to the subquery's own table.
+const outerSessionId = sql`"sessions"."id"`;
 
 /**
  * A session with its conversation, images and latest generation, in ONE query: the app's
  * hottest read, so related rows come back as JSON aggregated by Postgres, not as N queries.
+ * The images and the generation are embedded from their own modules' expressions.
  */
 export async function getSessionDetail(db: Database, userId: string, sessionId: string) {
   const [row] = await db
@@ -69,31 +72,25 @@ export async function getSessionDetail(db: Database, userId: string, sessionId: 
       messages: sql<JsonMessage[]>`coalesce((
         select json_agg(json_build_object('id', m.id, 'sender', m.sender, 'text', m.text, 'position', m.position,
           'source', m.source, 'ocrConfidence', m.ocr_confidence, 'sentAt', m.sent_at) order by m.position)
-        from ${messages} m where m.session_id = "sessions"."id"), '[]'::json)`,
-      images: sql<Detail["images"]>`coalesce((
-        select json_agg(json_build_object('key', i.r2_key, 'position', i.position, 'contentType', i.content_type,
-          'sizeBytes', i.size_bytes, 'ocrStatus', i.ocr_status) order by i.position)
-        from ${sessionImages} i where i.session_id = "sessions"."id"), '[]'::json)`,
-      latestGeneration: sql<JsonGeneration | null>`(
-        select json_build_object('id', g.id, 'status', g.status, 'tone', g.tone, 'count', g.count,
-          'errorCode', g.error_code, 'createdAt', g.created_at,
-          'suggestions', coalesce((select json_agg(json_build_object('id', x.id, 'rank', x.rank, 'tone', x.tone,
-            'text', x.text, 'feedback', x.feedback) order by x.rank) from ${suggestions} x where x.generation_id = g.id), '[]'::json))
-        from ${suggestionGenerations} g where g.session_id = "sessions"."id" order by g.created_at desc, g.id desc limit 1)`,
+        from ${messages} m where m.session_id = ${outerSessionId}), '[]'::json)`,
+      images: sessionImagesJson(outerSessionId),
+      latestGeneration: sql<GenerationJson | null>`(${generationsJson(outerSessionId, 1)}) -> 0`,
     })
     .from(sessions)
-    .where(and(eq(sessions.id, sessionId), eq(sessions.userId, userId), isNull(sessions.deletedAt)))
+    .where(liveSession({ sessionId, userId }))
     .limit(1);
   return row;
 }
 
 export function toDetail(row: NonNullable<Awaited<ReturnType<typeof getSessionDetail>>>, publicBaseUrl: string): Detail {
-  const { messages: conversation, images, latestGeneration, ...session } = row;
+  const { messages: conversation, images, latestGeneration: latest, ...session } = row;
   return {
     ...toSummary(session),
     messages: conversation.map((message) => ({ ...message, sentAt: iso(message.sentAt) })),
     images,
-    latestGeneration: latestGeneration ? { ...latestGeneration, createdAt: iso(latestGeneration.createdAt)! } : null,
+    latestGeneration: latest
+      ? { id: latest.id, status: latest.status, tone: latest.tone, count: latest.count, errorCode: latest.errorCode, createdAt: iso(latest.createdAt)!, suggestions: latest.suggestions }
+      : null,
     wsUrl: wsUrl(publicBaseUrl, session.id),
   };
 }
@@ -179,8 +176,7 @@ export async function listSessions(db: Database, userId: string, query: z.infer<
     .from(sessions)
     .where(
       and(
-        eq(sessions.userId, userId),
-        isNull(sessions.deletedAt),
+        liveSession({ userId }),
         after ? sql`(${sessions.createdAt}, ${sessions.id}) < (${after.createdAt}::timestamptz, ${after.id})` : undefined,
       ),
     )
@@ -198,9 +194,14 @@ export async function softDeleteSession(db: Database, userId: string, sessionId:
   const [row] = await db
     .update(sessions)
     .set({ deletedAt: new Date() })
-    .where(and(eq(sessions.id, sessionId), eq(sessions.userId, userId), isNull(sessions.deletedAt)))
+    .where(liveSession({ sessionId, userId }))
     .returning({ id: sessions.id });
   if (!row) throw new AppError("SESSION_NOT_FOUND");
+}
+
+/** Stores the phase the suggestion job detected in the conversation (1–4) and how sure it was. */
+export async function recordPhase(db: Database, sessionId: string, detected: { phase: number; confidence: number }): Promise<void> {
+  await db.update(sessions).set({ phase: detected.phase, phaseConfidence: detected.confidence }).where(eq(sessions.id, sessionId));
 }
 
 /** Accepts the OCR result, optionally replaced by the user's corrections, in one transaction. */
@@ -222,8 +223,7 @@ export async function confirmOcr(deps: SessionDeps, userId: string, sessionId: s
 /** `failed` → back to the step that failed: OCR is queued again, a failed generation returns to ready. */
 export async function retrySession(deps: SessionDeps, userId: string, sessionId: string): Promise<Detail> {
   const owner = { sessionId, userId };
-  const [row] = await deps.db.select({ status: sessions.status, failedFrom: sessions.failedFrom }).from(sessions).where(and(eq(sessions.id, sessionId), eq(sessions.userId, userId), isNull(sessions.deletedAt)));
-  if (!row) throw new AppError("SESSION_NOT_FOUND");
+  const row = await requireLiveSession(deps.db, owner);
   if (row.status !== "failed") return explainRefusal(deps.db, owner, "be retried");
   const target = retryTarget(row.failedFrom);
   if (target === "ocr_queued") {

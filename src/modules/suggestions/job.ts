@@ -6,7 +6,7 @@ import { createFieldStream } from "../../ai/json-stream";
 import { buildPhaseRequest, phaseOutputSchema } from "../../ai/prompts/phase.v1";
 import { buildSuggestionsRequest, suggestionsOutputSchema } from "../../ai/prompts/suggestions.v1";
 import { AiError, parseJsonOutput } from "../../ai/strategy";
-import { messages, sessions, suggestionGenerations, suggestions, users } from "../../db/schema";
+import { suggestionGenerations, suggestions } from "../../db/schema";
 import { AppError, errorMessage, type OutcomeErrorCode } from "../../lib/errors";
 
 import { holdLease, leaseHeldBy, leaseLapsed, newLeaseOwner, releaseLease, STALE_AFTER_LEASES, takeLease } from "../../lib/lease";
@@ -14,7 +14,10 @@ import type { RoomEvent } from "../../realtime/protocol";
 import { roomStub } from "../../realtime/rooms";
 import type { JobContext, JobDefinition } from "../jobs/definition";
 import { broadcastStatus, transitionStatement } from "../sessions/lifecycle";
+import { conversationToGenerate } from "../sessions/messages";
 import { sessionRoom } from "../sessions/room";
+import { recordPhase } from "../sessions/service";
+import { getUser } from "../users/service";
 import { DEFAULT_TONE } from "./schemas";
 
 /** How often a run asks the room whether a socket sent `cancel` (SPEC: stop within 1 s). */
@@ -27,6 +30,8 @@ const SWEEP_BATCH = 100;
 type Generation = typeof suggestionGenerations.$inferSelect;
 type Conversation = Array<{ sender: "user" | "match"; text: string }>;
 const lease = { owner: suggestionGenerations.leaseOwner, expiresAt: suggestionGenerations.leaseExpiresAt };
+
+type Publisher = ReturnType<typeof createPublisher>;
 
 /** Publishes one event after another, in order, without making the token stream wait for each. */
 function createPublisher(ctx: JobContext, sessionId: string, generationId: string) {
@@ -100,51 +105,123 @@ async function endGeneration(
   if (session) await broadcastStatus(ctx.broadcast, session, { key: `${key}:status` });
 }
 
+/** One delivery's hold on a generation: what it writes under, and how it tells the room. */
+type Run = {
+  ctx: JobContext;
+  generation: Generation;
+  /** This delivery's lease owner. */
+  owner: string;
+  /** Every write of the run holds only while the run still owns the generation's lease. */
+  held: SQL;
+  events: Publisher;
+};
+
+/** A run with its conversation loaded: what the model calls need. */
+type ModelRun = Run & { userId: string; conversation: Conversation; language: string | null; engine: AiEngine; signal: AbortSignal };
+
+type Answer = { output: Array<{ text: string }>; tone: string; provider: string; model: string };
+
 /** The session's owner, language and messages, if it is still generating. */
 async function loadConversation(ctx: JobContext, sessionId: string) {
-  const [session] = await ctx.db
-    .select({ userId: sessions.userId, status: sessions.status, language: sql<string | null>`${users.preferences} ->> 'language'` })
-    .from(sessions)
-    .innerJoin(users, eq(users.id, sessions.userId))
-    .where(eq(sessions.id, sessionId));
-  if (!session || session.status !== "generating") return undefined;
-  const conversation: Conversation = await ctx.db
-    .select({ sender: messages.sender, text: messages.text })
-    .from(messages)
-    .where(eq(messages.sessionId, sessionId))
-    .orderBy(asc(messages.position));
-  return { ...session, conversation };
+  const session = await conversationToGenerate(ctx.db, sessionId);
+  if (!session) return undefined;
+  const { preferences } = await getUser(ctx.db, session.userId);
+  return { ...session, language: preferences.language ?? null };
+}
+
+/** Renews the run's lease while it lives; `abort` fires if another delivery took the generation. */
+function holdGeneration({ ctx, generation, owner, held }: Run) {
+  return holdLease({
+    seconds: ctx.config.JOB_LEASE_SECONDS,
+    renew: async () =>
+      (
+        await ctx.db
+          .update(suggestionGenerations)
+          .set(takeLease(owner, ctx.config.JOB_LEASE_SECONDS))
+          .where(and(eq(suggestionGenerations.id, generation.id), eq(suggestionGenerations.status, "streaming"), held))
+          .returning({ id: suggestionGenerations.id })
+      ).length > 0,
+    logger: ctx.logger,
+  });
 }
 
 /** Phase: structured, stored, broadcast. Without it the suggestions still come, just less tailored. */
-async function detectPhase(
-  ctx: JobContext,
-  engine: AiEngine,
-  run: { sessionId: string; generationId: string; userId: string; signal: AbortSignal; publish: (event: RoomEvent) => Promise<void> },
-  conversation: Conversation,
-): Promise<number | null> {
+async function detectPhase(run: ModelRun): Promise<number | null> {
   let data: z.infer<typeof phaseOutputSchema>;
   try {
-    ({ data } = await engine.completeStructured(buildPhaseRequest(conversation.slice(-RECENT_MESSAGES)), phaseOutputSchema, {
+    ({ data } = await run.engine.completeStructured(buildPhaseRequest(run.conversation.slice(-RECENT_MESSAGES)), phaseOutputSchema, {
       kind: "phase",
       userId: run.userId,
       signal: run.signal,
     }));
   } catch (error) {
     if (!(error instanceof AiError) || error.code === "AI_CANCELLED") throw error;
-    ctx.logger.warn("phase detection failed; generating without a phase", { code: error.code });
+    run.ctx.logger.warn("phase detection failed; generating without a phase", { code: error.code });
     return null;
   }
-  await ctx.db.update(sessions).set({ phase: data.phase, phaseConfidence: data.confidence }).where(eq(sessions.id, run.sessionId));
-  await run.publish({ type: "phase", data: { generationId: run.generationId, phase: data.phase, confidence: data.confidence } });
+  await recordPhase(run.ctx.db, run.generation.sessionId, data);
+  await run.events.publish({ type: "phase", data: { generationId: run.generation.id, phase: data.phase, confidence: data.confidence } });
   return data.phase;
+}
+
+/** Coaching notes for the phase, found by the recent messages. Without them the suggestions still come. */
+async function retrieveNotes(run: ModelRun, phase: number | null) {
+  const query = run.conversation.slice(-RECENT_MESSAGES).map((message) => message.text).join("\n");
+  const knowledge = await run.engine.retrieve(query, { phase: phase ?? undefined, k: 5, userId: run.userId }).catch((error: unknown) => {
+    run.ctx.logger.warn("knowledge retrieval failed; generating without coaching notes", { error });
+    return [];
+  });
+  return knowledge.map(({ title, content }) => ({ title, content }));
+}
+
+/**
+ * Streams the suggestions: `suggestion.started`, then each suggestion's characters as
+ * `suggestion.delta` while the model's JSON arrives; a `restart` of the engine (a retry or
+ * fallback after tokens went out) is passed on as `generation.restarted`. Answers the parsed
+ * suggestions once the room has every event.
+ */
+async function streamSuggestions(run: ModelRun, prompt: { phase: number | null; knowledge: Array<{ title: string; content: string }> }): Promise<Answer> {
+  const { generation, events } = run;
+  const generationId = generation.id;
+  const tone = generation.tone ?? DEFAULT_TONE;
+  const request = buildSuggestionsRequest({
+    messages: run.conversation,
+    phase: prompt.phase,
+    tone,
+    count: generation.count,
+    instructions: generation.instructions ?? undefined,
+    language: run.language ?? undefined,
+    knowledge: prompt.knowledge,
+  });
+  await events.publish({ type: "suggestion.started", data: { generationId, count: generation.count, tone } });
+
+  let fields = createFieldStream("suggestions", "text");
+  let answer: Answer | undefined;
+  // An answer with the wrong number of suggestions, or not fitting at all, is retried by the
+  // engine like any other fault (after a `restart`), so what is stored is exactly `count`.
+  const parse = parseJsonOutput(suggestionsOutputSchema(generation.count));
+  for await (const event of run.engine.generate(request, { kind: "suggestions", userId: run.userId, signal: run.signal, parse })) {
+    if (event.type === "delta") {
+      for (const { index, delta } of fields.feed(event.text)) {
+        if (index < generation.count) void events.publish({ type: "suggestion.delta", data: { generationId, index, delta } });
+      }
+    } else if (event.type === "restart") {
+      fields = createFieldStream("suggestions", "text");
+      void events.publish({ type: "generation.restarted", data: { generationId, reason: event.reason } });
+    } else {
+      answer = { output: event.output.suggestions, tone, provider: event.provider, model: event.model };
+    }
+  }
+  await events.settled();
+  if (!answer) throw new AiError("AI_UNAVAILABLE", "the generation ended without an answer");
+  return answer;
 }
 
 /**
  * Stores the suggestions and completes the generation and the session in one transaction —
  * only while this run still holds the generation, so a run that lost its lease writes nothing.
  */
-async function storeSuggestions(ctx: JobContext, generation: Generation, owner: string, answer: { output: Array<{ text: string }>; tone: string; provider: string; model: string }) {
+async function storeSuggestions({ ctx, generation, owner }: Run, answer: Answer) {
   const { id: generationId, sessionId } = generation;
   const rows = answer.output.map(({ text }, rank) => ({ id: createId(), rank, tone: answer.tone, text }));
   const completedHere = sql`exists (select 1 from ${suggestionGenerations} where ${and(eq(suggestionGenerations.id, generationId), eq(suggestionGenerations.status, "completed"), leaseHeldBy(lease, owner))})`;
@@ -167,10 +244,58 @@ async function storeSuggestions(ctx: JobContext, generation: Generation, owner: 
   return { saved, ready };
 }
 
+/** Stores the answer, then tells the room: `suggestion.completed` (ids and texts), then the session's ready status. */
+async function completeGeneration(run: Run, answer: Answer) {
+  const generationId = run.generation.id;
+  const stored = await storeSuggestions(run, answer);
+  if (!stored) return { skipped: true };
+  await run.events.publish(
+    {
+      type: "suggestion.completed",
+      data: { generationId, suggestions: stored.saved.map(({ id, rank, tone, text }) => ({ id, rank, tone, text })) },
+    },
+    `gen:${generationId}:completed`,
+  );
+  if (stored.ready) await broadcastStatus(run.ctx.broadcast, stored.ready, { key: `gen:${generationId}:ready` });
+  return { suggestions: stored.saved.length };
+}
+
 /**
- * The suggestion job (SPEC §7–8): phase detection, retrieval for that phase, then the reply
- * suggestions streamed token by token through the session's room, persisted, and announced.
- * A `cancel` frame aborts the upstream call; a fallback after tokens went out is announced as
+ * A run that threw: ends the generation when retrying cannot help (cancelled, the model failed,
+ * the budget is spent), else gives the lease up and rethrows for QStash's retry.
+ */
+async function endAfterFailure(run: Run, heartbeat: ReturnType<typeof holdGeneration>, error: unknown) {
+  const { ctx, generation, events } = run;
+  await events.settled().catch((settleError: unknown) => ctx.logger.warn("room publish failed", { error: settleError }));
+  // Another delivery took the generation over: it is that run's to finish.
+  if (heartbeat.lost()) return { skipped: "lease lost" };
+  // The model's own failures, and a spent budget, end the generation: a retry would fail alike.
+  const code = error instanceof AiError ? error.code : error instanceof AppError && error.code === "AI_BUDGET_EXCEEDED" ? error.code : undefined;
+  if (code === "AI_CANCELLED") {
+    await endGeneration(ctx, generation, { status: "cancelled" }, run.held);
+    return { cancelled: true };
+  }
+  if (code) {
+    await endGeneration(ctx, generation, { status: "failed", code }, run.held);
+    return { failed: code };
+  }
+  // Anything else (a database or room outage) is worth QStash's retry: give the lease up so
+  // the next delivery need not wait it out (the heartbeat stopped first, so no late renewal
+  // takes it back).
+  await heartbeat.stop();
+  await ctx.db
+    .update(suggestionGenerations)
+    .set(releaseLease())
+    .where(and(eq(suggestionGenerations.id, generation.id), eq(suggestionGenerations.status, "streaming"), run.held))
+    .catch((releaseError: unknown) => ctx.logger.warn("lease release failed", { error: releaseError }));
+  throw error;
+}
+
+/**
+ * The suggestion job (SPEC §7–8): claim the generation → load the conversation → detect its
+ * phase → retrieve coaching notes for that phase → stream the suggestions token by token through
+ * the session's room → store them → end (completed, cancelled or failed). A `cancel` frame
+ * aborts the upstream call; a fallback after tokens went out is announced as
  * `generation.restarted`; a final AI failure ends the generation `failed`. The run holds a
  * lease on the generation, renewed while it lives: if it dies, a redelivery takes over.
  */
@@ -178,108 +303,25 @@ async function runSuggestionJob(ctx: JobContext, { generationId }: { generationI
   const owner = newLeaseOwner(ctx.messageId);
   const generation = await claimGeneration(ctx, generationId, owner);
   if (!generation) return { skipped: true };
-  const { sessionId } = generation;
-  const ownGuard = leaseHeldBy(lease, owner);
-  const events = createPublisher(ctx, sessionId, generationId);
-  if (ctx.retried > 0) await events.publish({ type: "generation.restarted", data: { generationId, reason: "retry" } });
+  const run: Run = { ctx, generation, owner, held: leaseHeldBy(lease, owner), events: createPublisher(ctx, generation.sessionId, generationId) };
+  if (ctx.retried > 0) await run.events.publish({ type: "generation.restarted", data: { generationId, reason: "retry" } });
 
-  const session = await loadConversation(ctx, sessionId);
+  const session = await loadConversation(ctx, generation.sessionId);
   if (!session) {
-    await endGeneration(ctx, generation, { status: "failed", code: "SESSION_CHANGED" }, ownGuard);
+    await endGeneration(ctx, generation, { status: "failed", code: "SESSION_CHANGED" }, run.held);
     return { skipped: true };
   }
 
-  const heartbeat = holdLease({
-    seconds: ctx.config.JOB_LEASE_SECONDS,
-    renew: async () =>
-      (
-        await ctx.db
-          .update(suggestionGenerations)
-          .set(takeLease(owner, ctx.config.JOB_LEASE_SECONDS))
-          .where(and(eq(suggestionGenerations.id, generationId), eq(suggestionGenerations.status, "streaming"), ownGuard))
-          .returning({ id: suggestionGenerations.id })
-      ).length > 0,
-    logger: ctx.logger,
-  });
-  const { abort } = heartbeat;
-  const stopCancelPoll = pollForCancel(ctx, sessionId, generationId, abort);
-  const engine = aiEngineFor(ctx.config, ctx.db);
-  const run = { sessionId, generationId, userId: session.userId, signal: abort.signal, publish: events.publish };
-
+  const heartbeat = holdGeneration(run);
+  const stopCancelPoll = pollForCancel(ctx, generation.sessionId, generationId, heartbeat.abort);
+  const modelRun: ModelRun = { ...run, ...session, engine: aiEngineFor(ctx.config, ctx.db), signal: heartbeat.abort.signal };
   try {
-    const phase = await detectPhase(ctx, engine, run, session.conversation);
-    const query = session.conversation.slice(-RECENT_MESSAGES).map((message) => message.text).join("\n");
-    const knowledge = await engine.retrieve(query, { phase: phase ?? undefined, k: 5, userId: session.userId }).catch((error: unknown) => {
-      ctx.logger.warn("knowledge retrieval failed; generating without coaching notes", { error });
-      return [];
-    });
-    const tone = generation.tone ?? DEFAULT_TONE;
-    const request = buildSuggestionsRequest({
-      messages: session.conversation,
-      phase,
-      tone,
-      count: generation.count,
-      instructions: generation.instructions ?? undefined,
-      language: session.language ?? undefined,
-      knowledge: knowledge.map(({ title, content }) => ({ title, content })),
-    });
-    await events.publish({ type: "suggestion.started", data: { generationId, count: generation.count, tone } });
-
-    let fields = createFieldStream("suggestions", "text");
-    let answer: { output: Array<{ text: string }>; provider: string; model: string } | undefined;
-    // An answer with the wrong number of suggestions, or not fitting at all, is retried by the
-    // engine like any other fault (after a `restart`), so what is stored is exactly `count`.
-    const parse = parseJsonOutput(suggestionsOutputSchema(generation.count));
-    for await (const event of engine.generate(request, { kind: "suggestions", userId: session.userId, signal: abort.signal, parse })) {
-      if (event.type === "delta") {
-        for (const { index, delta } of fields.feed(event.text)) {
-          if (index < generation.count) void events.publish({ type: "suggestion.delta", data: { generationId, index, delta } });
-        }
-      } else if (event.type === "restart") {
-        fields = createFieldStream("suggestions", "text");
-        void events.publish({ type: "generation.restarted", data: { generationId, reason: event.reason } });
-      } else {
-        answer = { output: event.output.suggestions, provider: event.provider, model: event.model };
-      }
-    }
-    await events.settled();
-    if (!answer) throw new AiError("AI_UNAVAILABLE", "the generation ended without an answer");
-
-    const stored = await storeSuggestions(ctx, generation, owner, { ...answer, tone });
-    if (!stored) return { skipped: true };
-    await events.publish(
-      {
-        type: "suggestion.completed",
-        data: { generationId, suggestions: stored.saved.map(({ id, rank, tone, text }) => ({ id, rank, tone, text })) },
-      },
-      `gen:${generationId}:completed`,
-    );
-    if (stored.ready) await broadcastStatus(ctx.broadcast, stored.ready, { key: `gen:${generationId}:ready` });
-    return { suggestions: stored.saved.length };
+    const phase = await detectPhase(modelRun);
+    const knowledge = await retrieveNotes(modelRun, phase);
+    const answer = await streamSuggestions(modelRun, { phase, knowledge });
+    return await completeGeneration(run, answer);
   } catch (error) {
-    await events.settled().catch((settleError: unknown) => ctx.logger.warn("room publish failed", { error: settleError }));
-    // Another delivery took the generation over: it is that run's to finish.
-    if (heartbeat.lost()) return { skipped: "lease lost" };
-    // The model's own failures, and a spent budget, end the generation: a retry would fail alike.
-    const code = error instanceof AiError ? error.code : error instanceof AppError && error.code === "AI_BUDGET_EXCEEDED" ? error.code : undefined;
-    if (code === "AI_CANCELLED") {
-      await endGeneration(ctx, generation, { status: "cancelled" }, ownGuard);
-      return { cancelled: true };
-    }
-    if (code) {
-      await endGeneration(ctx, generation, { status: "failed", code }, ownGuard);
-      return { failed: code };
-    }
-    // Anything else (a database or room outage) is worth QStash's retry: give the lease up so
-    // the next delivery need not wait it out (the heartbeat stopped first, so no late renewal
-    // takes it back).
-    await heartbeat.stop();
-    await ctx.db
-      .update(suggestionGenerations)
-      .set(releaseLease())
-      .where(and(eq(suggestionGenerations.id, generationId), eq(suggestionGenerations.status, "streaming"), ownGuard))
-      .catch((releaseError: unknown) => ctx.logger.warn("lease release failed", { error: releaseError }));
-    throw error;
+    return await endAfterFailure(run, heartbeat, error);
   } finally {
     stopCancelPoll();
     await heartbeat.stop();

@@ -1,16 +1,19 @@
 import type { z } from "@hono/zod-openapi";
 import { createId } from "@paralleldrive/cuid2";
-import { and, eq, isNull, sql } from "drizzle-orm";
-import { messages, sessions, suggestionGenerations, suggestions } from "../../db/schema";
+import { and, eq, sql } from "drizzle-orm";
+import { suggestionGenerations, suggestions } from "../../db/schema";
 import type { Database } from "../../lib/db";
 import { AppError } from "../../lib/errors";
 import type { PublishJob } from "../../lib/jobs";
 import type { Logger } from "../../lib/logger";
 import type { Broadcast } from "../../realtime/rooms";
 import { transitionSession } from "../sessions/lifecycle";
+import { liveSessionExists } from "../sessions/live";
+import { conversationLength } from "../sessions/messages";
 import { wsUrl } from "../sessions/service";
 import { getUser } from "../users/service";
 import { DEFAULT_TONE, type feedbackSchema, type generateSuggestionsSchema, type generationSchema } from "./schemas";
+import { generationsJson, type GenerationJson } from "./generations";
 import { suggestionJob } from "./job";
 
 export type SuggestionDeps = {
@@ -31,15 +34,10 @@ const DEFAULT_COUNT = 3;
  */
 export async function startGeneration(deps: SuggestionDeps, userId: string, sessionId: string, input: z.infer<typeof generateSuggestionsSchema>) {
   await deps.assertWithinBudget(userId);
-  const [session] = await deps.db
-    .select({ id: sessions.id, messages: sql<number>`(select count(*)::int from ${messages} m where m.session_id = "sessions"."id")` })
-    .from(sessions)
-    .where(and(eq(sessions.id, sessionId), eq(sessions.userId, userId), isNull(sessions.deletedAt)));
-  if (!session) throw new AppError("SESSION_NOT_FOUND");
-  if (session.messages === 0) throw new AppError("CONVERSATION_EMPTY");
+  const owner = { sessionId, userId };
+  if ((await conversationLength(deps.db, owner)) === 0) throw new AppError("CONVERSATION_EMPTY");
   const { preferences } = await getUser(deps.db, userId);
 
-  const owner = { sessionId, userId };
   await transitionSession(deps, { ...owner, to: "generating", from: ["ready"] });
   const generationId = createId();
   try {
@@ -67,19 +65,10 @@ type Generation = z.infer<typeof generationSchema>;
 
 /** Every generation of the caller's session, newest first, with its suggestions, in one query. */
 export async function listGenerations(db: Database, userId: string, sessionId: string): Promise<Generation[]> {
-  const [row] = await db
-    .select({
-      generations: sql<Array<Omit<Generation, "createdAt"> & { createdAt: string }>>`coalesce((
-        select json_agg(json_build_object('id', g.id, 'status', g.status, 'tone', g.tone, 'count', g.count,
-          'instructions', g.instructions, 'provider', g.provider, 'model', g.model, 'errorCode', g.error_code,
-          'createdAt', g.created_at,
-          'suggestions', coalesce((select json_agg(json_build_object('id', x.id, 'rank', x.rank, 'tone', x.tone,
-            'text', x.text, 'feedback', x.feedback) order by x.rank) from ${suggestions} x where x.generation_id = g.id), '[]'::json))
-          order by g.created_at desc, g.id desc)
-        from ${suggestionGenerations} g where g.session_id = "sessions"."id"), '[]'::json)`,
-    })
-    .from(sessions)
-    .where(and(eq(sessions.id, sessionId), eq(sessions.userId, userId), isNull(sessions.deletedAt)));
+  const { rows } = await db.execute<{ generations: GenerationJson[] }>(
+    sql`select ${generationsJson(sessionId)} as generations where ${liveSessionExists({ sessionId, userId })}`,
+  );
+  const [row] = rows;
   if (!row) throw new AppError("SESSION_NOT_FOUND");
   return row.generations.map((generation) => ({ ...generation, createdAt: new Date(generation.createdAt).toISOString() }));
 }
@@ -92,7 +81,7 @@ export async function setFeedback(db: Database, userId: string, suggestionId: st
     .where(
       and(
         eq(suggestions.id, suggestionId),
-        sql`exists (select 1 from ${sessions} s where s.id = ${suggestions.sessionId} and s.user_id = ${userId} and s.deleted_at is null)`,
+        liveSessionExists({ sessionId: suggestions.sessionId, userId }),
       ),
     )
     .returning();

@@ -5,7 +5,7 @@ import { eventually, qstashMessages, redeliver, resetQStash, useJobPump } from "
 import { injectFault, resetUpstream, upstreamRequests } from "../../../test/upstream";
 import { type Frame, openSocket, type TestSocket } from "../../../test/ws";
 import { aiEngineFor } from "../../ai/engine";
-import { aiCalls, sessions, suggestionGenerations, suggestions } from "../../db/schema";
+import { aiCalls, messages, sessions, suggestionGenerations, suggestions } from "../../db/schema";
 
 const conversation = [
   { sender: "match", text: "Hey! Loved your hiking photos, where was the lake one?" },
@@ -265,6 +265,28 @@ describe("suggestions", () => {
     expect(notMine.status).toBe(404);
     expect((await generate(token, sessionId, { count: 6 })).status).toBe(400);
     expect(await testDb().select().from(suggestionGenerations)).toEqual([]);
+  });
+
+  it("refuses to generate from an emptied conversation, and hides a deleted session's generations and suggestions", async () => {
+    const { token, sessionId, socket } = await readySession([{ sender: "match", text: "hey" }]);
+    await generate(token, sessionId, { count: 1 });
+    await socket.frame("suggestion.completed", 0, 15_000);
+    const [suggestion] = await testDb().select().from(suggestions);
+    const [message] = await testDb().select().from(messages).where(eq(messages.sessionId, sessionId));
+    expect((await callAs(token, `/api/v1/sessions/${sessionId}/messages/${message!.id}`, { method: "DELETE" })).status).toBe(200);
+    const empty = await generate(token, sessionId);
+    expect(empty.status).toBe(409);
+    expect(await json(empty)).toMatchObject({ error: { code: "CONVERSATION_EMPTY" } });
+
+    expect(await json(await callAs(token, `/api/v1/sessions/${sessionId}/suggestions`))).toMatchObject({ data: [{ suggestions: [{ id: suggestion!.id }] }] });
+    expect((await callAs(token, `/api/v1/sessions/${sessionId}`, { method: "DELETE" })).status).toBe(200);
+    const listed = await callAs(token, `/api/v1/sessions/${sessionId}/suggestions`);
+    expect(listed.status).toBe(404);
+    expect(await json(listed)).toMatchObject({ error: { code: "SESSION_NOT_FOUND" } });
+    const feedback = await callAs(token, `/api/v1/suggestions/${suggestion!.id}/feedback`, { method: "POST", json: { feedback: "liked" } });
+    expect(feedback.status).toBe(404);
+    expect(await json(feedback)).toMatchObject({ error: { code: "SUGGESTION_NOT_FOUND" } });
+    expect((await generate(token, sessionId)).status).toBe(404);
   });
 
   it("records feedback on the caller's suggestions only", async () => {

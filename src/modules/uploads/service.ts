@@ -1,6 +1,6 @@
 import type { z } from "@hono/zod-openapi";
-import { and, eq, inArray, isNotNull, isNull, sql } from "drizzle-orm";
-import { sessionImages } from "../../db/schema";
+import { and, asc, eq, inArray, isNotNull, isNull, type SQL, sql, type SQLWrapper } from "drizzle-orm";
+import { type ocrStatusEnum, sessionImages } from "../../db/schema";
 import type { Database } from "../../lib/db";
 import { toBase64Url, toHex } from "../../lib/encoding";
 import type { AppConfig } from "../../lib/env";
@@ -202,4 +202,38 @@ export function attachUploads(db: Database, input: { sessionId: string; userId: 
 /** Undoes `attachUploads` for a session that lost a race for its images. */
 export function detachUploads(db: Database, sessionId: string) {
   return db.update(sessionImages).set({ sessionId: null, position: null }).where(eq(sessionImages.sessionId, sessionId));
+}
+
+/** A session's screenshots in display order, as OCR reads them. */
+export function screenshotsOf(db: Database, sessionId: string) {
+  return db
+    .select({ id: sessionImages.id, r2Key: sessionImages.r2Key, contentType: sessionImages.contentType, sha256: sessionImages.sha256 })
+    .from(sessionImages)
+    .where(eq(sessionImages.sessionId, sessionId))
+    .orderBy(asc(sessionImages.position));
+}
+
+/** Records that OCR has read this screenshot. */
+export async function markScreenshotRead(db: Database, imageId: string): Promise<void> {
+  await db.update(sessionImages).set({ ocrStatus: "completed" }).where(eq(sessionImages.id, imageId));
+}
+
+export type SessionImageJson = {
+  key: string;
+  position: number;
+  contentType: string;
+  sizeBytes: number;
+  ocrStatus: (typeof ocrStatusEnum.enumValues)[number];
+};
+
+/**
+ * A session's screenshots in display order as a JSON array, to embed in a statement that reads
+ * the session with everything it holds at once (its detail is one query). `sessionId` is usually
+ * the outer statement's column.
+ */
+export function sessionImagesJson(sessionId: SQLWrapper): SQL<SessionImageJson[]> {
+  return sql<SessionImageJson[]>`coalesce((
+    select json_agg(json_build_object('key', i.r2_key, 'position', i.position, 'contentType', i.content_type,
+      'sizeBytes', i.size_bytes, 'ocrStatus', i.ocr_status) order by i.position)
+    from ${sessionImages} i where i.session_id = ${sessionId}), '[]'::json)`;
 }

@@ -1,6 +1,7 @@
 import type { z } from "@hono/zod-openapi";
-import { and, eq, gte, lt, sql } from "drizzle-orm";
-import { aiCalls, pushTokens, users } from "../../db/schema";
+import { and, eq, isNull, lt, type SQL, sql } from "drizzle-orm";
+import { spendByKind } from "../../ai/calls";
+import { pushTokens, users } from "../../db/schema";
 import type { User, UserIdentity } from "../../lib/app-env";
 import type { VerifiedSession } from "../../lib/auth";
 import type { Database } from "../../lib/db";
@@ -28,6 +29,14 @@ export function toPublicUser(user: User): PublicUser {
     createdAt: user.createdAt.toISOString(),
     updatedAt: user.updatedAt.toISOString(),
   };
+}
+
+/**
+ * "The live (not deleted) user with this Clerk id", as a subquery yielding their id (none: null),
+ * for a check another feature makes in one statement (does this user own that room?).
+ */
+export function liveUserIdByClerkId(clerkId: string): SQL<string | null> {
+  return sql<string | null>`(select ${users.id} from ${users} where ${and(eq(users.clerkId, clerkId), isNull(users.deletedAt))})`;
 }
 
 async function findByClerkId(db: Database, clerkId: string): Promise<User | undefined> {
@@ -155,6 +164,34 @@ export async function softDeleteUser(db: Database, userId: string, purgeAfterDay
   return { deleted: true as const, purgeAfter: new Date(deletedAt.getTime() + purgeAfterDays * 86_400_000).toISOString() };
 }
 
+/**
+ * Clerk's profile for a user (`user.created`/`user.updated`): creates the row or updates it by
+ * Clerk id. A statement for the caller's batch, so it commits with the webhook's record of the event.
+ */
+export function upsertClerkProfileStatement(
+  db: Database,
+  clerkId: string,
+  profile: { firstName: string | null; lastName: string | null; email?: string | null },
+) {
+  return db.insert(users).values({ clerkId, ...profile }).onConflictDoUpdate({ target: users.clerkId, set: profile });
+}
+
+/**
+ * Clerk deleted the user (`user.deleted`). Clerk's deletion is final: recorded as Clerk's, it is
+ * never restored. A user never seen gets a deleted row too, so a token still in flight cannot
+ * provision the account again. A statement for the caller's batch (see above); the caller forgets
+ * the cached identity once it committed.
+ */
+export function clerkDeletionStatement(db: Database, clerkId: string) {
+  return db
+    .insert(users)
+    .values({ clerkId, deletedAt: sql`now()`, deletedBy: "clerk" })
+    .onConflictDoUpdate({
+      target: users.clerkId,
+      set: { deletedAt: sql`coalesce(${users.deletedAt}, now())`, deletedBy: "clerk" },
+    });
+}
+
 /** Upserts by token: a device that changes hands (another user signs in on it) moves to the new owner. */
 export async function registerPushToken(db: Database, userId: string, input: z.infer<typeof registerPushTokenSchema>) {
   const [row] = await db
@@ -184,23 +221,13 @@ export async function removePushToken(db: Database, userId: string, token: strin
 /** Today's (UTC) AI spend from `ai_calls`, against the per-user daily budget. */
 export async function usageToday(db: Database, userId: string, budgetUsd: number, now = new Date()) {
   const dayStart = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
-  const rows = await db
-    .select({
-      kind: aiCalls.kind,
-      calls: sql<number>`count(*)::int`,
-      costUsd: sql<string>`coalesce(sum(${aiCalls.costUsd}), 0)`,
-    })
-    .from(aiCalls)
-    .where(and(eq(aiCalls.userId, userId), gte(aiCalls.createdAt, dayStart)))
-    .groupBy(aiCalls.kind);
   const byKind: Record<string, { calls: number; costUsd: number }> = {};
   let calls = 0;
   let costUsd = 0;
-  for (const row of rows) {
-    const cost = Number(row.costUsd);
-    byKind[row.kind] = { calls: row.calls, costUsd: cost };
+  for (const row of await spendByKind(db, userId, dayStart)) {
+    byKind[row.kind] = { calls: row.calls, costUsd: row.costUsd };
     calls += row.calls;
-    costUsd += cost;
+    costUsd += row.costUsd;
   }
   costUsd = Math.round(costUsd * 1e6) / 1e6;
   return {

@@ -1,8 +1,7 @@
-import { sql } from "drizzle-orm";
 import type { z } from "@hono/zod-openapi";
-import { users, webhookEvents } from "../../db/schema";
+import { webhookEvents } from "../../db/schema";
 import type { Database } from "../../lib/db";
-import { forgetIdentity } from "../users/service";
+import { clerkDeletionStatement, forgetIdentity, upsertClerkProfileStatement } from "../users/service";
 import { clerkDeletedDataSchema, clerkUserDataSchema } from "./schemas";
 
 export type WebhookOutcome = { duplicate: boolean; handled: boolean };
@@ -36,13 +35,7 @@ export async function applyClerkEvent(
         lastName: data.last_name ?? null,
         ...(withEmail ? { email: primaryEmail(data) } : {}),
       };
-      await db.batch([
-        record,
-        db
-          .insert(users)
-          .values({ clerkId: data.id, ...profile })
-          .onConflictDoUpdate({ target: users.clerkId, set: profile }),
-      ]);
+      await db.batch([record, upsertClerkProfileStatement(db, data.id, profile)]);
       return { duplicate: false, handled: true };
     }
     if (event.type === "user.deleted") {
@@ -51,18 +44,8 @@ export async function applyClerkEvent(
         await record;
         return { duplicate: false, handled: false };
       }
-      // Clerk's deletion is final: recorded as Clerk's, it is never restored. A user never seen
-      // gets a deleted row too, so a token still in flight cannot provision the account again.
-      await db.batch([
-        record,
-        db
-          .insert(users)
-          .values({ clerkId: data.id, deletedAt: sql`now()`, deletedBy: "clerk" })
-          .onConflictDoUpdate({
-            target: users.clerkId,
-            set: { deletedAt: sql`coalesce(${users.deletedAt}, now())`, deletedBy: "clerk" },
-          }),
-      ]);
+      // Clerk's deletion is final, and a user never seen gets a deleted row (see the statement).
+      await db.batch([record, clerkDeletionStatement(db, data.id)]);
       forgetIdentity(data.id);
       return { duplicate: false, handled: true };
     }

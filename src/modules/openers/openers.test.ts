@@ -1,0 +1,25 @@
+import { eq } from "drizzle-orm";
+import { beforeEach, describe, expect, it } from "vitest";
+import { clerkId, resetDatabase, testDb } from "../../../test/helpers";
+import { magicOpeners, users } from "../../db/schema";
+import { openerRoomKind } from "./room";
+
+describe("the opener room kind", () => {
+  beforeEach(resetDatabase);
+
+  it("belongs to the live user whose openers it streams, to no one else, and to no one once they are deleted", async () => {
+    const db = testDb();
+    const owner = clerkId();
+    const stranger = clerkId();
+    const [user] = await db.insert(users).values({ clerkId: owner }).returning();
+    await db.insert(users).values({ clerkId: stranger });
+    await db.insert(magicOpeners).values({ userId: user!.id, generationId: "gen000000000000000000001", profile: {}, text: "Hi!" });
+
+    expect(await openerRoomKind.owns(db, "gen000000000000000000001", owner)).toBe(true);
+    expect(await openerRoomKind.owns(db, "gen000000000000000000001", stranger)).toBe(false);
+    expect(await openerRoomKind.owns(db, "gen000000000000000000001", clerkId())).toBe(false);
+    expect(await openerRoomKind.owns(db, "gen000000000000000000002", owner)).toBe(false);
+    await db.update(users).set({ deletedAt: new Date(), deletedBy: "clerk" }).where(eq(users.id, user!.id));
+    expect(await openerRoomKind.owns(db, "gen000000000000000000001", owner)).toBe(false);
+  });
+});
