@@ -18,6 +18,7 @@ const owners: Record<string, string> = {
   sessionImages: "modules/uploads",
   suggestionGenerations: "modules/suggestions",
   suggestions: "modules/suggestions",
+  openerGenerations: "modules/openers",
   magicOpeners: "modules/openers",
   jobRuns: "modules/jobs",
   aiCalls: "ai",

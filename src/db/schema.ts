@@ -256,6 +256,46 @@ export const suggestions = pgTable(
   ],
 );
 
+/** What a magic-opener generation is asked with (SPEC §4): the match's profile as the user saw it. */
+export type OpenerProfile = {
+  name?: string;
+  bio?: string;
+  interests?: string[];
+  prompts?: Array<{ question: string; answer: string }>;
+  photoKey?: string;
+};
+
+/**
+ * One request for magic openers. Written before the 202, so the room's owner is known the
+ * moment the client connects; the openers hang off it once written.
+ */
+export const openerGenerations = pgTable(
+  "opener_generations",
+  {
+    id: id(),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    status: generationStatusEnum("status").notNull().default("queued"),
+    profile: jsonb("profile").$type<OpenerProfile>().notNull(),
+    tone: text("tone"),
+    count: smallint("count").notNull(),
+    language: text("language"),
+    provider: text("provider"),
+    model: text("model"),
+    errorCode: text("error_code").$type<OutcomeErrorCode>(),
+    // The job run that holds the generation while it streams (see lib/lease.ts).
+    leaseOwner: text("lease_owner"),
+    leaseExpiresAt: nullableTimestamp("lease_expires_at"),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    index("opener_generations_user_created_idx").on(t.userId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
+    check("opener_generations_count_range", sql`${t.count} between 1 and 5`),
+  ],
+);
+
 export const magicOpeners = pgTable(
   "magic_openers",
   {
@@ -263,9 +303,11 @@ export const magicOpeners = pgTable(
     userId: text("user_id")
       .notNull()
       .references(() => users.id, { onDelete: "cascade" }),
-    generationId: text("generation_id").notNull(),
+    generationId: text("generation_id")
+      .notNull()
+      .references(() => openerGenerations.id, { onDelete: "cascade" }),
     rank: smallint("rank").notNull().default(0),
-    profile: jsonb("profile").$type<Record<string, unknown>>().notNull(),
+    profile: jsonb("profile").$type<OpenerProfile>().notNull(),
     tone: text("tone"),
     text: text("text").notNull(),
     liked: boolean("liked"),

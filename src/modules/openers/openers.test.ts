@@ -1,19 +1,19 @@
 import { eq } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
 import { clerkId, resetDatabase, testDb } from "../../../test/helpers";
-import { magicOpeners, users } from "../../db/schema";
+import { openerGenerations, users } from "../../db/schema";
 import { openerRoomKind } from "./room";
 
 describe("the opener room kind", () => {
   beforeEach(resetDatabase);
 
-  it("belongs to the live user whose openers it streams, to no one else, and to no one once they are deleted", async () => {
+  it("belongs to the live user whose generation it streams — from the moment the generation is written, before any opener — to no one else, and to no one once they are deleted", async () => {
     const db = testDb();
     const owner = clerkId();
     const stranger = clerkId();
     const [user] = await db.insert(users).values({ clerkId: owner }).returning();
     await db.insert(users).values({ clerkId: stranger });
-    await db.insert(magicOpeners).values({ userId: user!.id, generationId: "gen000000000000000000001", profile: {}, text: "Hi!" });
+    await db.insert(openerGenerations).values({ id: "gen000000000000000000001", userId: user!.id, profile: { bio: "climber" }, count: 3 });
 
     expect(await openerRoomKind.owns(db, "gen000000000000000000001", owner)).toBe(true);
     expect(await openerRoomKind.owns(db, "gen000000000000000000001", stranger)).toBe(false);

@@ -1,9 +1,12 @@
 import { and, eq, sql } from "drizzle-orm";
-import { magicOpeners } from "../../db/schema";
+import { openerGenerations } from "../../db/schema";
 import type { RoomKind } from "../../realtime/kinds";
 import { liveUserIdByClerkId } from "../users/service";
 
-/** A magic-opener generation's room: its streamed openers (SPEC §6). */
+/**
+ * A magic-opener generation's room: its streamed openers (SPEC §6). The generation row is
+ * written before the 202, so a socket opened right after it is accepted.
+ */
 export const openerRoomKind: RoomKind = {
   name: "opener",
   path: "/magic-openers/generations/:id/ws",
@@ -11,8 +14,8 @@ export const openerRoomKind: RoomKind = {
   async owns(db, id, clerkUserId) {
     const [row] = await db
       .select({ one: sql<number>`1` })
-      .from(magicOpeners)
-      .where(and(eq(magicOpeners.generationId, id), eq(magicOpeners.userId, liveUserIdByClerkId(clerkUserId))))
+      .from(openerGenerations)
+      .where(and(eq(openerGenerations.id, id), eq(openerGenerations.userId, liveUserIdByClerkId(clerkUserId))))
       .limit(1);
     return row !== undefined;
   },
