@@ -61,3 +61,36 @@ export function createBroadcast(env: Pick<Bindings, "SESSION_ROOM">, logger: Log
     }
   };
 }
+
+/** How often a run asks its room whether a socket sent `cancel` (SPEC: stop within 1 s). */
+const CANCEL_POLL_MS = 100;
+
+/**
+ * Watches a room for a `cancel` of one generation (a frame any socket of the room may send):
+ * asks the room every CANCEL_POLL_MS and aborts `abort` once it was asked for. Answers the
+ * function that stops watching.
+ */
+export function watchForCancel(
+  env: Pick<Bindings, "SESSION_ROOM">,
+  room: RoomAddress,
+  generationId: string,
+  abort: AbortController,
+  logger: Logger,
+): () => void {
+  const stub = roomStub(env, room);
+  let failing = false;
+  const timer = setInterval(() => {
+    stub.isCancelRequested(generationId).then(
+      (cancelled) => {
+        failing = false;
+        if (cancelled) abort.abort(new Error("cancelled by the user"));
+      },
+      (error: unknown) => {
+        // Once per outage, not ten times a second.
+        if (!failing) logger.warn("cancel poll failed", { error });
+        failing = true;
+      },
+    );
+  }, CANCEL_POLL_MS);
+  return () => clearInterval(timer);
+}

@@ -2,17 +2,15 @@ import { createId } from "@paralleldrive/cuid2";
 import { and, asc, eq, inArray, or, type SQL, sql } from "drizzle-orm";
 import { z } from "zod";
 import { type AiEngine, aiEngineFor } from "../../ai/engine";
-import { createFieldStream } from "../../ai/json-stream";
 import { buildPhaseRequest, phaseOutputSchema } from "../../ai/prompts/phase.v1";
 import { buildSuggestionsRequest, suggestionsOutputSchema } from "../../ai/prompts/suggestions.v1";
 import { AiError, parseJsonOutput } from "../../ai/strategy";
 import { suggestionGenerations, suggestions } from "../../db/schema";
-import { AppError, errorMessage, type OutcomeErrorCode } from "../../lib/errors";
-
+import { AppError } from "../../lib/errors";
 import { holdLease, leaseHeldBy, leaseLapsed, newLeaseOwner, releaseLease, STALE_AFTER_LEASES, takeLease } from "../../lib/lease";
-import type { RoomEvent } from "../../realtime/protocol";
-import { roomStub } from "../../realtime/rooms";
+import { watchForCancel } from "../../realtime/rooms";
 import type { JobContext, JobDefinition } from "../jobs/definition";
+import { announceEnd, createRunPublisher, endAfterFailure, type GenerationOutcome, type RunPublisher, streamTexts } from "../jobs/generation-run";
 import { broadcastStatus, transitionStatement } from "../sessions/lifecycle";
 import { conversationToGenerate } from "../sessions/messages";
 import { sessionRoom } from "../sessions/room";
@@ -20,8 +18,6 @@ import { recordPhase } from "../sessions/service";
 import { getUser } from "../users/service";
 import { DEFAULT_TONE } from "./schemas";
 
-/** How often a run asks the room whether a socket sent `cancel` (SPEC: stop within 1 s). */
-const CANCEL_POLL_MS = 100;
 /** The most recent messages the phase detector and the retrieval query look at. */
 const RECENT_MESSAGES = 12;
 /** Stale runs the sweep ends per delivery, so one sweep never does unbounded work. */
@@ -30,24 +26,6 @@ const SWEEP_BATCH = 100;
 type Generation = typeof suggestionGenerations.$inferSelect;
 type Conversation = Array<{ sender: "user" | "match"; text: string }>;
 const lease = { owner: suggestionGenerations.leaseOwner, expiresAt: suggestionGenerations.leaseExpiresAt };
-
-type Publisher = ReturnType<typeof createPublisher>;
-
-/** Publishes one event after another, in order, without making the token stream wait for each. */
-function createPublisher(ctx: JobContext, sessionId: string, generationId: string) {
-  let chain: Promise<void> = Promise.resolve();
-  let n = 0;
-  // A run's events are keyed by the delivery, so a retry (which starts over) is never mistaken
-  // for a duplicate, while a duplicate of the same delivery publishes nothing twice.
-  const run = `${ctx.messageId}:${ctx.retried}`;
-  return {
-    publish(event: RoomEvent, key = `gen:${generationId}:${run}:${n++}`) {
-      chain = chain.then(() => ctx.broadcast(sessionRoom(sessionId), event, { key }));
-      return chain;
-    },
-    settled: () => chain,
-  };
-}
 
 /**
  * Takes the generation for this run: a queued one, or one whose last run's lease lapsed (that
@@ -78,7 +56,7 @@ async function claimGeneration(ctx: JobContext, generationId: string, owner: str
 async function endGeneration(
   ctx: JobContext,
   generation: Pick<Generation, "id" | "sessionId">,
-  outcome: { status: "cancelled" } | { status: "failed"; code: OutcomeErrorCode },
+  outcome: GenerationOutcome,
   guard: SQL,
 ) {
   const endedHere = sql`exists (select 1 from ${suggestionGenerations} where ${and(eq(suggestionGenerations.id, generation.id), eq(suggestionGenerations.status, outcome.status))})`;
@@ -99,10 +77,8 @@ async function endGeneration(
         }),
   ]);
   if (ended.length === 0) return;
-  const key = `gen:${generation.id}:end`;
-  if (outcome.status === "cancelled") await ctx.broadcast(sessionRoom(generation.sessionId), { type: "generation.cancelled", data: { generationId: generation.id } }, { key });
-  else await ctx.broadcast(sessionRoom(generation.sessionId), { type: "generation.failed", data: { generationId: generation.id, code: outcome.code, message: errorMessage(outcome.code) } }, { key });
-  if (session) await broadcastStatus(ctx.broadcast, session, { key: `${key}:status` });
+  await announceEnd(ctx.broadcast, sessionRoom(generation.sessionId), generation.id, outcome);
+  if (session) await broadcastStatus(ctx.broadcast, session, { key: `gen:${generation.id}:end:status` });
 }
 
 /** One delivery's hold on a generation: what it writes under, and how it tells the room. */
@@ -113,7 +89,7 @@ type Run = {
   owner: string;
   /** Every write of the run holds only while the run still owns the generation's lease. */
   held: SQL;
-  events: Publisher;
+  events: RunPublisher;
 };
 
 /** A run with its conversation loaded: what the model calls need. */
@@ -176,9 +152,7 @@ async function retrieveNotes(run: ModelRun, phase: number | null) {
 
 /**
  * Streams the suggestions: `suggestion.started`, then each suggestion's characters as
- * `suggestion.delta` while the model's JSON arrives; a `restart` of the engine (a retry or
- * fallback after tokens went out) is passed on as `generation.restarted`. Answers the parsed
- * suggestions once the room has every event.
+ * `suggestion.delta` (see `streamTexts`). Answers the parsed suggestions once the room has every event.
  */
 async function streamSuggestions(run: ModelRun, prompt: { phase: number | null; knowledge: Array<{ title: string; content: string }> }): Promise<Answer> {
   const { generation, events } = run;
@@ -194,27 +168,20 @@ async function streamSuggestions(run: ModelRun, prompt: { phase: number | null; 
     knowledge: prompt.knowledge,
   });
   await events.publish({ type: "suggestion.started", data: { generationId, count: generation.count, tone } });
-
-  let fields = createFieldStream("suggestions", "text");
-  let answer: Answer | undefined;
   // An answer with the wrong number of suggestions, or not fitting at all, is retried by the
   // engine like any other fault (after a `restart`), so what is stored is exactly `count`.
-  const parse = parseJsonOutput(suggestionsOutputSchema(generation.count));
-  for await (const event of run.engine.generate(request, { kind: "suggestions", userId: run.userId, signal: run.signal, parse })) {
-    if (event.type === "delta") {
-      for (const { index, delta } of fields.feed(event.text)) {
-        if (index < generation.count) void events.publish({ type: "suggestion.delta", data: { generationId, index, delta } });
-      }
-    } else if (event.type === "restart") {
-      fields = createFieldStream("suggestions", "text");
-      void events.publish({ type: "generation.restarted", data: { generationId, reason: event.reason } });
-    } else {
-      answer = { output: event.output.suggestions, tone, provider: event.provider, model: event.model };
-    }
-  }
-  await events.settled();
-  if (!answer) throw new AiError("AI_UNAVAILABLE", "the generation ended without an answer");
-  return answer;
+  const done = await streamTexts(
+    { engine: run.engine, events, generationId },
+    {
+      request,
+      kind: "suggestions",
+      userId: run.userId,
+      signal: run.signal,
+      parse: parseJsonOutput(suggestionsOutputSchema(generation.count)),
+      texts: { array: "suggestions", field: "text", count: generation.count, delta: "suggestion.delta" },
+    },
+  );
+  return { output: done.output.suggestions, tone, provider: done.provider, model: done.model };
 }
 
 /**
@@ -261,37 +228,6 @@ async function completeGeneration(run: Run, answer: Answer) {
 }
 
 /**
- * A run that threw: ends the generation when retrying cannot help (cancelled, the model failed,
- * the budget is spent), else gives the lease up and rethrows for QStash's retry.
- */
-async function endAfterFailure(run: Run, heartbeat: ReturnType<typeof holdGeneration>, error: unknown) {
-  const { ctx, generation, events } = run;
-  await events.settled().catch((settleError: unknown) => ctx.logger.warn("room publish failed", { error: settleError }));
-  // Another delivery took the generation over: it is that run's to finish.
-  if (heartbeat.lost()) return { skipped: "lease lost" };
-  // The model's own failures, and a spent budget, end the generation: a retry would fail alike.
-  const code = error instanceof AiError ? error.code : error instanceof AppError && error.code === "AI_BUDGET_EXCEEDED" ? error.code : undefined;
-  if (code === "AI_CANCELLED") {
-    await endGeneration(ctx, generation, { status: "cancelled" }, run.held);
-    return { cancelled: true };
-  }
-  if (code) {
-    await endGeneration(ctx, generation, { status: "failed", code }, run.held);
-    return { failed: code };
-  }
-  // Anything else (a database or room outage) is worth QStash's retry: give the lease up so
-  // the next delivery need not wait it out (the heartbeat stopped first, so no late renewal
-  // takes it back).
-  await heartbeat.stop();
-  await ctx.db
-    .update(suggestionGenerations)
-    .set(releaseLease())
-    .where(and(eq(suggestionGenerations.id, generation.id), eq(suggestionGenerations.status, "streaming"), run.held))
-    .catch((releaseError: unknown) => ctx.logger.warn("lease release failed", { error: releaseError }));
-  throw error;
-}
-
-/**
  * The suggestion job (SPEC §7–8): claim the generation → load the conversation → detect its
  * phase → retrieve coaching notes for that phase → stream the suggestions token by token through
  * the session's room → store them → end (completed, cancelled or failed). A `cancel` frame
@@ -303,7 +239,7 @@ async function runSuggestionJob(ctx: JobContext, { generationId }: { generationI
   const owner = newLeaseOwner(ctx.messageId);
   const generation = await claimGeneration(ctx, generationId, owner);
   if (!generation) return { skipped: true };
-  const run: Run = { ctx, generation, owner, held: leaseHeldBy(lease, owner), events: createPublisher(ctx, generation.sessionId, generationId) };
+  const run: Run = { ctx, generation, owner, held: leaseHeldBy(lease, owner), events: createRunPublisher(ctx, sessionRoom(generation.sessionId), generationId) };
   if (ctx.retried > 0) await run.events.publish({ type: "generation.restarted", data: { generationId, reason: "retry" } });
 
   const session = await loadConversation(ctx, generation.sessionId);
@@ -313,7 +249,7 @@ async function runSuggestionJob(ctx: JobContext, { generationId }: { generationI
   }
 
   const heartbeat = holdGeneration(run);
-  const stopCancelPoll = pollForCancel(ctx, generation.sessionId, generationId, heartbeat.abort);
+  const stopCancelPoll = watchForCancel(ctx.env, sessionRoom(generation.sessionId), generationId, heartbeat.abort, ctx.logger);
   const modelRun: ModelRun = { ...run, ...session, engine: aiEngineFor(ctx.config, ctx.db), signal: heartbeat.abort.signal };
   try {
     const phase = await detectPhase(modelRun);
@@ -321,31 +257,18 @@ async function runSuggestionJob(ctx: JobContext, { generationId }: { generationI
     const answer = await streamSuggestions(modelRun, { phase, knowledge });
     return await completeGeneration(run, answer);
   } catch (error) {
-    return await endAfterFailure(run, heartbeat, error);
+    return await endAfterFailure(run, heartbeat, error, {
+      end: (outcome) => endGeneration(ctx, generation, outcome, run.held),
+      releaseLease: () =>
+        ctx.db
+          .update(suggestionGenerations)
+          .set(releaseLease())
+          .where(and(eq(suggestionGenerations.id, generation.id), eq(suggestionGenerations.status, "streaming"), run.held)),
+    });
   } finally {
     stopCancelPoll();
     await heartbeat.stop();
   }
-}
-
-/** Asks the room every CANCEL_POLL_MS whether a socket sent `cancel`; aborts the run if so. */
-function pollForCancel(ctx: JobContext, sessionId: string, generationId: string, abort: AbortController): () => void {
-  const room = roomStub(ctx.env, sessionRoom(sessionId));
-  let failing = false;
-  const timer = setInterval(() => {
-    room.isCancelRequested(generationId).then(
-      (cancelled) => {
-        failing = false;
-        if (cancelled) abort.abort(new Error("cancelled by the user"));
-      },
-      (error: unknown) => {
-        // Once per outage, not ten times a second.
-        if (!failing) ctx.logger.warn("cancel poll failed", { error });
-        failing = true;
-      },
-    );
-  }, CANCEL_POLL_MS);
-  return () => clearInterval(timer);
 }
 
 /**
