@@ -2471,7 +2471,7 @@ export interface paths {
                 query?: never;
                 header?: never;
                 path: {
-                    name: "failed" | "suggestions" | "sweep-suggestions" | "ocr" | "sweep-ocr";
+                    name: "failed" | "suggestions" | "sweep-suggestions" | "ocr" | "sweep-ocr" | "openers" | "sweep-openers";
                 };
                 cookie?: never;
             };

@@ -63,7 +63,7 @@ export const roomEventData = {
   }),
   "generation.failed": z.strictObject({ generationId, code: outcomeCode, message: z.string() }),
   "generation.cancelled": z.strictObject({ generationId }),
-  // Magic openers stream like suggestions, in their generation's own room (nothing publishes them yet).
+  // Magic openers stream like suggestions, in their generation's own room (modules/openers/job.ts).
   "opener.delta": z.strictObject(streamedText),
   "opener.completed": z.strictObject({ generationId, openers: z.array(writtenText) }),
 } satisfies Record<string, z.ZodObject>;

@@ -1,6 +1,7 @@
 import { and, eq, sql } from "drizzle-orm";
 import { openerGenerations } from "../../db/schema";
 import type { RoomKind } from "../../realtime/kinds";
+import type { RoomAddress } from "../../realtime/protocol";
 import { liveUserIdByClerkId } from "../users/service";
 
 /**
@@ -20,3 +21,7 @@ export const openerRoomKind: RoomKind = {
     return row !== undefined;
   },
 };
+
+export function openerRoom(generationId: string): RoomAddress {
+  return { kind: openerRoomKind.name, id: generationId };
+}

@@ -180,6 +180,18 @@ export async function findClaimableUploads(db: Database, bucket: R2Bucket, userI
   if (rows.some((row) => row.sessionId !== null)) throw new AppError("UPLOAD_ALREADY_USED");
 }
 
+/**
+ * The caller's finished upload with this key (its R2 key and type), or undefined: someone
+ * else's key, or an upload that never finished, is reported exactly like a missing one.
+ */
+export async function finishedUploadOf(db: Database, userId: string, key: string) {
+  const [row] = await db
+    .select({ r2Key: sessionImages.r2Key, contentType: sessionImages.contentType })
+    .from(sessionImages)
+    .where(and(eq(sessionImages.userId, userId), eq(sessionImages.r2Key, key), isNotNull(sessionImages.uploadedAt)));
+  return row;
+}
+
 /** Attaches unclaimed uploads to a session, positions in key order; returns the rows it took. */
 export function attachUploads(db: Database, input: { sessionId: string; userId: string; keys: string[] }) {
   return db
