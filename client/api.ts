@@ -2377,6 +2377,430 @@ export interface paths {
         };
         trace?: never;
     };
+    "/api/v1/magic-openers/generate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start writing first messages for a match's profile; they stream over the generation's WebSocket
+         * @description 202 at once, with the generation's socket URL. Connect and authenticate: the room sends `opener.delta` ({generationId, index, delta}) as tokens arrive, then `opener.completed` with the stored openers; or `generation.restarted`, `generation.cancelled`, `generation.failed`.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["GenerateOpeners"];
+                };
+            };
+            responses: {
+                /** @description Queued */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {boolean} */
+                            success: true;
+                            data: components["schemas"]["OpenerGenerationStarted"];
+                        };
+                    };
+                };
+                /** @description VALIDATION_ERROR | INVALID_JSON */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+                /** @description UNAUTHORIZED | TOKEN_EXPIRED | ACCOUNT_DELETED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+                /** @description UPLOAD_NOT_FOUND */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+                /** @description PAYLOAD_TOO_LARGE */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+                /** @description UNSUPPORTED_MEDIA_TYPE */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+                /** @description AI_BUDGET_EXCEEDED | RATE_LIMITED */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+                /** @description INTERNAL_ERROR */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+                /** @description SERVICE_UNAVAILABLE | DATABASE_UNAVAILABLE */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/magic-openers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's openers, newest generation first, grouped by generation, with their like state */
+        get: {
+            parameters: {
+                query?: {
+                    cursor?: string;
+                    limit?: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description One page */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {boolean} */
+                            success: true;
+                            data: components["schemas"]["OpenerHistory"];
+                        };
+                    };
+                };
+                /** @description VALIDATION_ERROR */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+                /** @description UNAUTHORIZED | TOKEN_EXPIRED | ACCOUNT_DELETED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+                /** @description RATE_LIMITED */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+                /** @description INTERNAL_ERROR */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+                /** @description DATABASE_UNAVAILABLE */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/magic-openers/{id}/toggle": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Like (true), dislike (false) or clear (null) one of the caller's openers */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["ToggleOpener"];
+                };
+            };
+            responses: {
+                /** @description The opener */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {boolean} */
+                            success: true;
+                            data: components["schemas"]["Opener"];
+                        };
+                    };
+                };
+                /** @description VALIDATION_ERROR | INVALID_JSON */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+                /** @description UNAUTHORIZED | TOKEN_EXPIRED | ACCOUNT_DELETED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+                /** @description OPENER_NOT_FOUND */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+                /** @description PAYLOAD_TOO_LARGE */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+                /** @description UNSUPPORTED_MEDIA_TYPE */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+                /** @description RATE_LIMITED */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+                /** @description INTERNAL_ERROR */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+                /** @description DATABASE_UNAVAILABLE */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/magic-openers/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove one of the caller's openers from their history */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Deleted */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {boolean} */
+                            success: true;
+                            data: {
+                                /** @enum {boolean} */
+                                deleted: true;
+                            };
+                        };
+                    };
+                };
+                /** @description VALIDATION_ERROR */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+                /** @description UNAUTHORIZED | TOKEN_EXPIRED | ACCOUNT_DELETED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+                /** @description OPENER_NOT_FOUND */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+                /** @description RATE_LIMITED */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+                /** @description INTERNAL_ERROR */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+                /** @description DATABASE_UNAVAILABLE */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/webhooks/clerk": {
         parameters: {
             query?: never;
@@ -2542,13 +2966,13 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /** @description Every error code a client or an operator can see (src/lib/errors.ts). */
-        ErrorCode: string & ("VALIDATION_ERROR" | "INVALID_JSON" | "WEBHOOK_SIGNATURE_INVALID" | "UPLOAD_LENGTH_MISMATCH" | "UNAUTHORIZED" | "TOKEN_EXPIRED" | "ACCOUNT_DELETED" | "JOB_SIGNATURE_INVALID" | "UPLOAD_URL_INVALID" | "NOT_FOUND" | "SESSION_NOT_FOUND" | "MESSAGE_NOT_FOUND" | "UPLOAD_NOT_FOUND" | "SUGGESTION_NOT_FOUND" | "UPLOAD_ALREADY_EXISTS" | "UPLOAD_ALREADY_USED" | "INVALID_SESSION_STATE" | "CONVERSATION_EMPTY" | "CONVERSATION_TOO_LONG" | "LENGTH_REQUIRED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "INVALID_IMAGE" | "UPGRADE_REQUIRED" | "RATE_LIMITED" | "AI_BUDGET_EXCEEDED" | "INTERNAL_ERROR" | "CONFIG_INVALID" | "SERVICE_UNAVAILABLE" | "DATABASE_UNAVAILABLE" | "JOB_RUN_IN_PROGRESS" | "AUTH_TIMEOUT" | "AUTH_REQUIRED" | "TOKEN_INVALID" | "ROOM_NOT_FOUND" | "TOO_MANY_FRAMES" | "ROOM_UNAVAILABLE" | "MALFORMED_FRAME" | "FRAME_TOO_LARGE" | "ALREADY_AUTHENTICATED" | "REPLAY_INCOMPLETE" | "OCR_FAILED" | "NOT_A_CONVERSATION" | "JOB_ENQUEUE_FAILED" | "SESSION_CHANGED" | "JOB_FAILED" | "JOB_LOST" | "AI_CANCELLED" | "AI_BAD_REQUEST" | "AI_UNAVAILABLE" | "AI_INVALID_OUTPUT" | "CANCELLED" | "FIRST_TOKEN_TIMEOUT" | "TOTAL_TIMEOUT" | "INVALID_OUTPUT" | "UPSTREAM_RATE_LIMITED" | "UPSTREAM_UNAVAILABLE" | "UPSTREAM_BAD_REQUEST" | "UPSTREAM_REFUSED" | "UPSTREAM_CONNECTION");
+        ErrorCode: string & ("VALIDATION_ERROR" | "INVALID_JSON" | "WEBHOOK_SIGNATURE_INVALID" | "UPLOAD_LENGTH_MISMATCH" | "UNAUTHORIZED" | "TOKEN_EXPIRED" | "ACCOUNT_DELETED" | "JOB_SIGNATURE_INVALID" | "UPLOAD_URL_INVALID" | "NOT_FOUND" | "SESSION_NOT_FOUND" | "MESSAGE_NOT_FOUND" | "UPLOAD_NOT_FOUND" | "SUGGESTION_NOT_FOUND" | "OPENER_NOT_FOUND" | "UPLOAD_ALREADY_EXISTS" | "UPLOAD_ALREADY_USED" | "INVALID_SESSION_STATE" | "CONVERSATION_EMPTY" | "CONVERSATION_TOO_LONG" | "LENGTH_REQUIRED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "INVALID_IMAGE" | "UPGRADE_REQUIRED" | "RATE_LIMITED" | "AI_BUDGET_EXCEEDED" | "INTERNAL_ERROR" | "CONFIG_INVALID" | "SERVICE_UNAVAILABLE" | "DATABASE_UNAVAILABLE" | "JOB_RUN_IN_PROGRESS" | "AUTH_TIMEOUT" | "AUTH_REQUIRED" | "TOKEN_INVALID" | "ROOM_NOT_FOUND" | "TOO_MANY_FRAMES" | "ROOM_UNAVAILABLE" | "MALFORMED_FRAME" | "FRAME_TOO_LARGE" | "ALREADY_AUTHENTICATED" | "REPLAY_INCOMPLETE" | "OCR_FAILED" | "NOT_A_CONVERSATION" | "JOB_ENQUEUE_FAILED" | "SESSION_CHANGED" | "JOB_FAILED" | "JOB_LOST" | "AI_CANCELLED" | "AI_BAD_REQUEST" | "AI_UNAVAILABLE" | "AI_INVALID_OUTPUT" | "CANCELLED" | "FIRST_TOKEN_TIMEOUT" | "TOTAL_TIMEOUT" | "INVALID_OUTPUT" | "UPSTREAM_RATE_LIMITED" | "UPSTREAM_UNAVAILABLE" | "UPSTREAM_BAD_REQUEST" | "UPSTREAM_REFUSED" | "UPSTREAM_CONNECTION");
         ErrorEnvelope: {
             /** @enum {boolean} */
             success: false;
             error: {
                 /** @enum {string} */
-                code: "VALIDATION_ERROR" | "INVALID_JSON" | "WEBHOOK_SIGNATURE_INVALID" | "UPLOAD_LENGTH_MISMATCH" | "UNAUTHORIZED" | "TOKEN_EXPIRED" | "ACCOUNT_DELETED" | "JOB_SIGNATURE_INVALID" | "UPLOAD_URL_INVALID" | "NOT_FOUND" | "SESSION_NOT_FOUND" | "MESSAGE_NOT_FOUND" | "UPLOAD_NOT_FOUND" | "SUGGESTION_NOT_FOUND" | "UPLOAD_ALREADY_EXISTS" | "UPLOAD_ALREADY_USED" | "INVALID_SESSION_STATE" | "CONVERSATION_EMPTY" | "CONVERSATION_TOO_LONG" | "LENGTH_REQUIRED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "INVALID_IMAGE" | "UPGRADE_REQUIRED" | "RATE_LIMITED" | "AI_BUDGET_EXCEEDED" | "INTERNAL_ERROR" | "CONFIG_INVALID" | "SERVICE_UNAVAILABLE" | "DATABASE_UNAVAILABLE" | "JOB_RUN_IN_PROGRESS" | "AUTH_TIMEOUT" | "AUTH_REQUIRED" | "TOKEN_INVALID" | "ROOM_NOT_FOUND" | "TOO_MANY_FRAMES" | "ROOM_UNAVAILABLE" | "MALFORMED_FRAME" | "FRAME_TOO_LARGE" | "ALREADY_AUTHENTICATED" | "REPLAY_INCOMPLETE" | "OCR_FAILED" | "NOT_A_CONVERSATION" | "JOB_ENQUEUE_FAILED" | "SESSION_CHANGED" | "JOB_FAILED" | "JOB_LOST" | "AI_CANCELLED" | "AI_BAD_REQUEST" | "AI_UNAVAILABLE" | "AI_INVALID_OUTPUT" | "CANCELLED" | "FIRST_TOKEN_TIMEOUT" | "TOTAL_TIMEOUT" | "INVALID_OUTPUT" | "UPSTREAM_RATE_LIMITED" | "UPSTREAM_UNAVAILABLE" | "UPSTREAM_BAD_REQUEST" | "UPSTREAM_REFUSED" | "UPSTREAM_CONNECTION";
+                code: "VALIDATION_ERROR" | "INVALID_JSON" | "WEBHOOK_SIGNATURE_INVALID" | "UPLOAD_LENGTH_MISMATCH" | "UNAUTHORIZED" | "TOKEN_EXPIRED" | "ACCOUNT_DELETED" | "JOB_SIGNATURE_INVALID" | "UPLOAD_URL_INVALID" | "NOT_FOUND" | "SESSION_NOT_FOUND" | "MESSAGE_NOT_FOUND" | "UPLOAD_NOT_FOUND" | "SUGGESTION_NOT_FOUND" | "OPENER_NOT_FOUND" | "UPLOAD_ALREADY_EXISTS" | "UPLOAD_ALREADY_USED" | "INVALID_SESSION_STATE" | "CONVERSATION_EMPTY" | "CONVERSATION_TOO_LONG" | "LENGTH_REQUIRED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "INVALID_IMAGE" | "UPGRADE_REQUIRED" | "RATE_LIMITED" | "AI_BUDGET_EXCEEDED" | "INTERNAL_ERROR" | "CONFIG_INVALID" | "SERVICE_UNAVAILABLE" | "DATABASE_UNAVAILABLE" | "JOB_RUN_IN_PROGRESS" | "AUTH_TIMEOUT" | "AUTH_REQUIRED" | "TOKEN_INVALID" | "ROOM_NOT_FOUND" | "TOO_MANY_FRAMES" | "ROOM_UNAVAILABLE" | "MALFORMED_FRAME" | "FRAME_TOO_LARGE" | "ALREADY_AUTHENTICATED" | "REPLAY_INCOMPLETE" | "OCR_FAILED" | "NOT_A_CONVERSATION" | "JOB_ENQUEUE_FAILED" | "SESSION_CHANGED" | "JOB_FAILED" | "JOB_LOST" | "AI_CANCELLED" | "AI_BAD_REQUEST" | "AI_UNAVAILABLE" | "AI_INVALID_OUTPUT" | "CANCELLED" | "FIRST_TOKEN_TIMEOUT" | "TOTAL_TIMEOUT" | "INVALID_OUTPUT" | "UPSTREAM_RATE_LIMITED" | "UPSTREAM_UNAVAILABLE" | "UPSTREAM_BAD_REQUEST" | "UPSTREAM_REFUSED" | "UPSTREAM_CONNECTION";
                 message: string;
                 details?: unknown;
             };
@@ -2819,6 +3243,58 @@ export interface components {
             sentAt?: string | null;
             position?: number;
         };
+        /** @description Connect to wsUrl and authenticate: the room streams opener.delta, then opener.completed */
+        OpenerGenerationStarted: {
+            generationId: string;
+            wsUrl: string;
+        };
+        GenerateOpeners: {
+            profile: components["schemas"]["OpenerProfile"];
+            /**
+             * @description Defaults to the user's preferred tone, else playful
+             * @enum {string}
+             */
+            tone?: "playful" | "flirty" | "witty" | "sincere" | "confident" | "casual";
+            /** @description Defaults to the user's preferred count, else 3 */
+            count?: number;
+            /** @description Defaults to the user's language; else the profile's */
+            language?: string;
+        };
+        OpenerProfile: {
+            name?: string;
+            bio?: string;
+            interests?: string[];
+            prompts?: {
+                question: string;
+                answer: string;
+            }[];
+            /** @description A finished upload of the caller's (GET /sessions/upload-url, then PUT) */
+            photoKey?: string;
+        };
+        OpenerHistory: {
+            items: components["schemas"]["OpenerGeneration"][];
+            nextCursor: string | null;
+        };
+        OpenerGeneration: {
+            generationId: string;
+            profile: {
+                [key: string]: unknown;
+            };
+            tone: string | null;
+            createdAt: string;
+            openers: components["schemas"]["Opener"][];
+        };
+        Opener: {
+            id: string;
+            rank: number;
+            tone: string | null;
+            text: string;
+            liked: boolean | null;
+            createdAt: string;
+        };
+        ToggleOpener: {
+            liked: boolean | null;
+        };
         WebhookAck: {
             /** @enum {boolean} */
             received: true;
@@ -2858,6 +3334,13 @@ export type SessionPage = components['schemas']['SessionPage'];
 export type ConfirmOcr = components['schemas']['ConfirmOcr'];
 export type AddMessage = components['schemas']['AddMessage'];
 export type UpdateMessage = components['schemas']['UpdateMessage'];
+export type OpenerGenerationStarted = components['schemas']['OpenerGenerationStarted'];
+export type GenerateOpeners = components['schemas']['GenerateOpeners'];
+export type OpenerProfile = components['schemas']['OpenerProfile'];
+export type OpenerHistory = components['schemas']['OpenerHistory'];
+export type OpenerGeneration = components['schemas']['OpenerGeneration'];
+export type Opener = components['schemas']['Opener'];
+export type ToggleOpener = components['schemas']['ToggleOpener'];
 export type WebhookAck = components['schemas']['WebhookAck'];
 export type $defs = Record<string, never>;
 export type operations = Record<string, never>;

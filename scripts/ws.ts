@@ -1,5 +1,5 @@
-// `npm run ws -- <sessionId> [--user <clerkUserId> | --token <jwt>] [--after-seq N] [--url http://127.0.0.1:8787]`
-// Opens a session's WebSocket on the local stack, authenticates, and prints every frame as a
+// `npm run ws -- [--opener] <sessionId | generationId> [--user <clerkUserId> | --token <jwt>] [--after-seq N] [--url http://127.0.0.1:8787]`
+// Opens a session's (or, with --opener, a magic-opener generation's) WebSocket on the local stack, authenticates, and prints every frame as a
 // JSON line until the socket closes. Without --token it mints one for --user (as `npm run token`).
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";

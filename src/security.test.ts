@@ -2,7 +2,7 @@ import { asc } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { call, callAs, clearBucket, clerkId, forgedToken, json, mintToken, resetDatabase, signedInUser, testDb, uploadImage } from "../test/helpers";
 import { createApp } from "./app";
-import { messages, pushTokens, sessionImages, sessions, suggestionGenerations, suggestions } from "./db/schema";
+import { magicOpeners, messages, openerGenerations, pushTokens, sessionImages, sessions, suggestionGenerations, suggestions } from "./db/schema";
 import type { ErrorBody } from "./lib/envelope";
 import type { ErrorCode } from "./lib/errors";
 
@@ -27,7 +27,7 @@ const documented: Route[] = Object.entries(document.paths).flatMap(([path, opera
 const authenticated = documented.filter((route) => route.operation.security?.some((requirement) => "bearerAuth" in requirement));
 
 /** One resource of each kind a route can name, all belonging to one user. */
-type Owned = { session: string; message: string; suggestion: string; upload: string; pushToken: string };
+type Owned = { session: string; message: string; suggestion: string; upload: string; pushToken: string; opener: string };
 type Kind = keyof Owned;
 
 /** A path parameter, by the collection it follows, names this kind of resource. */
@@ -36,6 +36,7 @@ const pathParameters: Record<string, Kind> = {
   "messages/{messageId}": "message",
   "suggestions/{id}": "suggestion",
   "push-tokens/{token}": "pushToken",
+  "magic-openers/{id}": "opener",
 };
 
 /** What a route answers for a resource of this kind that is not the caller's. */
@@ -45,6 +46,7 @@ const notFoundCodes: Record<Kind, ErrorCode> = {
   suggestion: "SUGGESTION_NOT_FOUND",
   upload: "UPLOAD_NOT_FOUND",
   pushToken: "NOT_FOUND",
+  opener: "OPENER_NOT_FOUND",
 };
 
 /** A valid body for each named request schema; `names` when the body itself points at a resource. */
@@ -58,6 +60,8 @@ const validBodies: Record<string, { names?: Kind; make: (owned: Owned) => unknow
   UpdateUser: { make: () => ({ firstName: "Sam" }) },
   Onboarding: { make: () => ({ gender: "female", lookingFor: "men", ageRange: "25-34", datingGoal: "relationship" }) },
   RegisterPushToken: { make: () => ({ token: newPushToken(), platform: "ios" }) },
+  GenerateOpeners: { names: "upload", make: (owned) => ({ profile: { bio: "Climber", photoKey: owned.upload } }) },
+  ToggleOpener: { make: () => ({ liked: true }) },
 };
 
 const newPushToken = () => `ExponentPushToken[${crypto.randomUUID().replaceAll("-", "")}]`;
@@ -98,7 +102,7 @@ function requestFor(route: Route, resourcesOf: (pointer: number) => Owned) {
 const documentedNotFound = (route: Route) => route.operation.responses["404"]?.description?.split(" | ") ?? [];
 
 async function seedUser(): Promise<{ token: string; owned: Owned }> {
-  const { token } = await signedInUser();
+  const { token, userId } = await signedInUser();
   const created = await json<{ id: string; messages: Array<{ id: string }> }>(
     await callAs(token, "/api/v1/sessions", {
       method: "POST",
@@ -109,6 +113,8 @@ async function seedUser(): Promise<{ token: string; owned: Owned }> {
   const db = testDb();
   const [generation] = await db.insert(suggestionGenerations).values({ sessionId: created.data.id, count: 1, status: "completed" }).returning();
   const [suggestion] = await db.insert(suggestions).values({ generationId: generation!.id, sessionId: created.data.id, rank: 0, text: "coffee?" }).returning();
+  const [openerGeneration] = await db.insert(openerGenerations).values({ userId, profile: { bio: "Climber" }, count: 1, status: "completed" }).returning();
+  const [opener] = await db.insert(magicOpeners).values({ userId, generationId: openerGeneration!.id, profile: { bio: "Climber" }, text: "Best crag nearby?" }).returning();
   const pushToken = newPushToken();
   const registered = await callAs(token, "/api/v1/users/me/push-tokens", { method: "POST", json: { token: pushToken, platform: "ios" } });
   if (registered.status !== 200) throw new Error(`push token not registered: ${registered.status}`);
@@ -120,6 +126,7 @@ async function seedUser(): Promise<{ token: string; owned: Owned }> {
       suggestion: suggestion!.id,
       upload: await uploadImage(token),
       pushToken,
+      opener: opener!.id,
     },
   };
 }
@@ -134,6 +141,8 @@ async function rows() {
     db.select().from(suggestionGenerations).orderBy(asc(suggestionGenerations.id)),
     db.select().from(suggestions).orderBy(asc(suggestions.id)),
     db.select().from(pushTokens).orderBy(asc(pushTokens.id)),
+    db.select().from(openerGenerations).orderBy(asc(openerGenerations.id)),
+    db.select().from(magicOpeners).orderBy(asc(magicOpeners.id)),
   ]);
 }
 

@@ -43,6 +43,7 @@ export const errorCatalog = {
   MESSAGE_NOT_FOUND: { status: 404, message: "Message not found", doc: "No such message in this session" },
   UPLOAD_NOT_FOUND: { status: 404, message: "No finished upload has this key", doc: "An image key with no finished upload of the caller's" },
   SUGGESTION_NOT_FOUND: { status: 404, message: "Suggestion not found", doc: "No such suggestion of the caller's" },
+  OPENER_NOT_FOUND: { status: 404, message: "Opener not found", doc: "No such magic opener of the caller's (deleted or someone else's is the same answer)" },
   UPLOAD_ALREADY_EXISTS: { status: 409, message: "Something was already uploaded to this key", doc: "A second PUT to one upload key" },
   UPLOAD_ALREADY_USED: { status: 409, message: "This upload already belongs to a session", doc: "An upload another session already took" },
   INVALID_SESSION_STATE: { status: 409, message: "The session cannot do that in its current state", doc: "The session's status does not allow this (`details.status` says which it is in)" },

@@ -29,3 +29,10 @@ export function roomFromPath(kinds: ReadonlyArray<RoomKind>, pathname: string): 
   }
   return undefined;
 }
+
+/** The `wss://` URL of one room, as a 202 hands it to the client. */
+export function roomUrl(publicBaseUrl: string, kind: RoomKind, id: string): string {
+  const url = new URL(`${API_PREFIX}${kind.path.replace(":id", id)}`, publicBaseUrl);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  return url.toString();
+}

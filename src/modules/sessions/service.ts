@@ -3,10 +3,11 @@ import { createId } from "@paralleldrive/cuid2";
 import { and, desc, eq, getTableColumns, sql } from "drizzle-orm";
 import { messages, sessions } from "../../db/schema";
 import type { Database } from "../../lib/db";
-import { fromBase64Url, toBase64Url } from "../../lib/encoding";
+import { afterCursor, cursorTime, decodeCursor, encodeCursor } from "../../lib/cursor";
 import { AppError } from "../../lib/errors";
 import type { PublishJob } from "../../lib/jobs";
 import type { Logger } from "../../lib/logger";
+import { roomUrl } from "../../realtime/kinds";
 import type { Broadcast } from "../../realtime/rooms";
 import { generationsJson, type GenerationJson } from "../suggestions/generations";
 import { attachUploads, detachUploads, findClaimableUploads, sessionImagesJson } from "../uploads/service";
@@ -14,6 +15,7 @@ import { broadcastStatus, explainRefusal, retryTarget, type SessionRow, sessionI
 import { liveSession, requireLiveSession } from "./live";
 import { insertMessagesStatement } from "./messages";
 import { ocrJob } from "./ocr";
+import { sessionRoomKind } from "./room";
 import type { confirmOcrSchema, createSessionSchema, listSessionsQuerySchema, messageSchema, sessionDetailSchema, sessionSummarySchema } from "./schemas";
 
 export type SessionDeps = {
@@ -33,9 +35,7 @@ type Detail = z.infer<typeof sessionDetailSchema>;
 const iso = (value: Date | string | null) => (value === null ? null : new Date(value).toISOString());
 
 export function wsUrl(publicBaseUrl: string, sessionId: string): string {
-  const url = new URL(`/api/v1/sessions/${sessionId}/ws`, publicBaseUrl);
-  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-  return url.toString();
+  return roomUrl(publicBaseUrl, sessionRoomKind, sessionId);
 }
 
 export function toSummary(row: SessionRow): Summary {
@@ -149,22 +149,6 @@ export async function createSession(deps: SessionDeps, userId: string, input: z.
   return loadSession(deps, userId, sessionId);
 }
 
-type Cursor = { createdAt: string; id: string };
-
-function encodeCursor(cursor: Cursor): string {
-  return toBase64Url(new TextEncoder().encode(JSON.stringify([cursor.createdAt, cursor.id])));
-}
-
-function decodeCursor(text: string): Cursor {
-  try {
-    const [createdAt, id] = JSON.parse(new TextDecoder().decode(fromBase64Url(text))) as unknown[];
-    if (typeof createdAt === "string" && typeof id === "string" && !Number.isNaN(Date.parse(createdAt))) return { createdAt, id };
-  } catch {
-    // Falls through to the validation error.
-  }
-  throw new AppError("VALIDATION_ERROR", { message: "Invalid cursor", details: { target: "query", issues: [{ path: ["cursor"], message: "Invalid cursor" }] } });
-}
-
 /**
  * Newest first. The cursor is the last row's (created_at to the microsecond, id): rows
  * inserted meanwhile sort before it, so pages neither repeat nor skip.
@@ -172,12 +156,12 @@ function decodeCursor(text: string): Cursor {
 export async function listSessions(db: Database, userId: string, query: z.infer<typeof listSessionsQuerySchema>) {
   const after = query.cursor ? decodeCursor(query.cursor) : undefined;
   const rows = await db
-    .select({ ...getTableColumns(sessions), cursorAt: sql<string>`to_char(${sessions.createdAt} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')` })
+    .select({ ...getTableColumns(sessions), cursorAt: cursorTime(sessions.createdAt) })
     .from(sessions)
     .where(
       and(
         liveSession({ userId }),
-        after ? sql`(${sessions.createdAt}, ${sessions.id}) < (${after.createdAt}::timestamptz, ${after.id})` : undefined,
+        afterCursor(sessions.createdAt, sessions.id, after),
       ),
     )
     .orderBy(desc(sessions.createdAt), desc(sessions.id))

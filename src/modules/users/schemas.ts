@@ -1,6 +1,7 @@
 import { z } from "@hono/zod-openapi";
 
 export const toneSchema = z.enum(["playful", "flirty", "witty", "sincere", "confident", "casual"]);
+export const languageSchema = z.string().regex(/^[a-z]{2,3}(-[A-Z]{2})?$/, "Expected a language tag like en or pt-BR");
 export const genderSchema = z.enum(["male", "female", "non_binary", "other", "prefer_not_to_say"]);
 export const lookingForSchema = z.enum(["men", "women", "everyone"]);
 export const ageRangeSchema = z.enum(["18-24", "25-34", "35-44", "45-54", "55+"]);
@@ -22,10 +23,7 @@ const timezoneSchema = z
 export const preferencesSchema = z
   .object({
     defaultTone: toneSchema.optional(),
-    language: z
-      .string()
-      .regex(/^[a-z]{2,3}(-[A-Z]{2})?$/, "Expected a language tag like en or pt-BR")
-      .optional(),
+    language: languageSchema.optional(),
     suggestionCount: z.number().int().min(1).max(5).optional(),
   })
   .strict()

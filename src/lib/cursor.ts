@@ -1,0 +1,33 @@
+import { type AnyColumn, type SQL, sql } from "drizzle-orm";
+import { fromBase64Url, toBase64Url } from "./encoding";
+import { AppError } from "./errors";
+
+/**
+ * Keyset pagination, newest first: the cursor is the last row's (created_at to the
+ * microsecond, id), so rows inserted meanwhile sort before it and pages neither repeat nor skip.
+ */
+export type Cursor = { createdAt: string; id: string };
+
+export function encodeCursor(cursor: Cursor): string {
+  return toBase64Url(new TextEncoder().encode(JSON.stringify([cursor.createdAt, cursor.id])));
+}
+
+export function decodeCursor(text: string): Cursor {
+  try {
+    const [createdAt, id] = JSON.parse(new TextDecoder().decode(fromBase64Url(text))) as unknown[];
+    if (typeof createdAt === "string" && typeof id === "string" && !Number.isNaN(Date.parse(createdAt))) return { createdAt, id };
+  } catch {
+    // Falls through to the validation error.
+  }
+  throw new AppError("VALIDATION_ERROR", { message: "Invalid cursor", details: { target: "query", issues: [{ path: ["cursor"], message: "Invalid cursor" }] } });
+}
+
+/** A timestamp column as the cursor keeps it: UTC, to the microsecond (a JS Date drops those). */
+export function cursorTime(column: AnyColumn): SQL<string> {
+  return sql<string>`to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+}
+
+/** Rows after the cursor, in (created_at desc, id desc) order. */
+export function afterCursor(createdAt: AnyColumn, id: AnyColumn, cursor: Cursor | undefined): SQL | undefined {
+  return cursor ? sql`(${createdAt}, ${id}) < (${cursor.createdAt}::timestamptz, ${cursor.id})` : undefined;
+}
