@@ -267,6 +267,20 @@ describe("opener runs that die", () => {
     expect(await openerRows(generationId)).toHaveLength(3);
   });
 
+  it("stops a run whose lease another delivery took, and lets it write nothing", async () => {
+    const { generationId, socket } = await queuedGeneration();
+    // Slow enough that the heartbeat (every lease third) notices the take-over mid-stream.
+    await injectFault({ tokenDelayMs: 250 }, { match: OPENER_PROMPT });
+    const running = run(generationId, { messageId: "msg_slow" });
+    await socket.frame("opener.delta", 0, 15_000);
+    await testDb().update(openerGenerations).set({ leaseOwner: "msg_other:run" }).where(eq(openerGenerations.id, generationId));
+    expect(await json(await running)).toMatchObject({ data: { skipped: "lease lost" } });
+    expect(await generationRow(generationId)).toMatchObject({ status: "streaming", leaseOwner: "msg_other:run" });
+    expect(await openerRows(generationId)).toEqual([]);
+    expect(typesOf(socket.frames)).not.toContain("opener.completed");
+    expect((await openerRequests())[0]?.completed).toBe(false);
+  });
+
   it("lets the failure callback fail a generation whose run is gone, but not one whose run is alive", async () => {
     const alive = await orphaned(-60);
     expect((await deliverJob("failed", failure(alive.generationId))).status).toBe(200);
