@@ -81,7 +81,7 @@ export const errorCatalog = {
   NOT_A_CONVERSATION: { on: ["outcome"], message: "No chat conversation was found in the screenshots", doc: "Upload screenshots of a chat" },
   JOB_ENQUEUE_FAILED: { on: ["outcome"], message: "The work could not be queued; retry", doc: "QStash refused the job; retry the session or generate again" },
   SESSION_CHANGED: { on: ["outcome"], message: "The session changed before the generation started", doc: "Generate again on the current conversation" },
-  JOB_FAILED: { on: ["outcome"], message: "No suggestions could be written; try again", doc: "Every delivery of the job failed" },
+  JOB_FAILED: { on: ["outcome"], message: "Nothing could be written; try again", doc: "Every delivery of the job failed" },
   JOB_LOST: { on: ["outcome"], message: "The work stopped unexpectedly; try again", doc: "The run died and no delivery took it over" },
 
   // ---- AI: what a feature sees of a model call (stored on a failed generation) ---------------

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { GenerateRequest } from "../types";
 import { DATA_RULE, dataMessage, outputJsonSchema } from "./data";
+import type { OpenerProfile as StoredOpenerProfile } from "../../db/schema";
 
 export const OPENER_PROMPT_VERSION = "opener@2";
 
@@ -18,12 +19,8 @@ export function openersOutputSchema(count: number) {
 
 export type OpenersOutput = z.infer<ReturnType<typeof openersOutputSchema>>;
 
-export interface OpenerProfile {
-  name?: string;
-  bio?: string;
-  interests?: string[];
-  prompts?: Array<{ question: string; answer: string }>;
-}
+/** The profile as the model sees it: the photo arrives as a description, never as its key. */
+export type OpenerProfile = Omit<StoredOpenerProfile, "photoKey">;
 
 export interface OpenersInput {
   profile: OpenerProfile;
