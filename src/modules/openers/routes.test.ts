@@ -1,7 +1,7 @@
 import { eq } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
 import { callAs, json, resetDatabase, signedInUser, testDb, uploadImage } from "../../../test/helpers";
-import { qstashMessages, resetQStash } from "../../../test/jobs";
+import { qstashMessages, resetQStash, useJobPump } from "../../../test/jobs";
 import { resetUpstream, upstreamRequests } from "../../../test/upstream";
 import { openSocket } from "../../../test/ws";
 import { aiCalls, magicOpeners, openerGenerations } from "../../db/schema";
@@ -167,5 +167,39 @@ describe("magic openers over HTTP", () => {
     const socket = await openSocket(`/api/v1/magic-openers/generations/${body.data.generationId}/ws`);
     socket.send({ type: "authenticate", token: other.token });
     expect(await socket.closed()).toMatchObject({ code: 4404, reason: "ROOM_NOT_FOUND" });
+  });
+});
+
+describe("magic openers end to end", () => {
+  // QStash's deliveries carried into the Worker, as in production: the 202's job really runs.
+  useJobPump();
+  beforeEach(async () => {
+    await resetDatabase();
+    await resetUpstream();
+    await resetQStash();
+  });
+
+  it("streams the openers to a socket opened right after the 202, and the rows are in the caller's history", async () => {
+    const { token } = await signedInUser();
+    const started = await json<{ generationId: string; wsUrl: string }>(await generate(token, { profile, count: 2, tone: "witty" }));
+    if (!started.success) throw new Error("not started");
+    const { generationId, wsUrl } = started.data;
+    const socket = await openSocket(new URL(wsUrl).pathname);
+    // afterSeq 0: whatever the room sent before this socket went live is replayed first.
+    socket.send({ type: "authenticate", token, afterSeq: 0 });
+    const completed = await socket.frame("opener.completed", 0, 20_000);
+    const deltas = socket.frames.filter((frame) => frame.type === "opener.delta");
+    expect(deltas.length).toBeGreaterThan(2);
+    const texts = [0, 1].map((index) => deltas.filter((frame) => frame.index === index).map((frame) => frame.delta).join(""));
+    expect((completed.openers as Array<{ text: string }>).map((opener) => opener.text)).toEqual(texts);
+
+    const history = await json<{ items: Array<{ generationId: string; openers: Array<{ id: string; text: string }> }> }>(await callAs(token, "/api/v1/magic-openers"));
+    if (!history.success) throw new Error("no history");
+    expect(history.data.items.map((item) => item.generationId)).toEqual([generationId]);
+    expect(history.data.items[0]!.openers.map((opener) => opener.text)).toEqual(texts);
+    const [row] = await testDb().select().from(openerGenerations).where(eq(openerGenerations.id, generationId));
+    expect(row).toMatchObject({ status: "completed", tone: "witty", count: 2 });
+    expect(row?.provider).not.toBeNull();
+    socket.close();
   });
 });
