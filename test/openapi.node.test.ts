@@ -51,6 +51,10 @@ describe("OpenAPI document", () => {
         "POST /api/v1/sessions/{id}/generate-suggestions",
         "GET /api/v1/sessions/{id}/suggestions",
         "POST /api/v1/suggestions/{id}/feedback",
+        "POST /api/v1/magic-openers/generate",
+        "GET /api/v1/magic-openers",
+        "POST /api/v1/magic-openers/{id}/toggle",
+        "DELETE /api/v1/magic-openers/{id}",
         "POST /jobs/{name}",
       ].sort(),
     );
