@@ -30,7 +30,7 @@ export type PublishJob = <P extends Record<string, unknown>>(
  * Publishes a job to this Worker through QStash, always with a deduplication id (publishing the
  * same work twice is one message), retries, and the failure callback that marks the work failed.
  */
-export function createJobPublisher(config: AppConfig): PublishJob {
+export function createJobPublisher(config: Pick<AppConfig, "QSTASH_URL" | "QSTASH_TOKEN" | "PUBLIC_BASE_URL" | "JOB_RETRIES">): PublishJob {
   return async (job, payload, options) => {
     const response = await qstashClient(config).publishJSON({
       url: jobUrl(config, job.name),
