@@ -3006,6 +3006,8 @@ export interface components {
             defaultTone?: "playful" | "flirty" | "witty" | "sincere" | "confident" | "casual";
             language?: string;
             suggestionCount?: number;
+            /** @description The local hour the daily tip arrives (default 9) */
+            tipHour?: number;
         };
         UpdateUser: {
             firstName?: string | null;

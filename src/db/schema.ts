@@ -85,7 +85,7 @@ export const users = pgTable(
     ageRange: text("age_range"),
     datingGoal: text("dating_goal"),
     preferences: jsonb("preferences")
-      .$type<{ defaultTone?: string; language?: string; suggestionCount?: number }>()
+      .$type<{ defaultTone?: string; language?: string; suggestionCount?: number; tipHour?: number }>()
       .notNull()
       .default({}),
     timezone: text("timezone").notNull().default("UTC"),

@@ -25,6 +25,7 @@ export const preferencesSchema = z
     defaultTone: toneSchema.optional(),
     language: languageSchema.optional(),
     suggestionCount: z.number().int().min(1).max(5).optional(),
+    tipHour: z.number().int().min(0).max(23).optional().openapi({ description: "The local hour the daily tip arrives (default 9)" }),
   })
   .strict()
   .openapi("Preferences");

@@ -240,3 +240,29 @@ export async function usageToday(db: Database, userId: string, budgetUsd: number
   };
 }
 
+
+/** The local hour a user's daily tip arrives unless they chose another (preferences.tipHour). */
+export const DEFAULT_TIP_HOUR = 9;
+
+/**
+ * Users whose daily tip is due at `at`: tips on, account live, and their local clock (their IANA
+ * time zone, so daylight saving and the UTC+14 / UTC−12 edges come from Postgres' tz data) in
+ * their tip hour. Each comes with that local date. A page in id order, after `afterId`, so a
+ * fan-out works in bounded batches.
+ */
+export async function usersDueForTip(db: Database, at: Date, page: { limit: number; afterId?: string }) {
+  const local = sql`(${at.toISOString()}::timestamptz at time zone ${users.timezone})`;
+  return db
+    .select({ id: users.id, timezone: users.timezone, localDate: sql<string>`to_char(${local}, 'YYYY-MM-DD')` })
+    .from(users)
+    .where(
+      and(
+        eq(users.dailyTipsEnabled, true),
+        isNull(users.deletedAt),
+        sql`extract(hour from ${local}) = coalesce((${users.preferences}->>'tipHour')::int, ${DEFAULT_TIP_HOUR})`,
+        page.afterId ? sql`${users.id} > ${page.afterId}` : undefined,
+      ),
+    )
+    .orderBy(users.id)
+    .limit(page.limit);
+}
