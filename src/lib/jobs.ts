@@ -43,6 +43,38 @@ export function createJobPublisher(config: Pick<AppConfig, "QSTASH_URL" | "QSTAS
   };
 }
 
+export type PublishJobBatch = <P extends Record<string, unknown>>(
+  job: JobAddress<P>,
+  items: ReadonlyArray<{ payload: P; deduplicationId: string }>,
+) => Promise<Array<{ messageId: string }>>;
+
+/** QStash takes at most this many messages in one batch request. */
+const BATCH_SIZE = 100;
+
+/**
+ * Publishes many deliveries of one job in batch requests of at most 100 (a fan-out), each with
+ * its own deduplication id, retries and failure callback, as `createJobPublisher` does for one.
+ */
+export function createJobBatchPublisher(config: Pick<AppConfig, "QSTASH_URL" | "QSTASH_TOKEN" | "PUBLIC_BASE_URL" | "JOB_RETRIES">): PublishJobBatch {
+  return async (job, items) => {
+    const client = qstashClient(config);
+    const published: Array<{ messageId: string }> = [];
+    for (let start = 0; start < items.length; start += BATCH_SIZE) {
+      const responses = await client.batchJSON(
+        items.slice(start, start + BATCH_SIZE).map((item) => ({
+          url: jobUrl(config, job.name),
+          body: item.payload,
+          deduplicationId: item.deduplicationId,
+          retries: config.JOB_RETRIES,
+          failureCallback: jobUrl(config, "failed"),
+        })),
+      );
+      for (const response of responses) published.push({ messageId: (response as { messageId: string }).messageId });
+    }
+    return published;
+  };
+}
+
 /**
  * Verifies a delivery's `Upstash-Signature` against the raw body and this exact URL, with the
  * current and then the next signing key. Throws JOB_SIGNATURE_INVALID; never parses the body.

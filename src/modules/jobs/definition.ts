@@ -1,7 +1,7 @@
 import type { z } from "zod";
 import type { Database } from "../../lib/db";
 import type { AppConfig, Bindings } from "../../lib/env";
-import type { PublishJob } from "../../lib/jobs";
+import type { PublishJob, PublishJobBatch } from "../../lib/jobs";
 import type { Logger } from "../../lib/logger";
 import type { Broadcast } from "../../realtime/rooms";
 
@@ -13,6 +13,8 @@ export type JobContext = {
   logger: Logger;
   broadcast: Broadcast;
   publishJob: PublishJob;
+  /** For a fan-out: many deliveries of one job, in batch requests of at most 100. */
+  publishJobBatch: PublishJobBatch;
   /** The QStash message id: the same on every delivery of one message. */
   messageId: string;
   /** 0 on the first delivery, then the retry number. */

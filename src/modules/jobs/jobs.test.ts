@@ -2,9 +2,10 @@ import { env } from "cloudflare:test";
 import { eq } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
 import { json, resetDatabase, signedInUser, testConfig, testDb } from "../../../test/helpers";
-import { deliver, signed } from "../../../test/jobs";
+import { deliver, qstashMessages, resetQStash, signed } from "../../../test/jobs";
 import { jobRuns, sessions, suggestionGenerations } from "../../db/schema";
-import { jobUrl } from "../../lib/jobs";
+import { createJobBatchPublisher, jobUrl } from "../../lib/jobs";
+import { ocrJob } from "../sessions/ocr";
 
 /** A generation waiting for its job, so a delivery that got through would visibly change it. */
 async function queuedGeneration() {
@@ -87,5 +88,22 @@ describe("/jobs/*", () => {
     const [session] = await testDb().select().from(sessions);
     expect(session).toMatchObject({ status: "failed", failedFrom: "generating", errorCode: "JOB_FAILED" });
     expect(await json(await deliver("/jobs/failed", callback, signature, "msg_callback"))).toMatchObject({ data: { skipped: true } });
+  });
+});
+
+describe("publishing a fan-out", () => {
+  beforeEach(resetQStash);
+
+  it("sends 250 deliveries of one job in batch requests of at most 100, one message each, deduplicated by id", async () => {
+    const publish = createJobBatchPublisher(testConfig());
+    const items = Array.from({ length: 250 }, (_, i) => ({ payload: { sessionId: `s${i}` }, deduplicationId: `fanout-test-${i}` }));
+    const published = await publish(ocrJob, items);
+    expect(published).toHaveLength(250);
+    expect(new Set(published.map((message) => message.messageId)).size).toBe(250);
+    const messages = (await qstashMessages()).filter((message) => message.url.endsWith("/jobs/ocr"));
+    expect(messages).toHaveLength(250);
+    // The same ids again: QStash keeps one message per deduplication id.
+    await publish(ocrJob, items.slice(0, 10));
+    expect((await qstashMessages()).filter((message) => message.url.endsWith("/jobs/ocr"))).toHaveLength(250);
   });
 });

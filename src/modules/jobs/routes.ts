@@ -4,7 +4,7 @@ import type { AppEnv } from "../../lib/app-env";
 import { fromBase64Url } from "../../lib/encoding";
 import { ok } from "../../lib/envelope";
 import { AppError, CodedError } from "../../lib/errors";
-import { createJobPublisher, jobUrl, verifyJobDelivery } from "../../lib/jobs";
+import { createJobBatchPublisher, createJobPublisher, jobUrl, verifyJobDelivery } from "../../lib/jobs";
 import { createRouter, errorResponses } from "../../lib/openapi";
 import { createBroadcast } from "../../realtime/rooms";
 import type { JobContext, JobDefinition } from "./definition";
@@ -93,6 +93,7 @@ export function createJobRoutes(guards: MiddlewareHandler<AppEnv>[], definitions
       logger: c.var.logger.child({ job: name, messageId }),
       broadcast: createBroadcast(c.env, c.var.logger),
       publishJob: createJobPublisher(c.var.config),
+      publishJobBatch: createJobBatchPublisher(c.var.config),
       messageId,
       retried: Number(c.req.header("Upstash-Retried") ?? 0),
     };
