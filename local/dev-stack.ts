@@ -53,6 +53,8 @@ export interface DevStack {
   /** The local AI upstream, in this process: inject faults, read what it streamed and when. */
   aiUpstream: AiUpstream;
   qstash: LocalQStash;
+  /** The local Expo push service: `url` is EXPO_PUSH_URL, `origin` serves /__messages. */
+  expo: { url: string; origin: string };
   redis: { port: number; running(): boolean };
   wrangler: {
     /** wrangler's pid, which is also its process group (workerd included). */
@@ -179,6 +181,7 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
       token: (sub) => mintSessionToken(clerk.privateJwk, { sub, ttlSeconds: 3600 }),
       aiUpstream: standIns.aiUpstream,
       qstash: standIns.qstash,
+      expo: { url: standIns.expo.url, origin: standIns.expo.origin },
       redis: standIns.redis,
       wrangler: {
         get pid() {

@@ -29,6 +29,8 @@ export function localWorkerVars(options: {
   /** Base URLs of the local AI upstream, for every vendor that has no real key. */
   aiBaseUrls: { openai: string; anthropic: string; gemini: string };
   qstash: LocalQStash;
+  /** The local Expo push stand-in's base URL. */
+  expoPushUrl: string;
 }): Record<string, string> {
   return {
     ENVIRONMENT: options.environment,
@@ -54,6 +56,7 @@ export function localWorkerVars(options: {
     ANTHROPIC_BASE_URL: options.aiBaseUrls.anthropic,
     GEMINI_API_KEY: "local-gemini-key",
     GEMINI_BASE_URL: options.aiBaseUrls.gemini,
+    EXPO_PUSH_URL: options.expoPushUrl,
   };
 }
 

@@ -1,6 +1,6 @@
 // `npm run dev`: the whole local stack on its embedded defaults, no cloud account needed.
 // Postgres+pgvector (PGlite) behind a Neon HTTP endpoint, redis-server behind an Upstash
-// REST adapter, the local AI upstream and QStash, then `wrangler dev` wired to all of them
+// REST adapter, the local AI upstream, QStash and Expo push, then `wrangler dev` wired to all of them
 // (dev-stack.ts). Ctrl-C stops everything; data stays in .data/.
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
@@ -42,6 +42,7 @@ const started = (async () =>
       redisRest: envPort("LOCAL_REDIS_REST_PORT", 8079),
       aiUpstream: envPort("LOCAL_AI_UPSTREAM_PORT", 8090),
       qstash: envPort("LOCAL_QSTASH_PORT", 8070),
+      expo: envPort("LOCAL_EXPO_PORT", 8060),
     },
     dataDir: join(root, ".data"),
     dotDevVars: true,

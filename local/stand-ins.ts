@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { applyMigrations } from "../scripts/db-migrate.ts";
 import { type AiPacing, startAiUpstream } from "./ai-upstream/server.ts";
 import { type LocalQStash, localWorkerVars } from "./dev-vars.ts";
+import { startExpoStandIn } from "./expo/server.ts";
 import { assertPortFree, freePort } from "./net.ts";
 import { startNeonStandIn } from "./neon-http/server.ts";
 import { startQStashStandIn } from "./qstash/server.ts";
@@ -17,9 +18,10 @@ export interface StandInPorts {
   redisRest: number;
   aiUpstream: number;
   qstash: number;
+  expo: number;
 }
 
-/** A line logger per service; the stand-ins name theirs "pg", "redis", "ai" and "qstash". */
+/** A line logger per service; the stand-ins name theirs "pg", "redis", "ai", "qstash" and "expo". */
 export type ServiceLog = (service: string) => (line: string) => void;
 
 export interface StandInOptions {
@@ -42,7 +44,7 @@ const random = (bytes: number) => randomBytes(bytes).toString("hex");
 
 /**
  * Postgres (PGlite behind the Neon HTTP endpoint, migrated), redis-server behind the Upstash
- * REST adapter, the AI upstream and QStash: what the Worker talks to, wherever it runs (the
+ * REST adapter, the AI upstream, QStash and Expo's push service: what the Worker talks to, wherever it runs (the
  * test pool, a bench Worker, `wrangler dev`). A fixed port that is busy stops the start before
  * anything runs; on any failed start, whatever did start is stopped again.
  */
@@ -57,6 +59,7 @@ export async function startStandIns(options: StandInOptions) {
     redisRest: "redis-rest",
     aiUpstream: "ai-upstream",
     qstash: "qstash",
+    expo: "expo",
   };
   for (const [name, role] of Object.entries(roles) as Array<[keyof StandInPorts, string]>) {
     const port = ports[name];
@@ -101,12 +104,16 @@ export async function startStandIns(options: StandInOptions) {
     stops.push(() => qstashServer.close());
     const qstash = { url: qstashServer.url, ...qstashCredentials };
 
+    const expo = await startExpoStandIn({ port: ports.expo ?? 0, log: log("expo") });
+    stops.push(() => expo.close());
+
     return {
       neon,
       redis,
       redisRest: { url: redisRest.url, token: redisToken },
       aiUpstream,
       qstash,
+      expo,
       /** The Worker's variables pointing at these stand-ins (see localWorkerVars). */
       workerVars: (worker: { environment: "development" | "test"; publicBaseUrl: string; clerkJwtKey: string; clerkWebhookSecret: string }) =>
         localWorkerVars({
@@ -117,6 +124,7 @@ export async function startStandIns(options: StandInOptions) {
           redisRestToken: redisToken,
           aiBaseUrls: aiUpstream.baseUrls,
           qstash,
+          expoPushUrl: expo.url,
         }),
       /** Stops everything started here; extra steps registered with `onStop` run first. */
       onStop: (step: () => Promise<void>) => void stops.push(step),

@@ -3,6 +3,7 @@ import type { AppEnv } from "./lib/app-env";
 import type { createRouter } from "./lib/openapi";
 import type { JobDefinition } from "./modules/jobs/definition";
 import { healthFeature } from "./modules/health/feature";
+import { notificationsFeature } from "./modules/notifications/feature";
 import { openersFeature } from "./modules/openers/feature";
 import { sessionsFeature } from "./modules/sessions/feature";
 import { suggestionsFeature } from "./modules/suggestions/feature";
@@ -43,6 +44,7 @@ export const features: ReadonlyArray<Feature> = [
   sessionsFeature,
   openersFeature,
   webhooksFeature,
+  notificationsFeature,
 ];
 
 export const jobsOf = (list: ReadonlyArray<Feature>) => list.flatMap((feature) => feature.jobs ?? []);

@@ -14,6 +14,8 @@ declare global {
       TEST_AI_UPSTREAM_URL: string;
       /** Test-only: the local QStash (pull mode; see test/jobs.ts). */
       TEST_QSTASH_URL: string;
+      /** Test-only: the local Expo push service's origin (/__messages, /__reset, /__faults). */
+      TEST_EXPO_URL: string;
     }
   }
 }

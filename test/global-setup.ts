@@ -12,7 +12,7 @@ export default async function setup(project: TestProject) {
   // The Worker under test has no listening port: QStash deliveries are pulled (test/jobs.ts).
   const standIns = await startEphemeralStandIns({ qstashDelivery: "pull" });
   try {
-    const { neon, redis, aiUpstream, qstash } = standIns;
+    const { neon, redis, aiUpstream, qstash, expo } = standIns;
     const clerk = await generateClerkKeys();
     const webhookSecret = `whsec_${randomBytes(24).toString("base64")}`;
 
@@ -51,6 +51,7 @@ export default async function setup(project: TestProject) {
       WS_AUTH_TIMEOUT_MS: "1000",
       TEST_AI_UPSTREAM_URL: aiUpstream.url,
       TEST_QSTASH_URL: qstash.url,
+      TEST_EXPO_URL: expo.origin,
       TEST_CLERK_PRIVATE_JWK: JSON.stringify(clerk.privateJwk),
       TEST_CONTROL_URL: control.url,
       TEST_CONTROL_TOKEN: controlToken,

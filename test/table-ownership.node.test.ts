@@ -12,6 +12,7 @@ const src = resolve(import.meta.dirname, "../src");
 const owners: Record<string, string> = {
   users: "modules/users",
   pushTokens: "modules/users",
+  pushTickets: "modules/notifications",
   webhookEvents: "modules/webhooks",
   sessions: "modules/sessions",
   messages: "modules/sessions",

@@ -120,6 +120,21 @@ export const pushTokens = pgTable(
   (t) => [index("push_tokens_user_id_idx").on(t.userId)],
 );
 
+/** Expo tickets whose receipts are still to be read (a ticket id is Expo's). */
+export const pushTickets = pgTable(
+  "push_tickets",
+  {
+    id: text("id").primaryKey(),
+    pushTokenId: text("push_token_id")
+      .notNull()
+      .references(() => pushTokens.id, { onDelete: "cascade" }),
+    createdAt: createdAt(),
+    checkedAt: nullableTimestamp("checked_at"),
+  },
+  // The receipts job reads the unchecked ones, oldest first.
+  (t) => [index("push_tickets_unchecked_idx").on(t.createdAt).where(sql`${t.checkedAt} is null`)],
+);
+
 export const sessions = pgTable(
   "sessions",
   {

@@ -84,6 +84,8 @@ export const configSchema = z.object({
   RATE_LIMIT_WINDOW_SECONDS: positiveInt(60),
 
   EXPO_ACCESS_TOKEN: optionalSecret,
+  // Expo's push API; locally the Expo stand-in (local/expo/server.ts).
+  EXPO_PUSH_URL: z.url().default("https://exp.host/--/api/v2/push"),
   ACCOUNT_PURGE_AFTER_DAYS: positiveInt(30),
 });
 

@@ -5,10 +5,11 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
  * frame (`close`): a socket `error` frame; an `outcome`, the `error_code` stored on a failed
  * session or generation (a failed generation fails its session with the same code) and sent
  * in `status` / `generation.failed` events; an `AiError` a feature handles; `ai_calls.error_code`
- * (one failed model attempt, for operators). `job_runs.last_error` holds the code of whatever
+ * (one failed model attempt, for operators); `push`, a push notification Expo refused, logged with its
+ * code (operators). `job_runs.last_error` holds the code of whatever
  * failed a delivery: any code here.
  */
-type Surface = "frame" | "outcome" | "ai" | "ai_call";
+type Surface = "frame" | "outcome" | "ai" | "ai_call" | "push";
 
 type Entry = {
   /** The message a client gets unless the thrower gives a more precise one. */
@@ -100,6 +101,14 @@ export const errorCatalog = {
   UPSTREAM_BAD_REQUEST: { on: ["ai_call"], message: "The vendor rejected the request", doc: "Vendor 400/422: the request itself; no other model is tried" },
   UPSTREAM_REFUSED: { on: ["ai_call"], message: "The vendor refused the key or model", doc: "Vendor 401/403/404 or another 4xx: check the key and model name; the next model is tried" },
   UPSTREAM_CONNECTION: { on: ["ai_call"], message: "The connection to the vendor broke", doc: "No status: the connection or the stream was cut; retried" },
+
+  // ---- push: what Expo said about a notification, logged for operators ------------------------
+  PUSH_DEVICE_NOT_REGISTERED: { on: ["push"], message: "The device is no longer registered", doc: "Expo's `DeviceNotRegistered` (ticket or receipt): the app was uninstalled or the token expired; the token is disabled at once" },
+  PUSH_MESSAGE_TOO_BIG: { on: ["push"], message: "The notification was too large", doc: "Expo's `MessageTooBig`: the payload passed 4 KiB; that notification is dropped, nothing is retried" },
+  PUSH_RATE_EXCEEDED: { on: ["push"], message: "The device received too many notifications", doc: "Expo's `MessageRateExceeded`: too many notifications to one device; that notification is dropped" },
+  PUSH_INVALID_CREDENTIALS: { on: ["push"], message: "The push credentials were refused", doc: "Expo's `InvalidCredentials`: the app's FCM/APNs credentials in Expo are wrong or revoked; fix them in Expo (logged as an error)" },
+  PUSH_REJECTED: { on: ["push"], message: "Expo refused the notification", doc: "Any other Expo ticket or receipt error (e.g. `MismatchSenderId`); logged with Expo's error name" },
+  PUSH_UNAVAILABLE: { on: ["push"], message: "Expo could not be reached", doc: "Expo answered 429/5xx (or nothing) on every retry, or a status no retry helps (e.g. 401 for a wrong `EXPO_ACCESS_TOKEN`); the job delivery fails and QStash retries it" },
 } as const satisfies Record<string, Entry>;
 
 type Catalog = typeof errorCatalog;
@@ -116,6 +125,7 @@ export type FrameErrorCode = ErrorCodeOn<"frame">;
 export type OutcomeErrorCode = ErrorCodeOn<"outcome">;
 export type AiErrorCode = ErrorCodeOn<"ai">;
 export type AiCallErrorCode = ErrorCodeOn<"ai_call">;
+export type PushErrorCode = ErrorCodeOn<"push">;
 
 export function errorMessage(code: ErrorCode): string {
   return errorCatalog[code].message;
@@ -148,6 +158,7 @@ const surfaceNames: Record<Surface, string> = {
   outcome: "`error_code`",
   ai: "AiError",
   ai_call: "`ai_calls.error_code`",
+  push: "push log",
 };
 
 /** Where a code shows, in words: "HTTP 404", "close 4401", "`error` frame" … */

@@ -1,5 +1,5 @@
 import type { z } from "@hono/zod-openapi";
-import { and, eq, isNull, lt, type SQL, sql } from "drizzle-orm";
+import { and, eq, inArray, isNull, lt, type SQL, sql } from "drizzle-orm";
 import { spendByKind } from "../../ai/calls";
 import { pushTokens, users } from "../../db/schema";
 import type { User, UserIdentity } from "../../lib/app-env";
@@ -216,6 +216,26 @@ export async function removePushToken(db: Database, userId: string, token: strin
     .where(and(eq(pushTokens.token, token), eq(pushTokens.userId, userId)))
     .returning({ id: pushTokens.id });
   if (removed.length === 0) throw new AppError("NOT_FOUND", { message: "Push token not found" });
+}
+
+/** A user's push tokens that still deliver (never disabled), for sending them a notification. */
+export async function liveTokensOf(db: Database, userId: string): Promise<Array<{ id: string; token: string }>> {
+  return db
+    .select({ id: pushTokens.id, token: pushTokens.token })
+    .from(pushTokens)
+    .where(and(eq(pushTokens.userId, userId), isNull(pushTokens.disabledAt)));
+}
+
+/**
+ * Stops sending to these tokens (Expo said the device is gone). Idempotent: a token disabled
+ * earlier keeps its first date, so a redelivered receipt changes nothing.
+ */
+export async function disablePushTokens(db: Database, tokenIds: readonly string[]): Promise<void> {
+  if (tokenIds.length === 0) return;
+  await db
+    .update(pushTokens)
+    .set({ disabledAt: new Date(), updatedAt: new Date() })
+    .where(and(inArray(pushTokens.id, [...tokenIds]), isNull(pushTokens.disabledAt)));
 }
 
 /** Today's (UTC) AI spend from `ai_calls`, against the per-user daily budget. */
