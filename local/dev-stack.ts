@@ -54,6 +54,8 @@ export interface DevStack {
   aiUpstream: AiUpstream;
   qstash: LocalQStash;
   redis: { port: number; running(): boolean };
+  /** Postgres as the Worker reaches it (for loaders such as `npm run tips:load`). */
+  database: { url: string; neonHttpEndpoint: string };
   wrangler: {
     /** wrangler's pid, which is also its process group (workerd included). */
     pid: number;
@@ -180,6 +182,7 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
       aiUpstream: standIns.aiUpstream,
       qstash: standIns.qstash,
       redis: standIns.redis,
+      database: { url: standIns.neon.connectionString, neonHttpEndpoint: standIns.neon.endpoint },
       wrangler: {
         get pid() {
           return current.pid;
