@@ -6,6 +6,7 @@ import { healthFeature } from "./modules/health/feature";
 import { openersFeature } from "./modules/openers/feature";
 import { sessionsFeature } from "./modules/sessions/feature";
 import { suggestionsFeature } from "./modules/suggestions/feature";
+import { tipsFeature } from "./modules/tips/feature";
 import { uploadsFeature } from "./modules/uploads/feature";
 import { usersFeature } from "./modules/users/feature";
 import { webhooksFeature } from "./modules/webhooks/feature";
@@ -42,6 +43,7 @@ export const features: ReadonlyArray<Feature> = [
   suggestionsFeature,
   sessionsFeature,
   openersFeature,
+  tipsFeature,
   webhooksFeature,
 ];
 
