@@ -2801,6 +2801,85 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tips/today": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's tip for today, in their local date; the daily push carries the same one
+         * @description The tip already delivered for the caller's local date (from their time zone), or a fresh one chosen now and recorded as that day's delivery: one the caller has not had in the last 30 days, leaning towards the phase of their most recent conversation.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Today's tip */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {boolean} */
+                            success: true;
+                            data: components["schemas"]["TodaysTip"];
+                        };
+                    };
+                };
+                /** @description UNAUTHORIZED | TOKEN_EXPIRED | ACCOUNT_DELETED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+                /** @description RATE_LIMITED */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+                /** @description INTERNAL_ERROR */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+                /** @description DATABASE_UNAVAILABLE */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/webhooks/clerk": {
         parameters: {
             query?: never;
@@ -3297,6 +3376,21 @@ export interface components {
         ToggleOpener: {
             liked: boolean | null;
         };
+        TodaysTip: {
+            /**
+             * @description The caller's calendar date (YYYY-MM-DD) in their time zone
+             * @example 2026-03-14
+             */
+            localDate: string;
+            tip: components["schemas"]["Tip"];
+        };
+        /** @description Null when no active tip is left to give (none loaded, or every one given in the last 30 days) */
+        Tip: {
+            id: string;
+            text: string;
+            /** @description The conversation phase (1–4) it is about; null for a general tip */
+            phase: number | null;
+        } | null;
         WebhookAck: {
             /** @enum {boolean} */
             received: true;
@@ -3343,6 +3437,8 @@ export type OpenerHistory = components['schemas']['OpenerHistory'];
 export type OpenerGeneration = components['schemas']['OpenerGeneration'];
 export type Opener = components['schemas']['Opener'];
 export type ToggleOpener = components['schemas']['ToggleOpener'];
+export type TodaysTip = components['schemas']['TodaysTip'];
+export type Tip = components['schemas']['Tip'];
 export type WebhookAck = components['schemas']['WebhookAck'];
 export type $defs = Record<string, never>;
 export type operations = Record<string, never>;

@@ -56,6 +56,8 @@ export interface DevStack {
   /** The local Expo push service: `url` is EXPO_PUSH_URL, `origin` serves /__messages. */
   expo: { url: string; origin: string };
   redis: { port: number; running(): boolean };
+  /** Postgres as the Worker reaches it (for loaders such as `npm run tips:load`). */
+  database: { url: string; neonHttpEndpoint: string };
   wrangler: {
     /** wrangler's pid, which is also its process group (workerd included). */
     pid: number;
@@ -183,6 +185,7 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
       qstash: standIns.qstash,
       expo: { url: standIns.expo.url, origin: standIns.expo.origin },
       redis: standIns.redis,
+      database: { url: standIns.neon.connectionString, neonHttpEndpoint: standIns.neon.endpoint },
       wrangler: {
         get pid() {
           return current.pid;

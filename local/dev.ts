@@ -84,7 +84,7 @@ if (stack && !stopping) {
     void shutdown(code ?? 1);
   });
   if (await stack.ready(READY_TIMEOUT_MS)) {
-    await syncSchedules(stack);
+    await Promise.all([syncSchedules(stack), loadTips(stack)]);
     log(`ready: ${url}/api/v1/health  (Ctrl-C stops every service)`);
   } else if (!stopping) {
     log(`the Worker did not report ready within ${READY_TIMEOUT_MS / 1000} s — see the [worker] lines above, or curl ${url}/api/v1/health/ready`);
@@ -96,10 +96,17 @@ if (stack && !stopping) {
  * production. Asynchronous: the local QStash answering it runs in this very process.
  */
 async function syncSchedules({ url, qstash }: DevStack): Promise<void> {
-  const sync = promisify(execFile)(join(root, "node_modules", ".bin", "tsx"), [join(root, "scripts", "schedules-sync.ts")], {
-    cwd: root,
-    env: { ...process.env, PUBLIC_BASE_URL: url, QSTASH_URL: qstash.url, QSTASH_TOKEN: qstash.token },
-  });
-  const { stdout, stderr } = await sync.catch((error: { stdout?: string; stderr?: string }) => ({ stdout: error.stdout ?? "", stderr: error.stderr ?? String(error) }));
-  for (const line of `${stdout}${stderr}`.split("\n").filter(Boolean)) serviceLog("qstash")(line);
+  await runScript("schedules-sync.ts", { PUBLIC_BASE_URL: url, QSTASH_URL: qstash.url, QSTASH_TOKEN: qstash.token }, serviceLog("qstash"));
+}
+
+/** The daily tips from content/tips into the local Postgres (idempotent: a restart changes nothing). */
+async function loadTips({ database }: DevStack): Promise<void> {
+  await runScript("tips-load.ts", { DATABASE_URL: database.url, NEON_HTTP_ENDPOINT: database.neonHttpEndpoint }, serviceLog("pg"));
+}
+
+/** Runs scripts/<name> under tsx with `env` over ours, and logs its output (a failure is logged, not fatal). */
+async function runScript(name: string, env: Record<string, string>, logLine: (line: string) => void): Promise<void> {
+  const run = promisify(execFile)(join(root, "node_modules", ".bin", "tsx"), [join(root, "scripts", name)], { cwd: root, env: { ...process.env, ...env } });
+  const { stdout, stderr } = await run.catch((error: { stdout?: string; stderr?: string }) => ({ stdout: error.stdout ?? "", stderr: error.stderr ?? String(error) }));
+  for (const line of `${stdout}${stderr}`.split("\n").filter(Boolean)) logLine(line);
 }

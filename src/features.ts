@@ -7,6 +7,7 @@ import { notificationsFeature } from "./modules/notifications/feature";
 import { openersFeature } from "./modules/openers/feature";
 import { sessionsFeature } from "./modules/sessions/feature";
 import { suggestionsFeature } from "./modules/suggestions/feature";
+import { tipsFeature } from "./modules/tips/feature";
 import { uploadsFeature } from "./modules/uploads/feature";
 import { usersFeature } from "./modules/users/feature";
 import { webhooksFeature } from "./modules/webhooks/feature";
@@ -43,6 +44,7 @@ export const features: ReadonlyArray<Feature> = [
   suggestionsFeature,
   sessionsFeature,
   openersFeature,
+  tipsFeature,
   webhooksFeature,
   notificationsFeature,
 ];

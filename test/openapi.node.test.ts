@@ -55,6 +55,7 @@ describe("OpenAPI document", () => {
         "GET /api/v1/magic-openers",
         "POST /api/v1/magic-openers/{id}/toggle",
         "DELETE /api/v1/magic-openers/{id}",
+        "GET /api/v1/tips/today",
         "POST /jobs/{name}",
       ].sort(),
     );

@@ -1,6 +1,6 @@
 import type { z } from "@hono/zod-openapi";
 import { createId } from "@paralleldrive/cuid2";
-import { and, desc, eq, getTableColumns, sql } from "drizzle-orm";
+import { and, desc, eq, getTableColumns, isNotNull, sql } from "drizzle-orm";
 import { messages, sessions } from "../../db/schema";
 import type { Database } from "../../lib/db";
 import { afterCursor, cursorTime, decodeCursor, encodeCursor } from "../../lib/cursor";
@@ -216,4 +216,15 @@ export async function retrySession(deps: SessionDeps, userId: string, sessionId:
   }
   else await transitionSession(deps, { ...owner, to: target, from: ["failed"] });
   return loadSession(deps, userId, sessionId);
+}
+
+/** The phase of the user's most recent live session that has one detected, or null (the daily tip leans towards it). */
+export async function latestSessionPhase(db: Database, userId: string): Promise<number | null> {
+  const [row] = await db
+    .select({ phase: sessions.phase })
+    .from(sessions)
+    .where(and(liveSession({ userId }), isNotNull(sessions.phase)))
+    .orderBy(desc(sessions.createdAt), desc(sessions.id))
+    .limit(1);
+  return row?.phase ?? null;
 }
