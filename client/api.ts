@@ -2974,7 +2974,7 @@ export interface paths {
                 query?: never;
                 header?: never;
                 path: {
-                    name: "failed" | "suggestions" | "sweep-suggestions" | "ocr" | "sweep-ocr" | "openers" | "sweep-openers" | "push-receipts";
+                    name: "failed" | "suggestions" | "sweep-suggestions" | "ocr" | "sweep-ocr" | "openers" | "sweep-openers" | "daily-tips" | "tip-delivery" | "push-receipts";
                 };
                 cookie?: never;
             };

@@ -1,4 +1,4 @@
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq, isNull, sql } from "drizzle-orm";
 import { tipDeliveries, tips } from "../../db/schema";
 import type { Database } from "../../lib/db";
 import { latestSessionPhase } from "../sessions/service";
@@ -54,10 +54,28 @@ async function deliveredOn(db: Database, userId: string, localDate: string): Pro
 export async function todaysTip(db: Database, userId: string, now: Date): Promise<{ localDate: string; tip: Tip | null }> {
   const user = await getUser(db, userId);
   const localDate = localDateIn(user.timezone, now);
+  return { localDate, tip: await tipFor(db, userId, localDate) };
+}
+
+/**
+ * The user's tip for one local day: the one already recorded, or a fresh choice recorded now.
+ * The row is unique per (user, local date), so every caller — the app, the push — gets the same.
+ */
+export async function tipFor(db: Database, userId: string, localDate: string): Promise<Tip | null> {
   const delivered = await deliveredOn(db, userId, localDate);
-  if (delivered) return { localDate, tip: delivered };
+  if (delivered) return delivered;
   const chosen = await chooseTip(db, userId, localDate);
-  if (!chosen) return { localDate, tip: null };
+  if (!chosen) return null;
   await db.insert(tipDeliveries).values({ userId, tipId: chosen.id, localDate }).onConflictDoNothing({ target: [tipDeliveries.userId, tipDeliveries.localDate] });
-  return { localDate, tip: await deliveredOn(db, userId, localDate) };
+  return deliveredOn(db, userId, localDate);
+}
+
+/** Marks the day's tip sent; true for exactly one caller, so a redelivered job never pushes twice. */
+export async function claimTipSend(db: Database, userId: string, localDate: string): Promise<boolean> {
+  const claimed = await db
+    .update(tipDeliveries)
+    .set({ sentAt: new Date() })
+    .where(and(eq(tipDeliveries.userId, userId), eq(tipDeliveries.localDate, localDate), isNull(tipDeliveries.sentAt)))
+    .returning({ id: tipDeliveries.id });
+  return claimed.length > 0;
 }

@@ -1,0 +1,71 @@
+import { env } from "cloudflare:test";
+import { eq } from "drizzle-orm";
+import { beforeEach, describe, expect, it } from "vitest";
+import { callAs, json, resetDatabase, signedInUser, testDb } from "../../../test/helpers";
+import { deliverJob, eventually, resetQStash, useJobPump } from "../../../test/jobs";
+import { tipDeliveries, users } from "../../db/schema";
+import { parseTipFiles } from "./catalog";
+import { loadTips } from "./load";
+
+const shipped = import.meta.glob("../../../content/tips/*.md", { query: "?raw", import: "default", eager: true }) as Record<string, string>;
+
+type Sent = { path: string; messages?: Array<{ to: string; body: string; data?: { tipId?: string } }> };
+async function expo(path: string, body?: unknown) {
+  const response = await fetch(`${env.TEST_EXPO_URL}${path}`, body === undefined ? {} : { method: "POST", body: JSON.stringify(body) });
+  return response.json();
+}
+const pushes = async () => ((await expo("/__messages")) as { requests: Sent[] }).requests.filter((r) => r.path === "send").flatMap((r) => r.messages ?? []);
+
+/** A signed-in user in `timezone` with one push token (or none). */
+async function tipUser(timezone: string, options: { token?: boolean; tipsEnabled?: boolean } = {}) {
+  const user = await signedInUser();
+  await testDb().update(users).set({ timezone, dailyTipsEnabled: options.tipsEnabled ?? true }).where(eq(users.id, user.userId));
+  const pushToken = `ExponentPushToken[${crypto.randomUUID().replaceAll("-", "")}]`;
+  if (options.token ?? true) await callAs(user.token, "/api/v1/users/me/push-tokens", { method: "POST", json: { token: pushToken, platform: "ios" } });
+  return { ...user, pushToken };
+}
+
+describe("the daily tips", () => {
+  // QStash's deliveries carried into the Worker: the fan-out's deliveries really run.
+  useJobPump();
+  beforeEach(async () => {
+    await resetDatabase();
+    await resetQStash();
+    await expo("/__reset", {});
+    await loadTips(testDb(), await parseTipFiles(Object.entries(shipped).map(([path, text]) => ({ name: path.split("/").pop()!, text }))));
+  });
+
+  it("pushes one tip to each eligible user at 09:00 their time, none on a second run, and /tips/today shows the same tip", async () => {
+    const kiritimati = await tipUser("Pacific/Kiritimati"); // 09:00 there is 19:00 UTC the day before
+    const utc = await tipUser("UTC");
+    const optedOut = await tipUser("Pacific/Kiritimati", { tipsEnabled: false });
+    const noToken = await tipUser("Pacific/Kiritimati", { token: false });
+
+    expect((await deliverJob("daily-tips", { at: "2026-11-28T19:00:00Z" })).status).toBe(200);
+    const sent = await eventually(async () => ((await pushes()).length >= 1 ? pushes() : undefined), "the push");
+    // Give any second delivery time to arrive before counting.
+    await eventually(async () => ((await testDb().select().from(tipDeliveries)).length >= 2 ? true : undefined), "both deliveries");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect((await pushes()).map((message) => message.to)).toEqual([kiritimati.pushToken]);
+    expect(sent[0]?.body.length).toBeGreaterThan(10);
+
+    const today = await json<{ localDate: string; tip: { id: string; text: string } }>(await callAs(kiritimati.token, "/api/v1/tips/today"));
+    if (!today.success) throw new Error("no tip");
+    // Their local date at 19:00 UTC on the 28th is the 29th; the test runs on another day, so ask for that row.
+    const [delivery] = await testDb().select().from(tipDeliveries).where(eq(tipDeliveries.userId, kiritimati.userId));
+    expect(delivery).toMatchObject({ localDate: "2026-11-29" });
+    expect(sent[0]?.data?.tipId).toBe(delivery!.tipId);
+    expect(delivery!.sentAt).not.toBeNull();
+    // The user without a token has the day's tip recorded for the app, and nothing pushed.
+    const [quiet] = await testDb().select().from(tipDeliveries).where(eq(tipDeliveries.userId, noToken.userId));
+    expect(quiet).toMatchObject({ localDate: "2026-11-29" });
+    expect(await testDb().select().from(tipDeliveries).where(eq(tipDeliveries.userId, optedOut.userId))).toEqual([]);
+    expect(await testDb().select().from(tipDeliveries).where(eq(tipDeliveries.userId, utc.userId))).toEqual([]);
+
+    // The same hour again (a redelivery, a second run): nothing more is pushed.
+    expect((await deliverJob("daily-tips", { at: "2026-11-28T19:00:00Z" })).status).toBe(200);
+    expect((await deliverJob("tip-delivery", { userId: kiritimati.userId, localDate: "2026-11-29" })).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(await pushes()).toHaveLength(1);
+  });
+});
