@@ -2,8 +2,8 @@ import { env } from "cloudflare:test";
 import { eq } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
 import { callAs, json, resetDatabase, signedInUser, testDb } from "../../../test/helpers";
-import { deliverJob, eventually, resetQStash, useJobPump } from "../../../test/jobs";
-import { tipDeliveries, users } from "../../db/schema";
+import { deliverJob, eventually, qstashMessages, resetQStash, useJobPump } from "../../../test/jobs";
+import { pushTokens, tipDeliveries, users } from "../../db/schema";
 import { parseTipFiles } from "./catalog";
 import { loadTips } from "./load";
 
@@ -68,4 +68,26 @@ describe("the daily tips", () => {
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(await pushes()).toHaveLength(1);
   });
+
+  it("fans 250 users due in one hour out in pages of 100, one delivery each, and Expo gets every push in requests of at most 100", async () => {
+    const db = testDb();
+    const created = await db
+      .insert(users)
+      .values(Array.from({ length: 250 }, (_, i) => ({ clerkId: `user_fanout_${String(i).padStart(3, "0")}_${crypto.randomUUID()}`, timezone: "UTC" })))
+      .returning({ id: users.id });
+    await db.insert(pushTokens).values(created.map(({ id }, i) => ({ userId: id, token: `ExponentPushToken[fanout${i}x${crypto.randomUUID().slice(0, 8)}]`, platform: "ios" as const })));
+
+    expect((await deliverJob("daily-tips", { at: "2026-11-29T09:00:00Z" })).status).toBe(200);
+    const published = await eventually(async () => {
+      const messages = await qstashMessages();
+      const deliveries = messages.filter((message) => message.url.endsWith("/jobs/tip-delivery"));
+      return deliveries.length === 250 ? messages : undefined;
+    }, "250 deliveries published", 60_000);
+    // Pages 1 and 2 were full: each handed the rest to a fan-out delivery of its own.
+    expect(published.filter((message) => message.url.endsWith("/jobs/daily-tips"))).toHaveLength(2);
+    await eventually(async () => ((await pushes()).length === 250 ? true : undefined), "250 pushes", 90_000);
+    const requests = ((await expo("/__messages")) as { requests: Sent[] }).requests.filter((request) => request.path === "send");
+    expect(requests.every((request) => (request.messages?.length ?? 0) <= 100)).toBe(true);
+    expect(new Set((await pushes()).map((message) => message.to)).size).toBe(250);
+  }, 120_000);
 });
