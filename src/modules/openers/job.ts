@@ -8,7 +8,7 @@ import { AiError, parseJsonOutput } from "../../ai/strategy";
 import { magicOpeners, openerGenerations } from "../../db/schema";
 import { toBase64 } from "../../lib/encoding";
 import { AppError } from "../../lib/errors";
-import { holdLease, leaseHeldBy, leaseLapsed, newLeaseOwner, releaseLease, STALE_AFTER_LEASES, takeLease } from "../../lib/lease";
+import { holdLease, leaseHeldBy, leaseLapsed, newLeaseOwner, releaseLease, staleRun, takeLease } from "../../lib/lease";
 import { watchForCancel } from "../../realtime/rooms";
 import type { JobContext, JobDefinition } from "../jobs/definition";
 import { announceEnd, createRunPublisher, endAfterFailure, type GenerationOutcome, type RunPublisher, streamTexts } from "../jobs/generation-run";
@@ -231,10 +231,9 @@ async function failOpenerJob(ctx: JobContext, { generationId }: { generationId: 
  * long ago), and those that were never picked up at all, so none stays `streaming` or `queued`.
  */
 async function sweepOpenerRuns(ctx: JobContext) {
-  const staleSeconds = ctx.config.JOB_LEASE_SECONDS * STALE_AFTER_LEASES;
   const stale = and(
     inArray(openerGenerations.status, ["queued", "streaming"]),
-    sql`greatest(${openerGenerations.leaseExpiresAt}, ${openerGenerations.updatedAt}) < now() - make_interval(secs => ${staleSeconds})`,
+    staleRun({ expiresAt: openerGenerations.leaseExpiresAt, updatedAt: openerGenerations.updatedAt }, ctx.config.JOB_LEASE_SECONDS),
   )!;
   const found = await ctx.db.select({ id: openerGenerations.id }).from(openerGenerations).where(stale).limit(SWEEP_BATCH);
   for (const { id } of found) await endGeneration(ctx, id, { status: "failed", code: "JOB_LOST" }, stale);

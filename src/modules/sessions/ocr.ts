@@ -7,7 +7,7 @@ import { AiError } from "../../ai/strategy";
 import { messages, sessions } from "../../db/schema";
 import { toBase64 } from "../../lib/encoding";
 import { AppError } from "../../lib/errors";
-import { holdLease, leaseHeldBy, leaseLapsed, newLeaseOwner, releaseLease, STALE_AFTER_LEASES, takeLease } from "../../lib/lease";
+import { holdLease, leaseHeldBy, leaseLapsed, newLeaseOwner, releaseLease, staleRun, takeLease } from "../../lib/lease";
 import { createRedis } from "../../lib/redis";
 import type { JobContext, JobDefinition } from "../jobs/definition";
 import { markScreenshotRead, screenshotsOf } from "../uploads/service";
@@ -226,10 +226,9 @@ async function failOcrJob(ctx: JobContext, { sessionId }: { sessionId: string })
 
 /** The periodic sweep: fails OCR runs that died and were never taken over, or never started. */
 async function sweepOcrRuns(ctx: JobContext) {
-  const staleSeconds = ctx.config.JOB_LEASE_SECONDS * STALE_AFTER_LEASES;
   const stale = and(
     inArray(sessions.status, ["ocr_queued", "ocr_processing"]),
-    sql`greatest(${sessions.leaseExpiresAt}, ${sessions.updatedAt}) < now() - make_interval(secs => ${staleSeconds})`,
+    staleRun({ expiresAt: sessions.leaseExpiresAt, updatedAt: sessions.updatedAt }, ctx.config.JOB_LEASE_SECONDS),
   )!;
   const found = await ctx.db.select({ id: sessions.id }).from(sessions).where(stale).limit(SWEEP_BATCH);
   for (const { id } of found) await failOcr(ctx, id, stale);

@@ -7,7 +7,7 @@ import { buildSuggestionsRequest, suggestionsOutputSchema } from "../../ai/promp
 import { AiError, parseJsonOutput } from "../../ai/strategy";
 import { suggestionGenerations, suggestions } from "../../db/schema";
 import { AppError } from "../../lib/errors";
-import { holdLease, leaseHeldBy, leaseLapsed, newLeaseOwner, releaseLease, STALE_AFTER_LEASES, takeLease } from "../../lib/lease";
+import { holdLease, leaseHeldBy, leaseLapsed, newLeaseOwner, releaseLease, staleRun, takeLease } from "../../lib/lease";
 import { watchForCancel } from "../../realtime/rooms";
 import type { JobContext, JobDefinition } from "../jobs/definition";
 import { announceEnd, createRunPublisher, endAfterFailure, type GenerationOutcome, type RunPublisher, streamTexts } from "../jobs/generation-run";
@@ -285,10 +285,9 @@ async function failSuggestionJob(ctx: JobContext, { generationId }: { generation
  * long ago), and those that were never picked up at all, so no session stays `generating`.
  */
 async function sweepSuggestionRuns(ctx: JobContext) {
-  const staleSeconds = ctx.config.JOB_LEASE_SECONDS * STALE_AFTER_LEASES;
   const stale = and(
     inArray(suggestionGenerations.status, ["queued", "streaming"]),
-    sql`greatest(${suggestionGenerations.leaseExpiresAt}, ${suggestionGenerations.updatedAt}) < now() - make_interval(secs => ${staleSeconds})`,
+    staleRun({ expiresAt: suggestionGenerations.leaseExpiresAt, updatedAt: suggestionGenerations.updatedAt }, ctx.config.JOB_LEASE_SECONDS),
   )!;
   const found = await ctx.db
     .select({ id: suggestionGenerations.id, sessionId: suggestionGenerations.sessionId })
