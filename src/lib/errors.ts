@@ -68,6 +68,7 @@ export const errorCatalog = {
   AUTH_REQUIRED: { close: 4401, message: "The first frame must be authenticate", doc: "A client sent another frame before `authenticate`" },
   TOKEN_INVALID: { close: 4401, message: "The token is invalid or expired", doc: "Refresh the Clerk token and reconnect" },
   ROOM_NOT_FOUND: { close: 4404, message: "Not found", doc: "The room does not exist, was deleted, or is not yours" },
+  ROOM_DELETED: { close: 4404, message: "This conversation was deleted", doc: "The room's session or generation was deleted while the socket was open; its stored events are gone" },
   TOO_MANY_FRAMES: { close: 4429, message: "Too many frames", doc: "The socket kept sending after RATE_LIMITED" },
   ROOM_UNAVAILABLE: { close: 1011, message: "Try again", doc: "The room could not check ownership (database); reconnect with backoff" },
 

@@ -2,7 +2,7 @@ import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../lib/app-env";
 import type { Bindings } from "../lib/env";
-import { AppError } from "../lib/errors";
+import { AppError, type CloseErrorCode } from "../lib/errors";
 import type { Logger } from "../lib/logger";
 import { createRouter, errorResponses } from "../lib/openapi";
 import type { RoomKind } from "./kinds";
@@ -60,6 +60,14 @@ export function createBroadcast(env: Pick<Bindings, "SESSION_ROOM">, logger: Log
       logger.error("room publish failed", { room: room.kind, event: event.type, error });
     }
   };
+}
+
+/**
+ * Closes a room's sockets with `code` and deletes everything it stored (see RoomObject.forget).
+ * Throws when the room cannot be reached: a caller that must not leave storage behind retries.
+ */
+export async function forgetRoom(env: Pick<Bindings, "SESSION_ROOM">, room: RoomAddress, code: CloseErrorCode) {
+  return roomStub(env, room).forget(code);
 }
 
 /** How often a run asks its room whether a socket sent `cancel` (SPEC: stop within 1 s). */

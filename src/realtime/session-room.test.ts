@@ -223,6 +223,27 @@ describe("SessionRoom WebSockets", () => {
     expect(await room.isCancelRequested("gen1")).toBe(true);
   });
 
+  it("forgets a room: closes its sockets with ROOM_DELETED and deletes its events, cancellations and alarm", async () => {
+    const { sessionId, token } = await seedSession();
+    const [first, second] = [await authenticated(sessionId, token), await authenticated(sessionId, token)];
+    await publish(sessionId, 3);
+    await first.send({ type: "cancel", generationId: "g1" });
+    const room = roomStub(env, sessionRoom(sessionId));
+    await expect.poll(() => room.isCancelRequested("g1")).toBe(true);
+
+    expect(await room.forget("ROOM_DELETED")).toEqual({ closedSockets: 2 });
+    for (const socket of [first, second]) expect(await socket.closed()).toMatchObject({ code: 4404, reason: "ROOM_DELETED" });
+    const left = await runInDurableObject(room, async (_instance, state) => ({
+      tables: state.storage.sql.exec("SELECT name FROM sqlite_master WHERE type = 'table'").toArray().length,
+      alarm: await state.storage.getAlarm(),
+    }));
+    expect(left).toEqual({ tables: 0, alarm: null });
+    expect(await room.eventsAfter(0)).toEqual([]);
+    expect(await room.isCancelRequested("g1")).toBe(false);
+    // A room forgotten by mistake (or a late publish) works again, from an empty history.
+    expect(await room.publish({ type: "status", data: { status: "ready" } })).toEqual({ seq: 1, duplicate: false });
+  });
+
   it("publishes an event with a key once, however often it is published", async () => {
     const { sessionId, token } = await seedSession();
     const socket = await authenticated(sessionId, token);
@@ -239,9 +260,12 @@ describe("SessionRoom WebSockets", () => {
   it("trims events beyond the last 1,000 that are older than 24 h, and says so on a resume that reaches past them", async () => {
     const { sessionId, token } = await seedSession();
     const room = roomStub(env, sessionRoom(sessionId));
+    // The first publish creates the room's tables; it and 1,009 more are then a day old.
+    await publish(sessionId, 1);
     await runInDurableObject(room, (_instance, state) => {
       const old = Date.now() - 25 * 60 * 60 * 1000;
-      for (let i = 0; i < 1_010; i++) state.storage.sql.exec("INSERT INTO events (ts, frame) VALUES (?, ?)", old, JSON.stringify({ type: "status", status: "ready", seq: i + 1, ts: old }));
+      state.storage.sql.exec("UPDATE events SET ts = ?", old);
+      for (let i = 1; i < 1_010; i++) state.storage.sql.exec("INSERT INTO events (ts, frame) VALUES (?, ?)", old, JSON.stringify({ type: "status", status: "ready", seq: i + 1, ts: old }));
     });
     await publish(sessionId, 1);
     expect(await runDurableObjectAlarm(room)).toBe(true);

@@ -48,17 +48,35 @@ export abstract class RoomObject extends DurableObject<Bindings> {
   private liveSockets: Set<WebSocket> | undefined;
   /** Whether this instance made sure a cleanup alarm is booked (the alarm itself is durable). */
   private cleanupBooked = false;
+  private tablesExist = false;
 
   constructor(ctx: DurableObjectState, env: Bindings) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS events (
-      seq INTEGER PRIMARY KEY AUTOINCREMENT,
-      ts INTEGER NOT NULL,
-      frame TEXT NOT NULL,
-      key TEXT UNIQUE
-    )`);
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS cancellations (generation_id TEXT PRIMARY KEY, requested_at INTEGER NOT NULL)`);
+  }
+
+  /**
+   * The room's tables, created on the first write: a room nobody wrote to (a socket that never
+   * authenticated, a random id) keeps no storage, and a forgotten room starts empty again.
+   */
+  private tables(): SqlStorage {
+    if (!this.hasTables()) {
+      this.sql.exec(`CREATE TABLE IF NOT EXISTS events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts INTEGER NOT NULL,
+        frame TEXT NOT NULL,
+        key TEXT UNIQUE
+      )`);
+      this.sql.exec(`CREATE TABLE IF NOT EXISTS cancellations (generation_id TEXT PRIMARY KEY, requested_at INTEGER NOT NULL)`);
+      this.tablesExist = true;
+    }
+    return this.sql;
+  }
+
+  /** Whether anything was ever written here (reads of a room with no tables find nothing). */
+  private hasTables(): boolean {
+    this.tablesExist ||= this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'").toArray().length > 0;
+    return this.tablesExist;
   }
 
   /** Accepts the WebSocket upgrade the Worker forwarded unchanged. */
@@ -91,16 +109,17 @@ export abstract class RoomObject extends DurableObject<Bindings> {
    * delivered twice) returns the first one's seq and sends nothing.
    */
   async publish(event: RoomEvent, options: { key?: string } = {}): Promise<{ seq: number; duplicate: boolean }> {
+    const sql = this.tables();
     if (options.key !== undefined) {
-      const existing = this.sql.exec<{ seq: number }>("SELECT seq FROM events WHERE key = ?", options.key).toArray()[0];
+      const existing = sql.exec<{ seq: number }>("SELECT seq FROM events WHERE key = ?", options.key).toArray()[0];
       if (existing) return { seq: existing.seq, duplicate: true };
     }
     const ts = Date.now();
-    const [{ seq }] = this.sql
+    const [{ seq }] = sql
       .exec<{ seq: number }>("INSERT INTO events (ts, frame, key) VALUES (?, '', ?) RETURNING seq", ts, options.key ?? null)
       .toArray() as [{ seq: number }];
     const frame = JSON.stringify({ ...event.data, type: event.type, seq, ts });
-    this.sql.exec("UPDATE events SET frame = ? WHERE seq = ?", frame, seq);
+    sql.exec("UPDATE events SET frame = ? WHERE seq = ?", frame, seq);
     for (const socket of this.live()) this.trySend(socket, frame);
     if (!this.cleanupBooked) {
       await this.scheduleAlarm(ts + CLEANUP_EVERY_MS);
@@ -114,6 +133,7 @@ export abstract class RoomObject extends DurableObject<Bindings> {
    * the Worker and tests; sockets use `resume`). Parse them with `parseRoomFrames`.
    */
   async eventsAfter(afterSeq: number, limit = 1_000): Promise<string[]> {
+    if (!this.hasTables()) return [];
     return this.sql
       .exec<{ frame: string }>("SELECT frame FROM events WHERE seq > ? ORDER BY seq LIMIT ?", afterSeq, limit)
       .toArray()
@@ -122,7 +142,24 @@ export abstract class RoomObject extends DurableObject<Bindings> {
 
   /** Whether a socket asked to cancel this generation; the generation's runner polls it. */
   async isCancelRequested(generationId: string): Promise<boolean> {
+    if (!this.hasTables()) return false;
     return this.sql.exec("SELECT 1 FROM cancellations WHERE generation_id = ?", generationId).toArray().length > 0;
+  }
+
+  /**
+   * The room's record is gone (its session or account deleted, or purged): every socket is
+   * closed with `code`, and the stored events, cancellations and alarm are deleted. A later
+   * publish starts an empty room again. Answers how many sockets it closed.
+   */
+  async forget(code: CloseErrorCode): Promise<{ closedSockets: number }> {
+    const sockets = this.ctx.getWebSockets().filter((socket) => socket.readyState === WebSocket.OPEN);
+    for (const socket of sockets) this.closeWith(socket, code);
+    this.liveSockets = undefined;
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+    this.tablesExist = false;
+    this.cleanupBooked = false;
+    return { closedSockets: sockets.length };
   }
 
   // ---- WebSocket events (hibernation API) ----------------------------------------------------
@@ -174,14 +211,17 @@ export abstract class RoomObject extends DurableObject<Bindings> {
       if (state.authDeadline <= now) this.closeWith(socket, "AUTH_TIMEOUT");
       else deadlines.push(state.authDeadline);
     }
-    this.sql.exec(
-      "DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ? AND ts < ?",
-      RETAIN_EVENTS,
-      now - RETAIN_MS,
-    );
-    // A generation runs for minutes at most: a day-old cancel request has nobody left to stop.
-    this.sql.exec("DELETE FROM cancellations WHERE requested_at < ?", now - RETAIN_MS);
-    const hasEvents = this.sql.exec("SELECT 1 FROM events LIMIT 1").toArray().length > 0;
+    let hasEvents = false;
+    if (this.hasTables()) {
+      this.sql.exec(
+        "DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ? AND ts < ?",
+        RETAIN_EVENTS,
+        now - RETAIN_MS,
+      );
+      // A generation runs for minutes at most: a day-old cancel request has nobody left to stop.
+      this.sql.exec("DELETE FROM cancellations WHERE requested_at < ?", now - RETAIN_MS);
+      hasEvents = this.sql.exec("SELECT 1 FROM events LIMIT 1").toArray().length > 0;
+    }
     const next = Math.min(...deadlines, hasEvents ? now + CLEANUP_EVERY_MS : Number.POSITIVE_INFINITY);
     if (Number.isFinite(next)) await this.ctx.storage.setAlarm(next);
   }
@@ -233,6 +273,7 @@ export abstract class RoomObject extends DurableObject<Bindings> {
 
   /** Replays stored events in (afterSeq, liveFromSeq]; later ones reached this socket live. */
   private replay(socket: WebSocket, state: SocketState, afterSeq: number): void {
+    if (!this.hasTables()) return;
     const oldest = this.sql.exec<{ seq: number | null }>("SELECT MIN(seq) AS seq FROM events").one().seq;
     if (oldest !== null && afterSeq < oldest - 1 && afterSeq < state.liveFromSeq) {
       this.sendError(socket, "REPLAY_INCOMPLETE", `Events up to ${oldest - 1} are no longer held; refetch the session`);
@@ -247,7 +288,7 @@ export abstract class RoomObject extends DurableObject<Bindings> {
 
   /** The hook a running generation listens to (see `isCancelRequested`). */
   private requestCancel(generationId: string): void {
-    this.sql.exec("INSERT OR IGNORE INTO cancellations (generation_id, requested_at) VALUES (?, ?)", generationId, Date.now());
+    this.tables().exec("INSERT OR IGNORE INTO cancellations (generation_id, requested_at) VALUES (?, ?)", generationId, Date.now());
   }
 
   /** Counts the frame; past the per-second limit the socket gets an error and is closed. */
@@ -263,6 +304,7 @@ export abstract class RoomObject extends DurableObject<Bindings> {
   }
 
   private latestSeq(): number {
+    if (!this.hasTables()) return 0;
     // sqlite_sequence keeps the highest seq ever issued, even after old events were trimmed.
     const row = this.sql.exec<{ seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'events'").toArray()[0];
     return row?.seq ?? 0;

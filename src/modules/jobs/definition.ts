@@ -1,4 +1,4 @@
-import type { z } from "zod";
+import { z } from "zod";
 import type { Database } from "../../lib/db";
 import type { AppConfig, Bindings } from "../../lib/env";
 import type { PublishJob, PublishJobBatch } from "../../lib/jobs";
@@ -20,6 +20,17 @@ export type JobContext = {
   /** 0 on the first delivery, then the retry number. */
   retried: number;
 };
+
+/**
+ * The optional `at` of a job that runs on a clock (fan-outs, sweeps, the purge): it runs as if
+ * it were that instant, so `npm run jobs:run` and tests can let days pass.
+ */
+export const jobInstantSchema = z.string().datetime({ offset: true }).optional();
+
+/** The instant a clock-driven job runs as: `at`, or now. */
+export function jobInstant(at: string | undefined): Date {
+  return at === undefined ? new Date() : new Date(at);
+}
 
 export type JobFailure = { status: number; retried: number; sourceMessageId: string };
 

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { JobContext, JobDefinition } from "../jobs/definition";
+import { type JobContext, type JobDefinition, jobInstant, jobInstantSchema } from "../jobs/definition";
 import { sendPush } from "../notifications/service";
 import { liveTokensOf, usersDueForTip } from "../users/service";
 import { claimTipSend, tipFor } from "./service";
@@ -41,10 +41,10 @@ function pushDeps(ctx: JobContext) {
  */
 export const dailyTipsJob: JobDefinition<{ at?: string; afterId?: string }> = {
   name: "daily-tips",
-  payload: z.object({ at: z.string().datetime({ offset: true }).optional(), afterId: z.string().min(1).max(64).optional() }).strict(),
+  payload: z.object({ at: jobInstantSchema, afterId: z.string().min(1).max(64).optional() }).strict(),
   schedule: { id: "charisma-daily-tips", cron: "0 * * * *" },
   async run(ctx, { at, afterId }) {
-    const instant = at ?? new Date().toISOString();
+    const instant = jobInstant(at).toISOString();
     const due = await usersDueForTip(ctx.db, new Date(instant), { limit: FAN_OUT_PAGE, afterId });
     await ctx.publishJobBatch(
       tipDeliveryJob,
