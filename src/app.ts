@@ -110,7 +110,7 @@ export function createApp() {
   for (const feature of features) {
     for (const routes of feature.routes ?? []) app.route(routes.base, routes.create(guards));
   }
-  app.route("/jobs", createJobRoutes(services, jobsOf(features)));
+  app.route("/jobs", createJobRoutes(services, jobsOf(features), roomKindsOf(features)));
 
   app.openAPIRegistry.registerComponent("schemas", "ErrorCode", errorCodeComponent());
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {

@@ -5,6 +5,7 @@ import type { JobDefinition } from "./modules/jobs/definition";
 import { healthFeature } from "./modules/health/feature";
 import { notificationsFeature } from "./modules/notifications/feature";
 import { openersFeature } from "./modules/openers/feature";
+import { privacyFeature } from "./modules/privacy/feature";
 import { sessionsFeature } from "./modules/sessions/feature";
 import { suggestionsFeature } from "./modules/suggestions/feature";
 import { tipsFeature } from "./modules/tips/feature";
@@ -47,6 +48,7 @@ export const features: ReadonlyArray<Feature> = [
   tipsFeature,
   webhooksFeature,
   notificationsFeature,
+  privacyFeature,
 ];
 
 export const jobsOf = (list: ReadonlyArray<Feature>) => list.flatMap((feature) => feature.jobs ?? []);

@@ -60,7 +60,8 @@ export function createEmbedder(options: {
   return {
     embedMany,
     async embedQuery(text: string, embedOptions: EmbedOptions = {}): Promise<number[]> {
-      const key = `emb:${embeddingModel.apiModel}:${await sha256Hex(text)}`;
+      // Per user: a conversation's text is theirs, and the account purge finds keys by user id.
+      const key = `emb:${embeddingModel.apiModel}:${embedOptions.userId ?? "shared"}:${await sha256Hex(text)}`;
       // A cache that is down costs an embedding, never the request.
       const cached = await options.cache?.get<number[]>(key).catch((error: unknown) => {
         options.logger.warn("embedding cache read failed", { error });

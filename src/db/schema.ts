@@ -68,8 +68,11 @@ export const aiCallKindEnum = pgEnum("ai_call_kind", ["ocr", "phase", "embedding
 export const aiCallStatusEnum = pgEnum("ai_call_status", ["succeeded", "failed", "cancelled", "timeout"]);
 export const pushPlatformEnum = pgEnum("push_platform", ["ios", "android", "web"]);
 export const jobRunStatusEnum = pgEnum("job_run_status", ["running", "succeeded", "failed"]);
-/** Who deleted an account: its owner (a later sign-in restores it) or Clerk (never restored). */
-export const accountDeletedByEnum = pgEnum("account_deleted_by", ["user", "clerk"]);
+/**
+ * Who deleted an account: its owner (a later sign-in restores it) or Clerk (never restored);
+ * `purging` once the purge has taken it (never restored: its data is going).
+ */
+export const accountDeletedByEnum = pgEnum("account_deleted_by", ["user", "clerk", "purging"]);
 
 export const users = pgTable(
   "users",

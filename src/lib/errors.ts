@@ -36,7 +36,7 @@ export const errorCatalog = {
   UPLOAD_LENGTH_MISMATCH: { status: 400, message: "The body length differs from the size the upload URL was signed for", doc: "An upload whose `Content-Length` differs from the signed size" },
   UNAUTHORIZED: { status: 401, message: "Authentication required", doc: "No or an invalid bearer token" },
   TOKEN_EXPIRED: { status: 401, message: "The session token has expired", doc: "An expired bearer token: refresh it and retry" },
-  ACCOUNT_DELETED: { status: 401, message: "This account has been deleted", doc: "A valid token of a deleted account: issued before its owner deleted it (sign in again to restore it), or any token once Clerk deleted the user" },
+  ACCOUNT_DELETED: { status: 401, close: 4401, message: "This account has been deleted", doc: "A valid token of a deleted account: issued before its owner deleted it (sign in again to restore it), or any token once Clerk deleted the user. Socket: the account was deleted while the socket was open" },
   JOB_SIGNATURE_INVALID: { status: 401, message: "The job delivery's signature is missing, invalid or stale", doc: "A `/jobs/*` delivery without a valid `Upstash-Signature` for its body and URL" },
   UPLOAD_URL_INVALID: { status: 403, message: "The upload URL is invalid or has expired", doc: "An upload URL that is expired, tampered with or incomplete: ask for a new one" },
   NOT_FOUND: { status: 404, message: "Not found", doc: "Unknown route, or a resource that is not the caller's (never 403)" },

@@ -18,8 +18,9 @@ export const STALE_AFTER_LEASES = 10;
  * Work the sweep should end: no lease, or one lapsed, and nothing done to the row, for
  * STALE_AFTER_LEASES lease lengths (a run that died, or a job that never started).
  */
-export function staleRun(columns: { expiresAt: PgColumn; updatedAt: PgColumn }, leaseSeconds: number): SQL {
-  return sql`greatest(${columns.expiresAt}, ${columns.updatedAt}) < now() - make_interval(secs => ${leaseSeconds * STALE_AFTER_LEASES})`;
+export function staleRun(columns: { expiresAt: PgColumn; updatedAt: PgColumn }, leaseSeconds: number, at?: Date): SQL {
+  const now = at === undefined ? sql`now()` : sql`${at.toISOString()}::timestamptz`;
+  return sql`greatest(${columns.expiresAt}, ${columns.updatedAt}) < ${now} - make_interval(secs => ${leaseSeconds * STALE_AFTER_LEASES})`;
 }
 
 /** A new lease owner: one per delivery attempt. */

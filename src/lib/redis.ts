@@ -15,3 +15,20 @@ export function createRedis(config: RedisConfig, options: { retries?: number } =
     retry: options.retries === 0 ? false : { retries: options.retries ?? 3 },
   });
 }
+
+/**
+ * One bounded step of deleting every key that matches `pattern`: up to `rounds` SCAN calls from
+ * `cursor`, deleting what each finds. Answers the cursor to go on from ("0": the scan is complete)
+ * and the keys deleted. SCAN walks the whole keyspace, so a caller pages through it in steps.
+ */
+export async function deleteMatchingKeys(redis: Redis, pattern: string, options: { cursor?: string; rounds?: number; count?: number } = {}) {
+  let cursor = options.cursor ?? "0";
+  let deleted = 0;
+  for (let round = 0; round < (options.rounds ?? 10); round++) {
+    const [next, keys] = await redis.scan(cursor, { match: pattern, count: options.count ?? 1_000 });
+    if (keys.length > 0) deleted += await redis.del(...keys);
+    cursor = String(next);
+    if (cursor === "0") break;
+  }
+  return { cursor, deleted };
+}

@@ -13,6 +13,8 @@ export type RoomKind = {
   title: string;
   /** Whether the live (not deleted) user with this Clerk id owns room `id`. A missing room is a no. */
   owns(db: Database, id: string, clerkUserId: string): Promise<boolean>;
+  /** Ids of every room of this kind a user ever had (deleted records too), in id order after `afterId`: the purge. */
+  roomsOf(db: Database, userId: string, page: { afterId?: string; limit: number }): Promise<string[]>;
 };
 
 const API_PREFIX = "/api/v1";

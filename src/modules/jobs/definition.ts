@@ -3,6 +3,7 @@ import type { Database } from "../../lib/db";
 import type { AppConfig, Bindings } from "../../lib/env";
 import type { PublishJob, PublishJobBatch } from "../../lib/jobs";
 import type { Logger } from "../../lib/logger";
+import type { RoomKind } from "../../realtime/kinds";
 import type { Broadcast } from "../../realtime/rooms";
 
 /** What a job handler gets: infrastructure only; the payload comes separately, validated. */
@@ -12,6 +13,8 @@ export type JobContext = {
   env: Bindings;
   logger: Logger;
   broadcast: Broadcast;
+  /** Every room kind the features declare (the account purge forgets each of a user's rooms). */
+  rooms: ReadonlyArray<RoomKind>;
   publishJob: PublishJob;
   /** For a fan-out: many deliveries of one job, in batch requests of at most 100. */
   publishJobBatch: PublishJobBatch;

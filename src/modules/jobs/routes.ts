@@ -6,6 +6,7 @@ import { ok } from "../../lib/envelope";
 import { AppError, CodedError } from "../../lib/errors";
 import { createJobBatchPublisher, createJobPublisher, jobUrl, verifyJobDelivery } from "../../lib/jobs";
 import { createRouter, errorResponses } from "../../lib/openapi";
+import type { RoomKind } from "../../realtime/kinds";
 import { createBroadcast } from "../../realtime/rooms";
 import type { JobContext, JobDefinition } from "./definition";
 import { beginJobRun, finishJobRun } from "./service";
@@ -39,7 +40,7 @@ function parsePayload<P extends Record<string, unknown>>(definition: JobDefiniti
  * finished work is a no-op; a failure answers non-2xx so QStash retries, and after the last
  * retry its failure callback (`/jobs/failed`) lets the job mark its work failed.
  */
-export function createJobRoutes(guards: MiddlewareHandler<AppEnv>[], definitions: ReadonlyArray<JobDefinition>) {
+export function createJobRoutes(guards: MiddlewareHandler<AppEnv>[], definitions: ReadonlyArray<JobDefinition>, rooms: ReadonlyArray<RoomKind>) {
   const jobs = new Map<string, JobDefinition>();
   for (const definition of definitions) {
     if (jobs.has(definition.name) || definition.name === "failed") throw new Error(`Two jobs are named ${definition.name}`);
@@ -92,6 +93,7 @@ export function createJobRoutes(guards: MiddlewareHandler<AppEnv>[], definitions
       env: c.env,
       logger: c.var.logger.child({ job: name, messageId }),
       broadcast: createBroadcast(c.env, c.var.logger),
+      rooms,
       publishJob: createJobPublisher(c.var.config),
       publishJobBatch: createJobBatchPublisher(c.var.config),
       messageId,

@@ -10,7 +10,7 @@ import { toBase64 } from "../../lib/encoding";
 import { AppError } from "../../lib/errors";
 import { holdLease, leaseHeldBy, leaseLapsed, newLeaseOwner, releaseLease, staleRun, takeLease } from "../../lib/lease";
 import { watchForCancel } from "../../realtime/rooms";
-import type { JobContext, JobDefinition } from "../jobs/definition";
+import { type JobContext, type JobDefinition, jobInstant, jobInstantSchema } from "../jobs/definition";
 import { announceEnd, createRunPublisher, endAfterFailure, type GenerationOutcome, type RunPublisher, streamTexts } from "../jobs/generation-run";
 import { finishedUploadOf } from "../uploads/service";
 import { openerRoom } from "./room";
@@ -230,10 +230,10 @@ async function failOpenerJob(ctx: JobContext, { generationId }: { generationId: 
  * The periodic sweep: ends generations whose run died and was never taken over (lease lapsed
  * long ago), and those that were never picked up at all, so none stays `streaming` or `queued`.
  */
-async function sweepOpenerRuns(ctx: JobContext) {
+async function sweepOpenerRuns(ctx: JobContext, { at }: { at?: string }) {
   const stale = and(
     inArray(openerGenerations.status, ["queued", "streaming"]),
-    staleRun({ expiresAt: openerGenerations.leaseExpiresAt, updatedAt: openerGenerations.updatedAt }, ctx.config.JOB_LEASE_SECONDS),
+    staleRun({ expiresAt: openerGenerations.leaseExpiresAt, updatedAt: openerGenerations.updatedAt }, ctx.config.JOB_LEASE_SECONDS, at === undefined ? undefined : jobInstant(at)),
   )!;
   const found = await ctx.db.select({ id: openerGenerations.id }).from(openerGenerations).where(stale).limit(SWEEP_BATCH);
   for (const { id } of found) await endGeneration(ctx, id, { status: "failed", code: "JOB_LOST" }, stale);
@@ -247,9 +247,9 @@ export const openerJob: JobDefinition<{ generationId: string }> = {
   fail: failOpenerJob,
 };
 
-export const openerSweepJob: JobDefinition<Record<string, never>> = {
+export const openerSweepJob: JobDefinition<{ at?: string }> = {
   name: "sweep-openers",
-  payload: z.object({}).strict(),
+  payload: z.object({ at: jobInstantSchema }).strict(),
   // Runs that died and were never taken over end `failed`, so no generation stays open for long.
   schedule: { id: "charisma-sweep-openers", cron: "*/5 * * * *" },
   run: sweepOpenerRuns,

@@ -1,4 +1,4 @@
-import { and, eq, sql } from "drizzle-orm";
+import { and, asc, eq, gt, sql } from "drizzle-orm";
 import { openerGenerations } from "../../db/schema";
 import type { RoomKind } from "../../realtime/kinds";
 import type { RoomAddress } from "../../realtime/protocol";
@@ -19,6 +19,15 @@ export const openerRoomKind: RoomKind = {
       .where(and(eq(openerGenerations.id, id), eq(openerGenerations.userId, liveUserIdByClerkId(clerkUserId))))
       .limit(1);
     return row !== undefined;
+  },
+  async roomsOf(db, userId, page) {
+    const rows = await db
+      .select({ id: openerGenerations.id })
+      .from(openerGenerations)
+      .where(and(eq(openerGenerations.userId, userId), page.afterId === undefined ? undefined : gt(openerGenerations.id, page.afterId)))
+      .orderBy(asc(openerGenerations.id))
+      .limit(page.limit);
+    return rows.map((row) => row.id);
   },
 };
 

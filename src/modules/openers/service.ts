@@ -114,6 +114,16 @@ export async function toggleOpener(db: Database, userId: string, openerId: strin
   return toOpener(row);
 }
 
+/**
+ * Hard-deletes up to `limit` of a user's opener generations with their openers; answers how many
+ * went. The account purge.
+ */
+export async function deleteOpenerGenerationsOf(db: Database, userId: string, limit: number): Promise<number> {
+  const batch = db.select({ id: openerGenerations.id }).from(openerGenerations).where(eq(openerGenerations.userId, userId)).limit(limit);
+  const deleted = await db.delete(openerGenerations).where(inArray(openerGenerations.id, batch)).returning({ id: openerGenerations.id });
+  return deleted.length;
+}
+
 /** Removes one of the caller's openers from their history. */
 export async function deleteOpener(db: Database, userId: string, openerId: string): Promise<void> {
   const [row] = await db

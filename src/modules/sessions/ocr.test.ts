@@ -276,5 +276,8 @@ describe("OCR runs hold a lease", () => {
     expect(await json(await deliverJob("sweep-ocr", {}))).toMatchObject({ data: { swept: 1 } });
     expect(await statusOf(stale)).toMatchObject({ status: "failed", failedFrom: "ocr_processing", errorCode: "OCR_FAILED" });
     expect((await statusOf(recent))?.status).toBe("ocr_processing");
+    // Run as if a minute later: the recent run is stale by then.
+    expect(await json(await deliverJob("sweep-ocr", { at: new Date(Date.now() + 60_000).toISOString() }))).toMatchObject({ data: { swept: 1 } });
+    expect((await statusOf(recent))?.status).toBe("failed");
   });
 });

@@ -9,7 +9,7 @@ import { toBase64 } from "../../lib/encoding";
 import { AppError } from "../../lib/errors";
 import { holdLease, leaseHeldBy, leaseLapsed, newLeaseOwner, releaseLease, staleRun, takeLease } from "../../lib/lease";
 import { createRedis } from "../../lib/redis";
-import type { JobContext, JobDefinition } from "../jobs/definition";
+import { type JobContext, type JobDefinition, jobInstant, jobInstantSchema } from "../jobs/definition";
 import { markScreenshotRead, screenshotsOf } from "../uploads/service";
 import { broadcastStatus, transitionSession, transitionStatement } from "./lifecycle";
 import { liveSession, liveSessionExists } from "./live";
@@ -225,10 +225,10 @@ async function failOcrJob(ctx: JobContext, { sessionId }: { sessionId: string })
 }
 
 /** The periodic sweep: fails OCR runs that died and were never taken over, or never started. */
-async function sweepOcrRuns(ctx: JobContext) {
+async function sweepOcrRuns(ctx: JobContext, { at }: { at?: string }) {
   const stale = and(
     inArray(sessions.status, ["ocr_queued", "ocr_processing"]),
-    staleRun({ expiresAt: sessions.leaseExpiresAt, updatedAt: sessions.updatedAt }, ctx.config.JOB_LEASE_SECONDS),
+    staleRun({ expiresAt: sessions.leaseExpiresAt, updatedAt: sessions.updatedAt }, ctx.config.JOB_LEASE_SECONDS, at === undefined ? undefined : jobInstant(at)),
   )!;
   const found = await ctx.db.select({ id: sessions.id }).from(sessions).where(stale).limit(SWEEP_BATCH);
   for (const { id } of found) await failOcr(ctx, id, stale);
@@ -242,9 +242,9 @@ export const ocrJob: JobDefinition<{ sessionId: string }> = {
   fail: failOcrJob,
 };
 
-export const ocrSweepJob: JobDefinition<Record<string, never>> = {
+export const ocrSweepJob: JobDefinition<{ at?: string }> = {
   name: "sweep-ocr",
-  payload: z.object({}).strict(),
+  payload: z.object({ at: jobInstantSchema }).strict(),
   // OCR runs that died and were never taken over end `failed`, so no session stays busy for long.
   schedule: { id: "charisma-sweep-ocr", cron: "*/5 * * * *" },
   run: sweepOcrRuns,

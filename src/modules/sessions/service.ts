@@ -1,6 +1,6 @@
 import type { z } from "@hono/zod-openapi";
 import { createId } from "@paralleldrive/cuid2";
-import { and, desc, eq, getTableColumns, isNotNull, sql } from "drizzle-orm";
+import { and, desc, eq, getTableColumns, inArray, isNotNull, sql } from "drizzle-orm";
 import { messages, sessions } from "../../db/schema";
 import type { Database } from "../../lib/db";
 import { afterCursor, cursorTime, decodeCursor, encodeCursor } from "../../lib/cursor";
@@ -181,6 +181,16 @@ export async function softDeleteSession(db: Database, userId: string, sessionId:
     .where(liveSession({ sessionId, userId }))
     .returning({ id: sessions.id });
   if (!row) throw new AppError("SESSION_NOT_FOUND");
+}
+
+/**
+ * Hard-deletes up to `limit` of a user's sessions with everything that hangs off them (messages,
+ * images' rows, generations, suggestions cascade); answers how many went. The account purge.
+ */
+export async function deleteSessionsOf(db: Database, userId: string, limit: number): Promise<number> {
+  const batch = db.select({ id: sessions.id }).from(sessions).where(eq(sessions.userId, userId)).limit(limit);
+  const deleted = await db.delete(sessions).where(inArray(sessions.id, batch)).returning({ id: sessions.id });
+  return deleted.length;
 }
 
 /** Stores the phase the suggestion job detected in the conversation (1–4) and how sure it was. */

@@ -9,7 +9,7 @@ import { suggestionGenerations, suggestions } from "../../db/schema";
 import { AppError } from "../../lib/errors";
 import { holdLease, leaseHeldBy, leaseLapsed, newLeaseOwner, releaseLease, staleRun, takeLease } from "../../lib/lease";
 import { watchForCancel } from "../../realtime/rooms";
-import type { JobContext, JobDefinition } from "../jobs/definition";
+import { type JobContext, type JobDefinition, jobInstant, jobInstantSchema } from "../jobs/definition";
 import { announceEnd, createRunPublisher, endAfterFailure, type GenerationOutcome, type RunPublisher, streamTexts } from "../jobs/generation-run";
 import { broadcastStatus, transitionStatement } from "../sessions/lifecycle";
 import { conversationToGenerate } from "../sessions/messages";
@@ -284,10 +284,10 @@ async function failSuggestionJob(ctx: JobContext, { generationId }: { generation
  * The periodic sweep: ends generations whose run died and was never taken over (lease lapsed
  * long ago), and those that were never picked up at all, so no session stays `generating`.
  */
-async function sweepSuggestionRuns(ctx: JobContext) {
+async function sweepSuggestionRuns(ctx: JobContext, { at }: { at?: string }) {
   const stale = and(
     inArray(suggestionGenerations.status, ["queued", "streaming"]),
-    staleRun({ expiresAt: suggestionGenerations.leaseExpiresAt, updatedAt: suggestionGenerations.updatedAt }, ctx.config.JOB_LEASE_SECONDS),
+    staleRun({ expiresAt: suggestionGenerations.leaseExpiresAt, updatedAt: suggestionGenerations.updatedAt }, ctx.config.JOB_LEASE_SECONDS, at === undefined ? undefined : jobInstant(at)),
   )!;
   const found = await ctx.db
     .select({ id: suggestionGenerations.id, sessionId: suggestionGenerations.sessionId })
@@ -307,9 +307,9 @@ export const suggestionJob: JobDefinition<{ generationId: string }> = {
   fail: failSuggestionJob,
 };
 
-export const suggestionSweepJob: JobDefinition<Record<string, never>> = {
+export const suggestionSweepJob: JobDefinition<{ at?: string }> = {
   name: "sweep-suggestions",
-  payload: z.object({}).strict(),
+  payload: z.object({ at: jobInstantSchema }).strict(),
   // Runs that died and were never taken over end `failed`, so no session stays busy for long.
   schedule: { id: "charisma-sweep-suggestions", cron: "*/5 * * * *" },
   run: sweepSuggestionRuns,

@@ -249,3 +249,13 @@ export function sessionImagesJson(sessionId: SQLWrapper): SQL<SessionImageJson[]
       'sizeBytes', i.size_bytes, 'ocrStatus', i.ocr_status) order by i.position)
     from ${sessionImages} i where i.session_id = ${sessionId}), '[]'::json)`;
 }
+
+/**
+ * Deletes up to `limit` (R2 takes at most 1,000 keys a call) of a user's stored objects, found by
+ * their key prefix; answers how many it deleted. The account purge calls it until it answers 0.
+ */
+export async function deleteStoredObjectsOf(bucket: Pick<R2Bucket, "list" | "delete">, userId: string, limit = 1_000): Promise<number> {
+  const listed = await bucket.list({ prefix: `u/${userId}/`, limit });
+  if (listed.objects.length > 0) await bucket.delete(listed.objects.map((object) => object.key));
+  return listed.objects.length;
+}

@@ -1,5 +1,5 @@
 import type { z } from "@hono/zod-openapi";
-import { and, eq, inArray, isNull, lt, type SQL, sql } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, isNotNull, isNull, lt, lte, type SQL, sql } from "drizzle-orm";
 import { spendByKind } from "../../ai/calls";
 import { pushTokens, users } from "../../db/schema";
 import type { User, UserIdentity } from "../../lib/app-env";
@@ -165,6 +165,38 @@ export async function softDeleteUser(db: Database, userId: string, purgeAfterDay
 }
 
 /**
+ * Takes the next page of accounts deleted at or before `cutoff` for the purge, in id order after
+ * `afterId`: each is marked `purging`, so that no sign-in restores an account whose data is
+ * going. Accounts already being purged are taken again (a purge that stopped resumes).
+ */
+export async function claimAccountsForPurge(db: Database, cutoff: Date, page: { afterId?: string; limit: number }): Promise<string[]> {
+  const due = db
+    .select({ id: users.id })
+    .from(users)
+    .where(and(isNotNull(users.deletedAt), lte(users.deletedAt, cutoff), page.afterId === undefined ? undefined : gt(users.id, page.afterId)))
+    .orderBy(asc(users.id))
+    .limit(page.limit);
+  const claimed = await db.update(users).set({ deletedBy: "purging" }).where(inArray(users.id, due)).returning({ id: users.id });
+  return claimed.map((row) => row.id).sort();
+}
+
+/** Whether the purge holds this account (it exists and is marked `purging`). */
+export async function isBeingPurged(db: Database, userId: string): Promise<boolean> {
+  const [row] = await db.select({ id: users.id }).from(users).where(and(eq(users.id, userId), eq(users.deletedBy, "purging")));
+  return row !== undefined;
+}
+
+/**
+ * The purge's last step: the account row and what hangs off it directly (push tokens and their
+ * tickets, tip deliveries) go; AI calls keep their cost with no owner. Sessions and opener
+ * generations are deleted in pages before this (their owners' services).
+ */
+export async function deletePurgedAccount(db: Database, userId: string): Promise<boolean> {
+  const deleted = await db.delete(users).where(and(eq(users.id, userId), eq(users.deletedBy, "purging"))).returning({ id: users.id });
+  return deleted.length > 0;
+}
+
+/**
  * Clerk's profile for a user (`user.created`/`user.updated`): creates the row or updates it by
  * Clerk id. A statement for the caller's batch, so it commits with the webhook's record of the event.
  */
@@ -188,7 +220,8 @@ export function clerkDeletionStatement(db: Database, clerkId: string) {
     .values({ clerkId, deletedAt: sql`now()`, deletedBy: "clerk" })
     .onConflictDoUpdate({
       target: users.clerkId,
-      set: { deletedAt: sql`coalesce(${users.deletedAt}, now())`, deletedBy: "clerk" },
+      // A purge already under way stays one: its data is partly gone.
+      set: { deletedAt: sql`coalesce(${users.deletedAt}, now())`, deletedBy: sql`case when ${users.deletedBy} = 'purging' then 'purging'::account_deleted_by else 'clerk'::account_deleted_by end` },
     });
 }
 

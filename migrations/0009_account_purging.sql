@@ -1,0 +1,1 @@
+ALTER TYPE "public"."account_deleted_by" ADD VALUE 'purging';
