@@ -189,29 +189,34 @@ export interface paths {
                                         ok: boolean;
                                         error?: string;
                                         latencyMs?: number;
-                                        variables?: string[];
                                     };
                                     database: {
                                         ok: boolean;
                                         error?: string;
                                         latencyMs?: number;
-                                        variables?: string[];
                                     };
                                     redis: {
                                         ok: boolean;
                                         error?: string;
                                         latencyMs?: number;
-                                        variables?: string[];
                                     };
                                     jobs: {
                                         ok: boolean;
                                         error?: string;
                                         latencyMs?: number;
-                                        variables?: string[];
                                     };
                                 };
                             };
                         };
+                    };
+                };
+                /** @description RATE_LIMITED */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
                     };
                 };
                 /** @description SERVICE_UNAVAILABLE | CONFIG_INVALID */

@@ -89,6 +89,20 @@ describe("cross-cutting behaviour", () => {
     expect(await json(response)).toMatchObject({ success: true, data: { onboardingCompleted: false } });
   });
 
+  it("marks every authenticated answer no-store, errors included, and leaves public ones alone", async () => {
+    const token = await mintToken(clerkId());
+    const me = await appFetch("/api/v1/users/me", { Authorization: `Bearer ${token}` });
+    expect(me.status).toBe(200);
+    expect(me.headers.get("Cache-Control")).toBe("no-store");
+    const missing = await appFetch("/api/v1/sessions/nope", { Authorization: `Bearer ${token}` });
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get("Cache-Control")).toBe("no-store");
+    const refused = await appFetch("/api/v1/users/me", {});
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get("Cache-Control")).toBe("no-store");
+    expect((await appFetch("/api/v1/health", {})).headers.get("Cache-Control")).toBeNull();
+  });
+
   it("serves the OpenAPI document and the docs page", async () => {
     const doc = await call("/api/v1/openapi.json");
     expect(doc.status).toBe(200);
@@ -98,6 +112,17 @@ describe("cross-cutting behaviour", () => {
     expect(page.headers.get("Content-Type")).toMatch(/text\/html/);
     const html = await page.text();
     expect(html).toContain("/api/v1/openapi.json");
+    // Scripts from this origin, and of inline ones only the page's own, by hash.
+    const policy = page.headers.get("Content-Security-Policy") ?? "";
+    expect(policy).toContain("default-src 'none'");
+    const inline = [...html.matchAll(/<script(?![^>]*\bsrc=)[^>]*>([\s\S]*?)<\/script>/g)].map((match) => match[1]!);
+    expect(inline.length).toBeGreaterThan(0);
+    for (const script of inline) {
+      const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(script)));
+      expect(policy).toContain(`'sha256-${btoa(String.fromCharCode(...digest))}'`);
+    }
+    expect(policy).not.toContain("unsafe-eval");
+    expect(policy.match(/script-src[^;]*/)?.[0]).not.toContain("unsafe-inline");
     // Served from this Worker's own static assets, so the page works without a CDN.
     for (const asset of ["swagger-ui-bundle.js", "swagger-ui.css"]) {
       const path = `/api/v1/docs/assets/swagger-ui-dist/${asset}`;

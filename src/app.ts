@@ -62,6 +62,42 @@ function corsFromConfig(): MiddlewareHandler<AppEnv> {
   });
 }
 
+/** Authenticated answers are one person's data: no cache, shared or the device's, may keep them. */
+const noStore: MiddlewareHandler<AppEnv> = async (c, next) => {
+  await next();
+  c.header("Cache-Control", "no-store");
+};
+
+/**
+ * A Content-Security-Policy for the API docs page: its files from this origin only, and of inline
+ * scripts only the ones this page carries (by hash), so an injected script cannot run there.
+ */
+const docsContentSecurityPolicy: MiddlewareHandler<AppEnv> = async (c, next) => {
+  await next();
+  if (!c.res.headers.get("Content-Type")?.startsWith("text/html")) return;
+  const html = await c.res.text();
+  const hashes = await Promise.all(
+    [...html.matchAll(/<script(?![^>]*\bsrc=)[^>]*>([\s\S]*?)<\/script>/g)].map(async ([, body]) => {
+      const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(body));
+      return `'sha256-${btoa(String.fromCharCode(...new Uint8Array(digest)))}'`;
+    }),
+  );
+  c.res = new Response(html, c.res);
+  c.header(
+    "Content-Security-Policy",
+    [
+      "default-src 'none'",
+      `script-src 'self' ${hashes.join(" ")}`.trim(),
+      "style-src 'self' 'unsafe-inline'",
+      "img-src 'self' data:",
+      "connect-src 'self'",
+      "base-uri 'none'",
+      "form-action 'none'",
+      "frame-ancestors 'none'",
+    ].join("; "),
+  );
+};
+
 function errorCodeForHttpException(error: HTTPException): HttpErrorCode {
   if (error.status === 400 && /malformed json/i.test(error.message)) return "INVALID_JSON";
   if (error.status === 413) return "PAYLOAD_TOO_LARGE";
@@ -100,7 +136,7 @@ export function createApp() {
   const services = [withServices()];
   const guards: Guards = {
     services,
-    authenticated: [...services, requireAuth((c, session) => resolveIdentity(c.var.db, session)), rateLimit("user")],
+    authenticated: [noStore, ...services, requireAuth((c, session) => resolveIdentity(c.var.db, session)), rateLimit("user")],
     ai: [rateLimit("ai")],
     ip: [rateLimit("ip")],
   };
@@ -129,7 +165,7 @@ export function createApp() {
     },
   }));
   // The UI's files are static assets of this Worker (see wrangler.toml), not a CDN's.
-  app.get("/api/v1/docs", swaggerUI({ url: "/api/v1/openapi.json", title: "Charisma API", baseUrl: "/api/v1/docs/assets" }));
+  app.get("/api/v1/docs", docsContentSecurityPolicy, swaggerUI({ url: "/api/v1/openapi.json", title: "Charisma API", baseUrl: "/api/v1/docs/assets" }));
 
   app.notFound((c) => fail(c, "NOT_FOUND", `No route for ${c.req.method} ${new URL(c.req.url).pathname}`));
   app.onError((error, c) => {

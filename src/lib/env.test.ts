@@ -1,6 +1,6 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { type Bindings, configSchema, loadConfig } from "./env";
+import { type Bindings, configSchema, loadConfig, PUBLISHED_SECRET_VALUES, SECRET_VARIABLES } from "./env";
 
 const minimal = {
   PUBLIC_BASE_URL: "https://api.example.com",
@@ -44,6 +44,24 @@ describe("loadConfig", () => {
     });
   });
 
+  it("refuses production with a secret published in this repository, or a short upload signing key", () => {
+    const production = { ...minimal, ENVIRONMENT: "production", UPLOAD_SIGNING_SECRET: "x".repeat(32) } as Bindings;
+    expect(loadConfig(production)).toMatchObject({ ok: true });
+    expect(loadConfig({ ...production, UPSTASH_REDIS_REST_TOKEN: "local-redis-token", QSTASH_TOKEN: "local-anything" } as Bindings)).toEqual({
+      ok: false,
+      invalidVariables: ["QSTASH_TOKEN", "UPSTASH_REDIS_REST_TOKEN"],
+    });
+    expect(loadConfig({ ...production, DATABASE_URL: "postgresql://postgres:postgres@127.0.0.1:5433/postgres" } as Bindings)).toEqual({
+      ok: false,
+      invalidVariables: ["DATABASE_URL"],
+    });
+    for (const short of [undefined, "x".repeat(31), "é".repeat(15)]) {
+      expect(loadConfig({ ...production, UPLOAD_SIGNING_SECRET: short } as Bindings)).toEqual({ ok: false, invalidVariables: ["UPLOAD_SIGNING_SECRET"] });
+    }
+    // Development keeps the local stack's throwaway values.
+    expect(loadConfig({ ...minimal, UPSTASH_REDIS_REST_TOKEN: "local-redis-token" } as Bindings)).toMatchObject({ ok: true });
+  });
+
   it("parses an env object once and reuses the answer", () => {
     const bindings = { ...minimal } as Bindings;
     expect(loadConfig(bindings)).toBe(loadConfig(bindings));
@@ -61,5 +79,15 @@ describe(".dev.vars.example", () => {
       return [match[1]];
     });
     expect(documented.sort()).toEqual(Object.keys(configSchema.shape).sort());
+  });
+
+  it("publishes no secret value production would accept", async () => {
+    const { default: example } = await import("../../.dev.vars.example?raw");
+    const values = (example as string).split("\n").flatMap((line) => {
+      const match = /^([A-Z][A-Z0-9_]*)=(.+)$/.exec(line);
+      return match && (SECRET_VARIABLES as readonly string[]).includes(match[1]!) ? [match[2]!] : [];
+    });
+    expect(values.length).toBeGreaterThan(3);
+    expect(values.filter((value) => !PUBLISHED_SECRET_VALUES.has(value))).toEqual([]);
   });
 });

@@ -27,6 +27,55 @@ const positiveInt = (fallback: number) => z.coerce.number().int().positive().def
 const usd = (fallback: number) => z.coerce.number().nonnegative().default(fallback);
 const aiModel = z.enum(modelIds);
 
+/** The variables that hold secrets: in production none may hold a value published in this repository. */
+export const SECRET_VARIABLES = [
+  "DATABASE_URL",
+  "UPSTASH_REDIS_REST_TOKEN",
+  "QSTASH_TOKEN",
+  "QSTASH_CURRENT_SIGNING_KEY",
+  "QSTASH_NEXT_SIGNING_KEY",
+  "CLERK_SECRET_KEY",
+  "CLERK_WEBHOOK_SECRET",
+  "UPLOAD_SIGNING_SECRET",
+  "OPENAI_API_KEY",
+  "ANTHROPIC_API_KEY",
+  "GEMINI_API_KEY",
+  "EXPO_ACCESS_TOKEN",
+] as const;
+
+/**
+ * Secret values this repository publishes: `.dev.vars.example` and the local stack's throwaway
+ * credentials (all of which start `local-`). A test keeps this list equal to the example file.
+ */
+export const PUBLISHED_SECRET_VALUES: ReadonlySet<string> = new Set([
+  "postgresql://postgres:postgres@127.0.0.1:5433/postgres",
+  "local-redis-token",
+  "local-qstash-token",
+  "local-current-signing-key",
+  "local-next-signing-key",
+  "whsec_Y2hhcmlzbWEtbG9jYWwtY2xlcmstd2ViaG9va3MhIQ==",
+]);
+
+const isPublishedSecret = (value: string) => PUBLISHED_SECRET_VALUES.has(value) || value.startsWith("local-");
+
+/** HMAC keys shorter than this are guessable offline from one signed URL. */
+const MIN_SIGNING_SECRET_BYTES = 32;
+
+/**
+ * Production refuses to start (every request answers CONFIG_INVALID, the log names the
+ * variables) with a secret anyone can read in this repository, or a short upload signing key.
+ */
+function refuseUnsafeProductionSecrets(config: { ENVIRONMENT: string } & Partial<Record<(typeof SECRET_VARIABLES)[number], string>>, ctx: z.RefinementCtx) {
+  if (config.ENVIRONMENT !== "production") return;
+  for (const name of SECRET_VARIABLES) {
+    const value = config[name];
+    if (value !== undefined && isPublishedSecret(value)) ctx.addIssue({ code: "custom", path: [name], message: "a published example value" });
+  }
+  if (new TextEncoder().encode(config.UPLOAD_SIGNING_SECRET ?? "").byteLength < MIN_SIGNING_SECRET_BYTES) {
+    ctx.addIssue({ code: "custom", path: ["UPLOAD_SIGNING_SECRET"], message: `at least ${MIN_SIGNING_SECRET_BYTES} bytes` });
+  }
+}
+
 /** One schema for every variable the Worker reads. `.dev.vars.example` documents each. */
 export const configSchema = z.object({
   ENVIRONMENT: z.enum(["development", "test", "staging", "production"]).default("development"),
@@ -87,7 +136,7 @@ export const configSchema = z.object({
   // Expo's push API; locally the Expo stand-in (local/expo/server.ts).
   EXPO_PUSH_URL: z.url().default("https://exp.host/--/api/v2/push"),
   ACCOUNT_PURGE_AFTER_DAYS: positiveInt(30),
-});
+}).superRefine(refuseUnsafeProductionSecrets);
 
 export type AppConfig = z.infer<typeof configSchema>;
 export type ConfigKey = keyof z.input<typeof configSchema>;

@@ -11,10 +11,10 @@ type Envelope = {
 };
 
 /** Runs the app against a modified env, as a deployment with that configuration would. */
-async function callWith(overrides: Partial<Record<string, string>>, path: string) {
+async function callWith(overrides: Partial<Record<string, string>>, path: string, headers: Record<string, string> = {}) {
   const app = createApp();
   const ctx = createExecutionContext();
-  const response = await app.fetch(new Request(`http://127.0.0.1${path}`), { ...env, ...overrides } as Bindings, ctx);
+  const response = await app.fetch(new Request(`http://127.0.0.1${path}`, { headers }), { ...env, ...overrides } as Bindings, ctx);
   await waitOnExecutionContext(ctx);
   return response;
 }
@@ -103,7 +103,7 @@ describe("GET /api/v1/health/ready", () => {
     expect(body.error?.details?.checks?.redis?.ok).toBe(true);
   });
 
-  it("answers 503 CONFIG_INVALID naming the invalid variables, never their values", async () => {
+  it("answers 503 CONFIG_INVALID naming neither the invalid variables nor their values", async () => {
     const secretLookingValue = "not-a-url-but-maybe-a-secret";
     const response = await callWith(
       { DATABASE_URL: secretLookingValue, UPSTASH_REDIS_REST_TOKEN: "" },
@@ -113,20 +113,34 @@ describe("GET /api/v1/health/ready", () => {
     expect(response.status).toBe(503);
     const body = JSON.parse(text) as Envelope;
     expect(body.error?.code).toBe("CONFIG_INVALID");
-    expect(body.error?.details?.checks?.config?.variables).toEqual(["DATABASE_URL", "UPSTASH_REDIS_REST_TOKEN"]);
-    expect(body.error?.message).toContain("DATABASE_URL");
+    expect(body.error?.details?.checks?.config).toEqual({ ok: false, error: "invalid configuration" });
     expect(text).not.toContain(secretLookingValue);
+    expect(text).not.toContain("DATABASE_URL");
+    expect(text).not.toContain("UPSTASH_REDIS_REST_TOKEN");
 
     // Liveness still answers: the isolate runs even when its configuration does not.
     const live = await callWith({ DATABASE_URL: secretLookingValue }, "/api/v1/health");
     expect(live.status).toBe(200);
   });
 
-  it("answers 503 naming the job queue variables that are missing", async () => {
+  it("answers 503 naming the job queue (not its variables) when some are missing", async () => {
     const response = await callWith({ QSTASH_TOKEN: "", QSTASH_NEXT_SIGNING_KEY: "" }, "/api/v1/health/ready");
-    const body = (await response.json()) as Envelope;
+    const text = await response.text();
+    const body = JSON.parse(text) as Envelope;
     expect(response.status).toBe(503);
     expect(body.error?.message).toBe("Not ready: jobs");
-    expect(body.error?.details?.checks?.jobs?.variables).toEqual(["QSTASH_TOKEN", "QSTASH_NEXT_SIGNING_KEY"]);
+    expect(body.error?.details?.checks?.jobs).toEqual({ ok: false, error: "job queue is not configured" });
+    expect(text).not.toContain("QSTASH");
+  });
+
+  it("limits readiness per IP like any public route", async () => {
+    const ip = `203.0.113.${Math.floor(Math.random() * 250) + 1}`;
+    const ask = () => callWith({ RATE_LIMIT_IP: "3" }, "/api/v1/health/ready", { "CF-Connecting-IP": ip });
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) statuses.push((await ask()).status);
+    expect(statuses).toEqual([200, 200, 200, 429]);
+    const refused = await ask();
+    expect(refused.headers.get("Retry-After")).toMatch(/^\d+$/);
+    expect(((await refused.json()) as Envelope).error?.code).toBe("RATE_LIMITED");
   });
 });

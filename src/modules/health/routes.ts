@@ -3,15 +3,15 @@ import { loadConfig } from "../../lib/env";
 import { ok } from "../../lib/envelope";
 import { AppError } from "../../lib/errors";
 import { createRouter, errorResponses, jsonResponse } from "../../lib/openapi";
+import { applyRateLimit } from "../../lib/rate-limit";
 import { createRedis } from "../../lib/redis";
 import { databaseFor } from "../../lib/services";
-import { checkReadiness } from "./service";
+import { type CheckResult, checkReadiness } from "./service";
 
 const checkSchema = z.object({
   ok: z.boolean(),
   error: z.string().optional(),
   latencyMs: z.number().optional(),
-  variables: z.array(z.string()).optional(),
 });
 
 const livenessRoute = createRoute({
@@ -40,7 +40,7 @@ const readinessRoute = createRoute({
       }),
       "Every dependency answers",
     ),
-    ...errorResponses("SERVICE_UNAVAILABLE", "CONFIG_INVALID"),
+    ...errorResponses("SERVICE_UNAVAILABLE", "CONFIG_INVALID", "RATE_LIMITED"),
   },
 });
 
@@ -60,6 +60,11 @@ export function createHealthRoutes() {
 
   routes.openapi(readinessRoute, async (c) => {
     const loaded = loadConfig(c.env);
+    // Public and it touches every dependency: limited per IP, like any route no user signs.
+    if (loaded.ok) {
+      c.set("config", loaded.config);
+      await applyRateLimit(c, "ip");
+    }
     const report = await checkReadiness(
       loaded.ok
         ? {
@@ -70,19 +75,22 @@ export function createHealthRoutes() {
         : { config: loaded },
     );
     c.header("Cache-Control", "no-store");
-    if (report.ready) return ok(c, { status: "ready" as const, checks: report.checks });
+    // Which variables are wrong is for operators (the log), not for whoever asks.
+    const checks = Object.fromEntries(
+      Object.entries(report.checks).map(([name, check]) => {
+        const { variables: _variables, ...shown } = check as CheckResult & { variables?: string[] };
+        return [name, shown];
+      }),
+    );
+    if (report.ready) return ok(c, { status: "ready" as const, checks: checks as typeof report.checks });
 
-    const failing = Object.entries(report.checks)
-      .filter(([, check]) => !check.ok)
-      .map(([name]) => name);
-    c.var.logger.warn("readiness failed", { failing });
-    if (!loaded.ok) {
-      throw new AppError("CONFIG_INVALID", {
-        message: `Not ready: invalid configuration (${loaded.invalidVariables.join(", ")})`,
-        details: { checks: report.checks },
-      });
-    }
-    throw new AppError("SERVICE_UNAVAILABLE", { message: `Not ready: ${failing.join(", ")}`, details: { checks: report.checks } });
+    const failing = Object.entries(report.checks).filter(([, check]) => !check.ok);
+    c.var.logger.warn("readiness failed", {
+      failing: failing.map(([name]) => name),
+      variables: failing.flatMap(([, check]) => (check.ok ? [] : (check.variables ?? []))),
+    });
+    if (!loaded.ok) throw new AppError("CONFIG_INVALID", { message: "Not ready: invalid configuration", details: { checks } });
+    throw new AppError("SERVICE_UNAVAILABLE", { message: `Not ready: ${failing.map(([name]) => name).join(", ")}`, details: { checks } });
   });
 
   return routes;
