@@ -1,5 +1,7 @@
 import { NeonDbError, neon, neonConfig } from "@neondatabase/serverless";
+import { and, asc, eq, gt, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/neon-http";
+import type { PgColumn } from "drizzle-orm/pg-core";
 import * as schema from "../db/schema";
 import type { AppConfig } from "./env";
 
@@ -79,4 +81,23 @@ export function createDatabase(config: Pick<AppConfig, "DATABASE_URL" | "NEON_HT
       localEndpoints.get(port ? `${host}:${port}` : host) ?? neonEndpoint(host, port, options)) satisfies EndpointFn;
   }
   return drizzle({ client: neon(config.DATABASE_URL), schema });
+}
+
+/**
+ * One page of the ids of the rows one owner has in a table (`id` and `owner` are its columns), in
+ * id order after `afterId`: for walking through everything of an owner (the account purge).
+ */
+export async function idsOwnedBy(
+  db: Database,
+  columns: { id: PgColumn; owner: PgColumn },
+  ownerId: string,
+  page: { afterId?: string; limit: number },
+): Promise<string[]> {
+  const rows = await db
+    .select({ id: sql<string>`${columns.id}` })
+    .from(columns.id.table)
+    .where(and(eq(columns.owner, ownerId), page.afterId === undefined ? undefined : gt(columns.id, page.afterId)))
+    .orderBy(asc(columns.id))
+    .limit(page.limit);
+  return rows.map((row) => row.id);
 }

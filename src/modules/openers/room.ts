@@ -1,5 +1,6 @@
-import { and, asc, eq, gt, sql } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import { openerGenerations } from "../../db/schema";
+import { idsOwnedBy } from "../../lib/db";
 import type { RoomKind } from "../../realtime/kinds";
 import type { RoomAddress } from "../../realtime/protocol";
 import { liveUserIdByClerkId } from "../users/service";
@@ -20,15 +21,7 @@ export const openerRoomKind: RoomKind = {
       .limit(1);
     return row !== undefined;
   },
-  async roomsOf(db, userId, page) {
-    const rows = await db
-      .select({ id: openerGenerations.id })
-      .from(openerGenerations)
-      .where(and(eq(openerGenerations.userId, userId), page.afterId === undefined ? undefined : gt(openerGenerations.id, page.afterId)))
-      .orderBy(asc(openerGenerations.id))
-      .limit(page.limit);
-    return rows.map((row) => row.id);
-  },
+  roomsOf: (db, userId, page) => idsOwnedBy(db, { id: openerGenerations.id, owner: openerGenerations.userId }, userId, page),
 };
 
 export function openerRoom(generationId: string): RoomAddress {

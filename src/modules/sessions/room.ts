@@ -1,5 +1,5 @@
-import { and, asc, eq, gt } from "drizzle-orm";
 import { sessions } from "../../db/schema";
+import { idsOwnedBy } from "../../lib/db";
 import type { RoomKind } from "../../realtime/kinds";
 import type { RoomAddress } from "../../realtime/protocol";
 import { liveUserIdByClerkId } from "../users/service";
@@ -13,15 +13,7 @@ export const sessionRoomKind: RoomKind = {
   async owns(db, id, clerkUserId) {
     return (await findLiveSession(db, { sessionId: id, userId: liveUserIdByClerkId(clerkUserId) })) !== undefined;
   },
-  async roomsOf(db, userId, page) {
-    const rows = await db
-      .select({ id: sessions.id })
-      .from(sessions)
-      .where(and(eq(sessions.userId, userId), page.afterId === undefined ? undefined : gt(sessions.id, page.afterId)))
-      .orderBy(asc(sessions.id))
-      .limit(page.limit);
-    return rows.map((row) => row.id);
-  },
+  roomsOf: (db, userId, page) => idsOwnedBy(db, { id: sessions.id, owner: sessions.userId }, userId, page),
 };
 
 export function sessionRoom(sessionId: string): RoomAddress {
