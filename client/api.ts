@@ -861,7 +861,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A short-lived signed URL for uploading one screenshot */
+        /**
+         * A short-lived signed URL for uploading one screenshot
+         * @description Within the caller's upload quota: at most UPLOAD_MAX_PENDING uploads not yet in a session (each counts for its first hour; an unused URL until it expires) and UPLOAD_MAX_BYTES_PER_DAY bytes signed in the last 24 hours; past either, 429 UPLOAD_QUOTA_EXCEEDED with Retry-After.
+         */
         get: {
             parameters: {
                 query: {
@@ -906,7 +909,7 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorEnvelope"];
                     };
                 };
-                /** @description RATE_LIMITED */
+                /** @description UPLOAD_QUOTA_EXCEEDED | RATE_LIMITED */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1937,7 +1940,7 @@ export interface paths {
         put?: never;
         /**
          * Retry a failed session from the step that failed
-         * @description Counts against the AI rate limit; retrying OCR also checks the daily AI budget.
+         * @description Counts against the AI rate limit; retrying OCR also checks the daily AI budget, and answers 410 SCREENSHOTS_EXPIRED once the screenshots were deleted.
          */
         post: {
             parameters: {
@@ -1992,6 +1995,15 @@ export interface paths {
                 };
                 /** @description INVALID_SESSION_STATE */
                 409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+                /** @description SCREENSHOTS_EXPIRED */
+                410: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2979,7 +2991,7 @@ export interface paths {
                 query?: never;
                 header?: never;
                 path: {
-                    name: "failed" | "suggestions" | "sweep-suggestions" | "ocr" | "sweep-ocr" | "openers" | "sweep-openers" | "daily-tips" | "tip-delivery" | "push-receipts" | "purge-users" | "purge-account";
+                    name: "failed" | "screenshot-retention" | "suggestions" | "sweep-suggestions" | "ocr" | "sweep-ocr" | "openers" | "sweep-openers" | "daily-tips" | "tip-delivery" | "push-receipts" | "purge-users" | "purge-account";
                 };
                 cookie?: never;
             };
@@ -3050,13 +3062,13 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /** @description Every error code a client or an operator can see (src/lib/errors.ts). */
-        ErrorCode: string & ("VALIDATION_ERROR" | "INVALID_JSON" | "WEBHOOK_SIGNATURE_INVALID" | "UPLOAD_LENGTH_MISMATCH" | "UNAUTHORIZED" | "TOKEN_EXPIRED" | "ACCOUNT_DELETED" | "JOB_SIGNATURE_INVALID" | "UPLOAD_URL_INVALID" | "NOT_FOUND" | "SESSION_NOT_FOUND" | "MESSAGE_NOT_FOUND" | "UPLOAD_NOT_FOUND" | "SUGGESTION_NOT_FOUND" | "OPENER_NOT_FOUND" | "UPLOAD_ALREADY_EXISTS" | "UPLOAD_ALREADY_USED" | "INVALID_SESSION_STATE" | "CONVERSATION_EMPTY" | "CONVERSATION_TOO_LONG" | "LENGTH_REQUIRED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "INVALID_IMAGE" | "UPGRADE_REQUIRED" | "RATE_LIMITED" | "AI_BUDGET_EXCEEDED" | "INTERNAL_ERROR" | "CONFIG_INVALID" | "SERVICE_UNAVAILABLE" | "DATABASE_UNAVAILABLE" | "JOB_RUN_IN_PROGRESS" | "AUTH_TIMEOUT" | "AUTH_REQUIRED" | "TOKEN_INVALID" | "ROOM_NOT_FOUND" | "ROOM_DELETED" | "TOO_MANY_FRAMES" | "ROOM_UNAVAILABLE" | "MALFORMED_FRAME" | "FRAME_TOO_LARGE" | "ALREADY_AUTHENTICATED" | "REPLAY_INCOMPLETE" | "OCR_FAILED" | "NOT_A_CONVERSATION" | "JOB_ENQUEUE_FAILED" | "SESSION_CHANGED" | "JOB_FAILED" | "JOB_LOST" | "AI_CANCELLED" | "AI_BAD_REQUEST" | "AI_UNAVAILABLE" | "AI_INVALID_OUTPUT" | "CANCELLED" | "FIRST_TOKEN_TIMEOUT" | "TOTAL_TIMEOUT" | "INVALID_OUTPUT" | "UPSTREAM_RATE_LIMITED" | "UPSTREAM_UNAVAILABLE" | "UPSTREAM_BAD_REQUEST" | "UPSTREAM_REFUSED" | "UPSTREAM_CONNECTION" | "PUSH_DEVICE_NOT_REGISTERED" | "PUSH_MESSAGE_TOO_BIG" | "PUSH_RATE_EXCEEDED" | "PUSH_INVALID_CREDENTIALS" | "PUSH_REJECTED" | "PUSH_UNAVAILABLE");
+        ErrorCode: string & ("VALIDATION_ERROR" | "INVALID_JSON" | "WEBHOOK_SIGNATURE_INVALID" | "UPLOAD_LENGTH_MISMATCH" | "UNAUTHORIZED" | "TOKEN_EXPIRED" | "ACCOUNT_DELETED" | "JOB_SIGNATURE_INVALID" | "UPLOAD_URL_INVALID" | "NOT_FOUND" | "SESSION_NOT_FOUND" | "MESSAGE_NOT_FOUND" | "UPLOAD_NOT_FOUND" | "SUGGESTION_NOT_FOUND" | "OPENER_NOT_FOUND" | "UPLOAD_ALREADY_EXISTS" | "UPLOAD_ALREADY_USED" | "INVALID_SESSION_STATE" | "CONVERSATION_EMPTY" | "CONVERSATION_TOO_LONG" | "LENGTH_REQUIRED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "INVALID_IMAGE" | "SCREENSHOTS_EXPIRED" | "UPGRADE_REQUIRED" | "RATE_LIMITED" | "UPLOAD_QUOTA_EXCEEDED" | "AI_BUDGET_EXCEEDED" | "INTERNAL_ERROR" | "CONFIG_INVALID" | "SERVICE_UNAVAILABLE" | "DATABASE_UNAVAILABLE" | "JOB_RUN_IN_PROGRESS" | "AUTH_TIMEOUT" | "AUTH_REQUIRED" | "TOKEN_INVALID" | "ROOM_NOT_FOUND" | "ROOM_DELETED" | "TOO_MANY_FRAMES" | "ROOM_UNAVAILABLE" | "MALFORMED_FRAME" | "FRAME_TOO_LARGE" | "ALREADY_AUTHENTICATED" | "REPLAY_INCOMPLETE" | "OCR_FAILED" | "NOT_A_CONVERSATION" | "JOB_ENQUEUE_FAILED" | "SESSION_CHANGED" | "JOB_FAILED" | "JOB_LOST" | "AI_CANCELLED" | "AI_BAD_REQUEST" | "AI_UNAVAILABLE" | "AI_INVALID_OUTPUT" | "CANCELLED" | "FIRST_TOKEN_TIMEOUT" | "TOTAL_TIMEOUT" | "INVALID_OUTPUT" | "UPSTREAM_RATE_LIMITED" | "UPSTREAM_UNAVAILABLE" | "UPSTREAM_BAD_REQUEST" | "UPSTREAM_REFUSED" | "UPSTREAM_CONNECTION" | "PUSH_DEVICE_NOT_REGISTERED" | "PUSH_MESSAGE_TOO_BIG" | "PUSH_RATE_EXCEEDED" | "PUSH_INVALID_CREDENTIALS" | "PUSH_REJECTED" | "PUSH_UNAVAILABLE");
         ErrorEnvelope: {
             /** @enum {boolean} */
             success: false;
             error: {
                 /** @enum {string} */
-                code: "VALIDATION_ERROR" | "INVALID_JSON" | "WEBHOOK_SIGNATURE_INVALID" | "UPLOAD_LENGTH_MISMATCH" | "UNAUTHORIZED" | "TOKEN_EXPIRED" | "ACCOUNT_DELETED" | "JOB_SIGNATURE_INVALID" | "UPLOAD_URL_INVALID" | "NOT_FOUND" | "SESSION_NOT_FOUND" | "MESSAGE_NOT_FOUND" | "UPLOAD_NOT_FOUND" | "SUGGESTION_NOT_FOUND" | "OPENER_NOT_FOUND" | "UPLOAD_ALREADY_EXISTS" | "UPLOAD_ALREADY_USED" | "INVALID_SESSION_STATE" | "CONVERSATION_EMPTY" | "CONVERSATION_TOO_LONG" | "LENGTH_REQUIRED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "INVALID_IMAGE" | "UPGRADE_REQUIRED" | "RATE_LIMITED" | "AI_BUDGET_EXCEEDED" | "INTERNAL_ERROR" | "CONFIG_INVALID" | "SERVICE_UNAVAILABLE" | "DATABASE_UNAVAILABLE" | "JOB_RUN_IN_PROGRESS" | "AUTH_TIMEOUT" | "AUTH_REQUIRED" | "TOKEN_INVALID" | "ROOM_NOT_FOUND" | "ROOM_DELETED" | "TOO_MANY_FRAMES" | "ROOM_UNAVAILABLE" | "MALFORMED_FRAME" | "FRAME_TOO_LARGE" | "ALREADY_AUTHENTICATED" | "REPLAY_INCOMPLETE" | "OCR_FAILED" | "NOT_A_CONVERSATION" | "JOB_ENQUEUE_FAILED" | "SESSION_CHANGED" | "JOB_FAILED" | "JOB_LOST" | "AI_CANCELLED" | "AI_BAD_REQUEST" | "AI_UNAVAILABLE" | "AI_INVALID_OUTPUT" | "CANCELLED" | "FIRST_TOKEN_TIMEOUT" | "TOTAL_TIMEOUT" | "INVALID_OUTPUT" | "UPSTREAM_RATE_LIMITED" | "UPSTREAM_UNAVAILABLE" | "UPSTREAM_BAD_REQUEST" | "UPSTREAM_REFUSED" | "UPSTREAM_CONNECTION" | "PUSH_DEVICE_NOT_REGISTERED" | "PUSH_MESSAGE_TOO_BIG" | "PUSH_RATE_EXCEEDED" | "PUSH_INVALID_CREDENTIALS" | "PUSH_REJECTED" | "PUSH_UNAVAILABLE";
+                code: "VALIDATION_ERROR" | "INVALID_JSON" | "WEBHOOK_SIGNATURE_INVALID" | "UPLOAD_LENGTH_MISMATCH" | "UNAUTHORIZED" | "TOKEN_EXPIRED" | "ACCOUNT_DELETED" | "JOB_SIGNATURE_INVALID" | "UPLOAD_URL_INVALID" | "NOT_FOUND" | "SESSION_NOT_FOUND" | "MESSAGE_NOT_FOUND" | "UPLOAD_NOT_FOUND" | "SUGGESTION_NOT_FOUND" | "OPENER_NOT_FOUND" | "UPLOAD_ALREADY_EXISTS" | "UPLOAD_ALREADY_USED" | "INVALID_SESSION_STATE" | "CONVERSATION_EMPTY" | "CONVERSATION_TOO_LONG" | "LENGTH_REQUIRED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "INVALID_IMAGE" | "SCREENSHOTS_EXPIRED" | "UPGRADE_REQUIRED" | "RATE_LIMITED" | "UPLOAD_QUOTA_EXCEEDED" | "AI_BUDGET_EXCEEDED" | "INTERNAL_ERROR" | "CONFIG_INVALID" | "SERVICE_UNAVAILABLE" | "DATABASE_UNAVAILABLE" | "JOB_RUN_IN_PROGRESS" | "AUTH_TIMEOUT" | "AUTH_REQUIRED" | "TOKEN_INVALID" | "ROOM_NOT_FOUND" | "ROOM_DELETED" | "TOO_MANY_FRAMES" | "ROOM_UNAVAILABLE" | "MALFORMED_FRAME" | "FRAME_TOO_LARGE" | "ALREADY_AUTHENTICATED" | "REPLAY_INCOMPLETE" | "OCR_FAILED" | "NOT_A_CONVERSATION" | "JOB_ENQUEUE_FAILED" | "SESSION_CHANGED" | "JOB_FAILED" | "JOB_LOST" | "AI_CANCELLED" | "AI_BAD_REQUEST" | "AI_UNAVAILABLE" | "AI_INVALID_OUTPUT" | "CANCELLED" | "FIRST_TOKEN_TIMEOUT" | "TOTAL_TIMEOUT" | "INVALID_OUTPUT" | "UPSTREAM_RATE_LIMITED" | "UPSTREAM_UNAVAILABLE" | "UPSTREAM_BAD_REQUEST" | "UPSTREAM_REFUSED" | "UPSTREAM_CONNECTION" | "PUSH_DEVICE_NOT_REGISTERED" | "PUSH_MESSAGE_TOO_BIG" | "PUSH_RATE_EXCEEDED" | "PUSH_INVALID_CREDENTIALS" | "PUSH_REJECTED" | "PUSH_UNAVAILABLE";
                 message: string;
                 details?: unknown;
             };
@@ -3092,6 +3104,11 @@ export interface components {
             suggestionCount?: number;
             /** @description The local hour the daily tip arrives (default 9) */
             tipHour?: number;
+            /**
+             * @description How long screenshots are kept: deleted once the OCR is confirmed (`after_ocr`), or 24 hours (the default), 7 or 30 days after the upload
+             * @enum {string}
+             */
+            screenshotRetention?: "after_ocr" | "24h" | "7d" | "30d";
         };
         UpdateUser: {
             firstName?: string | null;
@@ -3230,6 +3247,10 @@ export interface components {
                 sizeBytes: number;
                 /** @enum {string} */
                 ocrStatus: "pending" | "processing" | "completed" | "failed";
+                /** @description False once the screenshot was deleted from storage (the user's `screenshotRetention`); the messages stay */
+                available: boolean;
+                /** @description When it was deleted from storage */
+                deletedAt: string | null;
             }[];
             latestGeneration: {
                 id: string;

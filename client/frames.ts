@@ -44,7 +44,7 @@ export interface components {
             /** @description Why the session failed; only with status `failed` */
             error?: {
                 /** @enum {string} */
-                code: "AI_BUDGET_EXCEEDED" | "INTERNAL_ERROR" | "OCR_FAILED" | "NOT_A_CONVERSATION" | "JOB_ENQUEUE_FAILED" | "SESSION_CHANGED" | "JOB_FAILED" | "JOB_LOST" | "AI_BAD_REQUEST" | "AI_UNAVAILABLE" | "AI_INVALID_OUTPUT";
+                code: "SCREENSHOTS_EXPIRED" | "AI_BUDGET_EXCEEDED" | "INTERNAL_ERROR" | "OCR_FAILED" | "NOT_A_CONVERSATION" | "JOB_ENQUEUE_FAILED" | "SESSION_CHANGED" | "JOB_FAILED" | "JOB_LOST" | "AI_BAD_REQUEST" | "AI_UNAVAILABLE" | "AI_INVALID_OUTPUT";
                 message: string | null;
             };
         };
@@ -150,7 +150,7 @@ export interface components {
             /** @description The suggestion or opener generation the event belongs to */
             generationId: string;
             /** @enum {string} */
-            code: "AI_BUDGET_EXCEEDED" | "INTERNAL_ERROR" | "OCR_FAILED" | "NOT_A_CONVERSATION" | "JOB_ENQUEUE_FAILED" | "SESSION_CHANGED" | "JOB_FAILED" | "JOB_LOST" | "AI_BAD_REQUEST" | "AI_UNAVAILABLE" | "AI_INVALID_OUTPUT";
+            code: "SCREENSHOTS_EXPIRED" | "AI_BUDGET_EXCEEDED" | "INTERNAL_ERROR" | "OCR_FAILED" | "NOT_A_CONVERSATION" | "JOB_ENQUEUE_FAILED" | "SESSION_CHANGED" | "JOB_FAILED" | "JOB_LOST" | "AI_BAD_REQUEST" | "AI_UNAVAILABLE" | "AI_INVALID_OUTPUT";
             message: string;
         };
         /** @description The generation stopped after a `cancel` frame */

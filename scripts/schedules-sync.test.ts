@@ -20,7 +20,7 @@ describe("schedules:sync", () => {
 
   it("leaves exactly one schedule per entry however often it runs, and removes ours that are no longer listed", async () => {
     // The features declare these; a job that lost its schedule would let dead runs stay busy.
-    expect(schedules.map((s) => s.job).sort()).toEqual(["daily-tips", "purge-users", "push-receipts", "sweep-ocr", "sweep-openers", "sweep-suggestions"]);
+    expect(schedules.map((s) => s.job).sort()).toEqual(["daily-tips", "purge-users", "push-receipts", "screenshot-retention", "sweep-ocr", "sweep-openers", "sweep-suggestions"]);
     const target = { ...config, QSTASH_URL: qstash.url, QSTASH_TOKEN: credentials.token };
     await client.schedules.create({ scheduleId: "charisma-retired-job", destination: `${config.PUBLIC_BASE_URL}/jobs/retired`, cron: "0 * * * *" });
     await client.schedules.create({ scheduleId: "someone-elses", destination: "https://elsewhere.example/hook", cron: "0 * * * *" });

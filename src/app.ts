@@ -173,6 +173,7 @@ export function createApp() {
       // A 503 is a dependency or a run being busy, retried by the client or QStash: not a defect.
       if (error.status === 503) c.var.logger?.warn("request refused for now", { code: error.code, error });
       else if (error.status >= 500) c.var.logger?.error("request failed", { code: error.code, error });
+      if (error.retryAfterSeconds !== undefined) c.header("Retry-After", String(error.retryAfterSeconds));
       return fail(c, error.code, error.message, error.details);
     }
     if (error instanceof HTTPException) {

@@ -88,7 +88,7 @@ export const users = pgTable(
     ageRange: text("age_range"),
     datingGoal: text("dating_goal"),
     preferences: jsonb("preferences")
-      .$type<{ defaultTone?: string; language?: string; suggestionCount?: number; tipHour?: number }>()
+      .$type<{ defaultTone?: string; language?: string; suggestionCount?: number; tipHour?: number; screenshotRetention?: string }>()
       .notNull()
       .default({}),
     timezone: text("timezone").notNull().default("UTC"),
@@ -189,17 +189,26 @@ export const sessionImages = pgTable(
     sizeBytes: integer("size_bytes").notNull(),
     sha256: text("sha256"),
     position: smallint("position"),
-    // Null while the body is still streaming into R2: the row is the upload's claim on its key.
+    // The row is written when the upload URL is signed (it reserves the key and counts against
+    // the upload quota until `url_expires_at`); `receiving_at` is set while a PUT streams the body
+    // into R2 (the claim that keeps a second PUT out), `uploaded_at` once the object is stored.
+    urlExpiresAt: nullableTimestamp("url_expires_at"),
+    receivingAt: nullableTimestamp("receiving_at"),
     uploadedAt: nullableTimestamp("uploaded_at"),
+    // When the retention sweep (or confirm-ocr, for `after_ocr`) deleted the object from R2: the
+    // row stays so the session can say its screenshot existed and is gone.
+    r2DeletedAt: nullableTimestamp("r2_deleted_at"),
     ocrStatus: ocrStatusEnum("ocr_status").notNull().default("pending"),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
   (t) => [
     uniqueIndex("session_images_session_position_uq").on(t.sessionId, t.position),
-    index("session_images_user_idx").on(t.userId),
+    index("session_images_user_created_idx").on(t.userId, t.createdAt),
     // OCR results are cached by image hash.
     index("session_images_sha256_idx").on(t.sha256),
+    // The retention sweep pages through the objects still in R2, by id.
+    index("session_images_in_r2_idx").on(t.id).where(sql`${t.r2DeletedAt} is null`),
   ],
 );
 

@@ -107,6 +107,10 @@ export const configSchema = z.object({
   UPLOAD_SIGNING_SECRET: optionalSecret,
   // Signed upload URLs live at most 5 minutes (SPEC §4).
   UPLOAD_URL_TTL_SECONDS: z.coerce.number().int().min(10).max(300).default(300),
+  // Upload quota per user (see uploads/quota.ts) and how long a deleted session's images stay.
+  UPLOAD_MAX_PENDING: positiveInt(30),
+  UPLOAD_MAX_BYTES_PER_DAY: positiveInt(200 * 1024 * 1024),
+  DELETED_SESSION_RETENTION_HOURS: z.coerce.number().int().min(0).max(24 * 365).default(24),
 
   // WebSocket rooms: time for the first `authenticate` frame, and frames per second per socket.
   WS_AUTH_TIMEOUT_MS: positiveInt(10_000),

@@ -54,8 +54,10 @@ export const errorCatalog = {
   PAYLOAD_TOO_LARGE: { status: 413, message: "The request body is too large", doc: "Body over the route's limit (64 KiB for the JSON API, 512 KiB for webhooks, 1 MiB for jobs, the signed size for uploads)" },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: "Unsupported content type", doc: "A body that is not `application/json`, or an upload whose type is not the signed one" },
   INVALID_IMAGE: { status: 422, message: "The body is not an image of the signed type", doc: "Upload bytes whose signature (magic bytes) is not the signed image type" },
+  SCREENSHOTS_EXPIRED: { status: 410, on: ["outcome"], message: "The screenshots of this session were deleted", doc: "The session's screenshots left storage (the user's `screenshotRetention`, or the session was deleted), so OCR cannot run on them again: `retry` answers it, and an OCR run that finds them gone fails the session with it. `GET /sessions/{id}` shows `available: false` on each" },
   UPGRADE_REQUIRED: { status: 426, message: "This endpoint only accepts WebSocket upgrades", doc: "A plain request to a WebSocket route" },
   RATE_LIMITED: { status: 429, message: "Too many requests", doc: "HTTP: with `Retry-After` and `RateLimit-Limit/-Remaining/-Reset`. Socket: more frames per second than allowed; the socket is then closed with TOO_MANY_FRAMES", on: ["frame"] },
+  UPLOAD_QUOTA_EXCEEDED: { status: 429, message: "Too many uploads; try again later", doc: "`GET /sessions/upload-url` past UPLOAD_MAX_PENDING uploads not yet in a session (each counts for its first hour) or past UPLOAD_MAX_BYTES_PER_DAY signed in the last 24 hours; `details.exceeded` names the limit(s), `Retry-After` is when enough frees up" },
   AI_BUDGET_EXCEEDED: { status: 429, message: "The daily AI budget is used up", doc: "The user's or the app's AI spend for today is used up, checked before every model call; retry after midnight UTC", on: ["outcome"] },
   INTERNAL_ERROR: { status: 500, message: "An unexpected error occurred", doc: "Anything unexpected; `details.requestId` only", on: ["outcome"] },
   CONFIG_INVALID: { status: 503, message: "The service is misconfigured", doc: "Broken configuration; the Worker's log names the variables (never their values), the response names none" },
@@ -144,13 +146,16 @@ export class AppError extends CodedError {
   readonly code: HttpErrorCode;
   readonly status: ContentfulStatusCode;
   readonly details: unknown;
+  /** Retry-After for this one refusal, when it depends on the caller (a quota); else the catalog's. */
+  readonly retryAfterSeconds: number | undefined;
 
-  constructor(code: HttpErrorCode, options: { message?: string; details?: unknown; cause?: unknown } = {}) {
+  constructor(code: HttpErrorCode, options: { message?: string; details?: unknown; cause?: unknown; retryAfterSeconds?: number } = {}) {
     super(options.message ?? errorCatalog[code].message, { cause: options.cause });
     this.name = "AppError";
     this.code = code;
     this.status = errorCatalog[code].status;
     this.details = options.details;
+    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }
 

@@ -24,11 +24,15 @@ function keepAliveClient(origin: string) {
   return { send, close: () => agent.destroy() };
 }
 
+/** Rounds one user makes: each leaves an upload in no session, and a user may hold 30 (UPLOAD_MAX_PENDING). */
+const ROUNDS_PER_USER = 25;
+
 /**
  * Refused uploads between good ones, on one keep-alive connection: every refusal answers its
  * code, every valid PUT answers 201, the connection is reused throughout, and the stack stays up.
+ * `tokens[i]` signs rounds i·25 to i·25+24.
  */
-async function refusedThenValidRounds(url: string, token: string, rounds: number) {
+async function refusedThenValidRounds(url: string, tokens: string[], rounds: number) {
   const client = keepAliveClient(url);
   const image = pngBytes(32 * 1024);
   const notAnImage = new Uint8Array(image.length).fill(7);
@@ -37,6 +41,7 @@ async function refusedThenValidRounds(url: string, token: string, rounds: number
   let requests = 0;
   try {
     for (let round = 0; round < rounds; round++) {
+      const token = tokens[Math.floor(round / ROUNDS_PER_USER)];
       const grant = await client.send("GET", `/api/v1/sessions/upload-url?contentType=image/png&size=${image.length}`, { Authorization: `Bearer ${token}` });
       const signed = new URL(JSON.parse(grant.body).data.uploadUrl as string);
       const tampered = new URL(signed);
@@ -69,7 +74,7 @@ describe("refused uploads on a keep-alive connection (real wrangler dev)", () =>
 
   it("answers 50 rounds of refused-then-valid uploads on one connection, and the stack stays up", async () => {
     const { stack } = fixture;
-    const result = await refusedThenValidRounds(stack.url, await stack.token("user_keepalive"), 50);
+    const result = await refusedThenValidRounds(stack.url, [await stack.token("user_keepalive"), await stack.token("user_keepalive_2")], 50);
     expect(result.statuses).toEqual(Array(50).fill(EXPECTED));
     // Only the very first request opened the connection: no refusal made the client reconnect.
     expect(result.reused).toBe(result.requests - 1);
@@ -87,7 +92,7 @@ describe("refused uploads on the test pool's own wrangler", () => {
 
   it("survives refused-then-valid rounds too", async () => {
     const { stack } = fixture;
-    const result = await refusedThenValidRounds(stack.url, await stack.token("user_keepalive_pool"), 15);
+    const result = await refusedThenValidRounds(stack.url, [await stack.token("user_keepalive_pool")], 15);
     expect(result.statuses).toEqual(Array(15).fill(EXPECTED));
     expect(stack.wrangler.running()).toBe(true);
   });

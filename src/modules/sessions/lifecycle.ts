@@ -1,4 +1,4 @@
-import { and, inArray, sql, type SQL } from "drizzle-orm";
+import { and, eq, inArray, or, sql, type SQL, type SQLWrapper } from "drizzle-orm";
 import { sessions, type sessionStatusEnum } from "../../db/schema";
 import type { Database } from "../../lib/db";
 import { AppError, errorMessage, type OutcomeErrorCode } from "../../lib/errors";
@@ -34,6 +34,17 @@ export function sourcesOf(to: SessionStatus): SessionStatus[] {
 /** Where `retry` sends a failed session: back to OCR if it failed there, else back to ready. */
 export function retryTarget(failedFrom: SessionStatus | null): SessionStatus {
   return failedFrom === "generating" ? "ready" : "ocr_queued";
+}
+
+/**
+ * `exists (this session, its OCR confirmed by the user)`: it left ocr_review for ready, the only
+ * way there, and never goes back to OCR (a failed generation returns to ready).
+ */
+export function ocrConfirmed(sessionId: SQLWrapper): SQL {
+  return sql`exists (select 1 from ${sessions} where ${and(
+    eq(sessions.id, sessionId),
+    or(inArray(sessions.status, ["ready", "generating"]), and(eq(sessions.status, "failed"), eq(sessions.failedFrom, "generating"))),
+  )})`;
 }
 
 type Owner = { sessionId: string; userId?: string };

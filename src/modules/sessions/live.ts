@@ -1,4 +1,4 @@
-import { and, eq, isNull, type SQL, sql, type SQLWrapper } from "drizzle-orm";
+import { and, eq, isNull, lte, type SQL, sql, type SQLWrapper } from "drizzle-orm";
 import { sessions } from "../../db/schema";
 import type { Database } from "../../lib/db";
 import { AppError } from "../../lib/errors";
@@ -26,6 +26,11 @@ export function liveSession(owner: SessionOwner): SQL {
 /** `exists (that live session [and also …])`: guards a statement on another table, or one batched after a transition. */
 export function liveSessionExists(owner: SessionOwner, also?: SQL): SQL {
   return sql`exists (select 1 from ${sessions} where ${and(liveSession(owner), also)})`;
+}
+
+/** `exists (this session, deleted at or before `cutoff`)`: for another table's sweep. */
+export function sessionDeletedBy(sessionId: SQLWrapper, cutoff: Date): SQL {
+  return sql`exists (select 1 from ${sessions} where ${and(eq(sessions.id, sessionId), lte(sessions.deletedAt, cutoff))})`;
 }
 
 /** The live session, if there is one. */

@@ -2,7 +2,7 @@ import { and, asc, eq, inArray, or, type SQL, sql } from "drizzle-orm";
 import type { Redis } from "@upstash/redis/cloudflare";
 import { z } from "zod";
 import { aiEngineFor } from "../../ai/engine";
-import { buildOcrRequest, OCR_PROMPT_VERSION, type OcrOutput, ocrOutputSchema } from "../../ai/prompts/ocr.v1";
+import { buildOcrRequest, type OcrOutput, ocrOutputSchema } from "../../ai/prompts/ocr.v1";
 import { AiError } from "../../ai/strategy";
 import { messages, sessions } from "../../db/schema";
 import { toBase64 } from "../../lib/encoding";
@@ -10,9 +10,13 @@ import { AppError } from "../../lib/errors";
 import { holdLease, leaseHeldBy, leaseLapsed, newLeaseOwner, releaseLease, staleRun, takeLease } from "../../lib/lease";
 import { createRedis } from "../../lib/redis";
 import { type JobContext, type JobDefinition, jobInstant, jobInstantSchema } from "../jobs/definition";
+import { ocrCacheSeconds } from "../uploads/retention";
 import { markScreenshotRead, screenshotsOf } from "../uploads/service";
+import type { ScreenshotRetention } from "../users/schemas";
+import { screenshotRetentionOfUser } from "../users/service";
 import { broadcastStatus, transitionSession, transitionStatement } from "./lifecycle";
 import { liveSession, liveSessionExists } from "./live";
+import { ocrCacheKey } from "./ocr-cache";
 import { insertMessagesStatement } from "./messages";
 import { sessionRoom } from "./room";
 import { MAX_MESSAGES } from "./schemas";
@@ -20,11 +24,9 @@ import { MAX_MESSAGES } from "./schemas";
 export type OcrResult = OcrOutput;
 type OcrMessage = OcrResult["messages"][number];
 
-const CACHE_TTL_SECONDS = 30 * 24 * 60 * 60;
 /** Stale OCR runs the sweep fails per delivery. */
 const SWEEP_BATCH = 100;
 const lease = { owner: sessions.leaseOwner, expiresAt: sessions.leaseExpiresAt };
-const cacheKey = (sha256: string) => `ocr:${OCR_PROMPT_VERSION}:${sha256}`;
 
 const normalise = (message: OcrMessage) => `${message.sender}|${message.text.toLowerCase().replace(/\s+/g, " ").trim()}`;
 
@@ -54,17 +56,24 @@ export function mergeOcrResults(results: OcrResult[]) {
   };
 }
 
-/** Reads one screenshot, from the cache by its SHA-256 when it was read before. */
+type Screenshot = Awaited<ReturnType<typeof screenshotsOf>>[number];
+
+/**
+ * Reads one screenshot, from the user's own cache by its SHA-256 when they had it read before.
+ * A screenshot the retention sweep deleted is SCREENSHOTS_EXPIRED, cached result or not.
+ */
 async function readScreenshot(
   ctx: JobContext,
   redis: Redis,
-  userId: string,
-  image: { r2Key: string; contentType: string; sha256: string | null },
+  owner: { userId: string; retention: ScreenshotRetention },
+  image: Screenshot,
   signal: AbortSignal,
 ): Promise<OcrResult> {
+  if (image.r2DeletedAt) throw new AppError("SCREENSHOTS_EXPIRED");
+  const userId = owner.userId;
   if (image.sha256) {
     // A cache that is down costs a model call, never the run.
-    const cached = await redis.get<OcrResult>(cacheKey(image.sha256)).catch((error: unknown) => {
+    const cached = await redis.get<OcrResult>(ocrCacheKey(userId, image.sha256)).catch((error: unknown) => {
       ctx.logger.warn("OCR cache read failed", { error });
       return null;
     });
@@ -72,7 +81,7 @@ async function readScreenshot(
     if (parsed.success) return parsed.data;
   }
   const object = await ctx.env.IMAGES.get(image.r2Key);
-  if (!object) throw new Error("screenshot missing from R2");
+  if (!object) throw new AppError("SCREENSHOTS_EXPIRED");
   const base64 = toBase64(new Uint8Array(await object.arrayBuffer()));
   const engine = aiEngineFor(ctx.config, ctx.db);
   const { data } = await engine.completeStructured(buildOcrRequest([{ mimeType: image.contentType, base64 }]), ocrOutputSchema, {
@@ -83,7 +92,8 @@ async function readScreenshot(
     totalTimeoutMs: ctx.config.AI_OCR_TIMEOUT_MS,
   });
   if (image.sha256) {
-    await redis.set(cacheKey(image.sha256), data, { ex: CACHE_TTL_SECONDS }).catch((error: unknown) => ctx.logger.warn("OCR cache write failed", { error }));
+    // Cached no longer than the screenshot itself is kept.
+    await redis.set(ocrCacheKey(userId, image.sha256), data, { ex: ocrCacheSeconds(owner.retention, image.uploadedAt) }).catch((error: unknown) => ctx.logger.warn("OCR cache write failed", { error }));
   }
   return data;
 }
@@ -155,20 +165,21 @@ async function runOcrJob(ctx: JobContext, { sessionId }: { sessionId: string }) 
 async function readAndStore(ctx: JobContext, current: typeof sessions.$inferSelect, run: { held: SQL; signal: AbortSignal }) {
   const sessionId = current.id;
   const deps = { db: ctx.db, broadcast: ctx.broadcast };
-  const images = await screenshotsOf(ctx.db, sessionId);
+  const [images, retention] = await Promise.all([screenshotsOf(ctx.db, sessionId), screenshotRetentionOfUser(ctx.db, current.userId)]);
   const redis = createRedis(ctx.config, { retries: 1 });
   const results: OcrResult[] = [];
   for (const [i, image] of images.entries()) {
     try {
-      results.push(await readScreenshot(ctx, redis, current.userId, image, run.signal));
+      results.push(await readScreenshot(ctx, redis, { userId: current.userId, retention }, image, run.signal));
     } catch (error) {
       // A vendor that refuses the image outright will refuse it on every retry too.
       if (error instanceof AiError && error.code === "AI_BAD_REQUEST") {
         await transitionSession(deps, { sessionId, to: "failed", from: ["ocr_processing"], error: { code: "OCR_FAILED" }, when: run.held });
         return { failed: "OCR_FAILED" };
       }
-      // So does a spent budget, until midnight UTC; `retry` picks it up from here.
-      if (error instanceof AppError && error.code === "AI_BUDGET_EXCEEDED") {
+      // So does a spent budget, until midnight UTC (`retry` picks it up from here), and a
+      // screenshot that is gone for good.
+      if (error instanceof AppError && (error.code === "AI_BUDGET_EXCEEDED" || error.code === "SCREENSHOTS_EXPIRED")) {
         await transitionSession(deps, { sessionId, to: "failed", from: ["ocr_processing"], error: { code: error.code, message: error.message }, when: run.held });
         return { failed: error.code };
       }

@@ -96,7 +96,17 @@ export const sessionSummarySchema = z
 export const sessionDetailSchema = sessionSummarySchema
   .extend({
     messages: z.array(messageSchema),
-    images: z.array(z.object({ key: z.string(), position: z.number().int(), contentType: z.string(), sizeBytes: z.number().int(), ocrStatus: z.enum(ocrStatusEnum.enumValues) })),
+    images: z.array(
+      z.object({
+        key: z.string(),
+        position: z.number().int(),
+        contentType: z.string(),
+        sizeBytes: z.number().int(),
+        ocrStatus: z.enum(ocrStatusEnum.enumValues),
+        available: z.boolean().openapi({ description: "False once the screenshot was deleted from storage (the user's `screenshotRetention`); the messages stay" }),
+        deletedAt: z.string().nullable().openapi({ description: "When it was deleted from storage" }),
+      }),
+    ),
     latestGeneration: z
       .object({
         id: z.string(),

@@ -3,6 +3,7 @@ import { createId } from "@paralleldrive/cuid2";
 import { and, desc, eq, getTableColumns, inArray, isNotNull, sql } from "drizzle-orm";
 import { messages, sessions } from "../../db/schema";
 import type { Database } from "../../lib/db";
+import type { AppConfig } from "../../lib/env";
 import { afterCursor, cursorTime, decodeCursor, encodeCursor } from "../../lib/cursor";
 import { AppError } from "../../lib/errors";
 import type { PublishJob } from "../../lib/jobs";
@@ -10,7 +11,8 @@ import type { Logger } from "../../lib/logger";
 import { roomUrl } from "../../realtime/kinds";
 import type { Broadcast } from "../../realtime/rooms";
 import { generationsJson, type GenerationJson } from "../suggestions/generations";
-import { attachUploads, detachUploads, findClaimableUploads, sessionImagesJson } from "../uploads/service";
+import { expireScreenshots } from "../uploads/retention";
+import { attachUploads, detachUploads, findClaimableUploads, screenshotsExpired, sessionImagesJson } from "../uploads/service";
 import { broadcastStatus, explainRefusal, retryTarget, type SessionRow, sessionIn, transitionSession, transitionStatement } from "./lifecycle";
 import { liveSession, requireLiveSession } from "./live";
 import { insertMessagesStatement } from "./messages";
@@ -27,6 +29,7 @@ export type SessionDeps = {
   assertWithinBudget(userId: string): Promise<void>;
   publicBaseUrl: string;
   logger: Logger;
+  config: AppConfig;
 };
 
 type Summary = z.infer<typeof sessionSummarySchema>;
@@ -87,7 +90,7 @@ export function toDetail(row: NonNullable<Awaited<ReturnType<typeof getSessionDe
   return {
     ...toSummary(session),
     messages: conversation.map((message) => ({ ...message, sentAt: iso(message.sentAt) })),
-    images,
+    images: images.map((image) => ({ ...image, deletedAt: iso(image.deletedAt) })),
     latestGeneration: latest
       ? { id: latest.id, status: latest.status, tone: latest.tone, count: latest.count, errorCode: latest.errorCode, createdAt: iso(latest.createdAt)!, suggestions: latest.suggestions }
       : null,
@@ -211,6 +214,11 @@ export async function confirmOcr(deps: SessionDeps, userId: string, sessionId: s
   const [session] = results.at(-1) as SessionRow[];
   if (!session) return explainRefusal(deps.db, owner, "confirm OCR");
   await broadcastStatus(deps.broadcast, session);
+  // An `after_ocr` user's screenshots go now that the confirm is stored (nothing happens for
+  // anyone else's yet); if this fails, the retention sweep removes them on its next run.
+  await expireScreenshots(deps, { at: new Date(), sessionId }).catch((error: unknown) =>
+    deps.logger.warn("screenshots not deleted at confirm; the retention sweep will", { error }),
+  );
   return loadSession(deps, userId, sessionId);
 }
 
@@ -221,6 +229,7 @@ export async function retrySession(deps: SessionDeps, userId: string, sessionId:
   if (row.status !== "failed") return explainRefusal(deps.db, owner, "be retried");
   const target = retryTarget(row.failedFrom);
   if (target === "ocr_queued") {
+    if (await screenshotsExpired(deps.db, sessionId)) throw new AppError("SCREENSHOTS_EXPIRED");
     await deps.assertWithinBudget(userId);
     await queueOcr(deps, owner, "failed");
   }

@@ -12,7 +12,7 @@ import {
   uploadUrlQuerySchema,
   uploadUrlSchema,
 } from "./schemas";
-import { createUploadUrl, receiveUpload } from "./service";
+import { issueUploadUrl, receiveUpload } from "./service";
 
 const uploadUrlRoute = createRoute({
   method: "get",
@@ -20,10 +20,12 @@ const uploadUrlRoute = createRoute({
   tags: ["uploads"],
   security: bearerSecurity,
   summary: "A short-lived signed URL for uploading one screenshot",
+  description:
+    "Within the caller's upload quota: at most UPLOAD_MAX_PENDING uploads not yet in a session (each counts for its first hour; an unused URL until it expires) and UPLOAD_MAX_BYTES_PER_DAY bytes signed in the last 24 hours; past either, 429 UPLOAD_QUOTA_EXCEEDED with Retry-After.",
   request: { query: uploadUrlQuerySchema },
   responses: {
     200: jsonResponse(uploadUrlSchema, "PUT the image to `uploadUrl` with `headers` and its exact length"),
-    ...errorResponses("VALIDATION_ERROR", "CONFIG_INVALID", ...authErrors),
+    ...errorResponses("VALIDATION_ERROR", "UPLOAD_QUOTA_EXCEEDED", "CONFIG_INVALID", ...authErrors),
   },
 });
 
@@ -62,7 +64,7 @@ export function createUploadsRoutes(guards: { authenticated: MiddlewareHandler<A
   router.use("/sessions/upload-url", ...guards.authenticated);
   router.use("/uploads/*", ...guards.signed);
 
-  router.openapi(uploadUrlRoute, async (c) => ok(c, await createUploadUrl(c.var.config, c.var.user.id, c.req.valid("query"))));
+  router.openapi(uploadUrlRoute, async (c) => ok(c, await issueUploadUrl({ config: c.var.config, db: c.var.db }, c.var.user.id, c.req.valid("query"))));
 
   // The key holds slashes and the body is raw bytes, so this route is plain Hono (capturing the
   // rest of the path) and only its documentation goes through the OpenAPI registry.

@@ -6,6 +6,7 @@ import { toBase64Url, toHex } from "../../lib/encoding";
 import type { AppConfig } from "../../lib/env";
 import { AppError, type HttpErrorCode } from "../../lib/errors";
 import { MAGIC_BYTES_NEEDED, matchesImageType } from "./magic";
+import { assertUploadQuota } from "./quota";
 import type { ImageContentType, signedUploadQuerySchema } from "./schemas";
 import { signUploadGrant, type UploadGrant, verifyUploadGrant } from "./signing";
 
@@ -53,6 +54,25 @@ export async function createUploadUrl(
   };
 }
 
+/**
+ * A signed upload URL, within the caller's quota (quota.ts). Its row is written now, with the
+ * signed size: it reserves the key and counts against the quota (until the URL expires, if the
+ * URL is never used).
+ */
+export async function issueUploadUrl(
+  deps: { config: AppConfig; db: Database },
+  userId: string,
+  request: { contentType: ImageContentType; size: number },
+  now = Date.now(),
+) {
+  await assertUploadQuota(deps.db, deps.config, userId, request.size, new Date(now));
+  const url = await createUploadUrl(deps.config, userId, request, now);
+  await deps.db
+    .insert(sessionImages)
+    .values({ userId, r2Key: url.key, contentType: request.contentType, sizeBytes: request.size, urlExpiresAt: new Date(url.expiresAt) });
+  return url;
+}
+
 /** The grant an upload URL carries, if its signature holds and it has not expired; else 403. */
 async function verifiedGrant(config: AppConfig, key: string, query: z.infer<typeof signedUploadQuerySchema>, now: number) {
   const owner = KEY_PATTERN.exec(key)?.[1];
@@ -68,7 +88,7 @@ type UploadRequest = { contentType: string | undefined; contentLength: string | 
 
 /**
  * Checks an upload against its grant and streams it into R2 with its exact length, hashing and
- * sniffing it on the way. Any rejection leaves neither an R2 object nor a row behind.
+ * sniffing it on the way. Any rejection leaves no R2 object, and the key free for another try.
  */
 export async function receiveUpload(
   deps: { config: AppConfig; db: Database; bucket: R2Bucket },
@@ -87,11 +107,16 @@ export async function receiveUpload(
   if (length > grant.size) throw new AppError("PAYLOAD_TOO_LARGE", { message: `This URL accepts exactly ${grant.size} bytes` });
   if (length !== grant.size) throw new AppError("UPLOAD_LENGTH_MISMATCH");
 
-  // The row claims the key: a second PUT, even a concurrent one, hits the unique r2_key.
+  // Setting receiving_at claims the key: a second PUT, even a concurrent one, finds it set. The
+  // row is the one written with the URL (or, for a URL signed before rows were, written now).
   const [claim] = await deps.db
     .insert(sessionImages)
-    .values({ userId: grant.userId, r2Key: key, contentType: grant.contentType, sizeBytes: grant.size })
-    .onConflictDoNothing()
+    .values({ userId: grant.userId, r2Key: key, contentType: grant.contentType, sizeBytes: grant.size, urlExpiresAt: new Date(grant.expires * 1000), receivingAt: new Date(now) })
+    .onConflictDoUpdate({
+      target: sessionImages.r2Key,
+      set: { receivingAt: new Date(now) },
+      setWhere: and(eq(sessionImages.userId, grant.userId), isNull(sessionImages.receivingAt), isNull(sessionImages.uploadedAt)),
+    })
     .returning({ id: sessionImages.id });
   if (!claim) throw new AppError("UPLOAD_ALREADY_EXISTS");
 
@@ -114,7 +139,7 @@ export async function receiveUpload(
     return { key, contentType: grant.contentType, size: object.size, sha256 };
   } catch (error) {
     stopPiping.abort();
-    await Promise.allSettled([piped, deps.bucket.delete(key), deps.db.delete(sessionImages).where(eq(sessionImages.id, claim.id))]);
+    await Promise.allSettled([piped, deps.bucket.delete(key), deps.db.update(sessionImages).set({ receivingAt: null }).where(eq(sessionImages.id, claim.id))]);
     const rejection = inspection.rejection();
     if (rejection) throw new AppError(rejection);
     throw error instanceof AppError ? error : new AppError("UPLOAD_LENGTH_MISMATCH", { cause: error });
@@ -219,10 +244,27 @@ export function detachUploads(db: Database, sessionId: string) {
 /** A session's screenshots in display order, as OCR reads them. */
 export function screenshotsOf(db: Database, sessionId: string) {
   return db
-    .select({ id: sessionImages.id, r2Key: sessionImages.r2Key, contentType: sessionImages.contentType, sha256: sessionImages.sha256 })
+    .select({
+      id: sessionImages.id,
+      r2Key: sessionImages.r2Key,
+      contentType: sessionImages.contentType,
+      sha256: sessionImages.sha256,
+      uploadedAt: sessionImages.uploadedAt,
+      r2DeletedAt: sessionImages.r2DeletedAt,
+    })
     .from(sessionImages)
     .where(eq(sessionImages.sessionId, sessionId))
     .orderBy(asc(sessionImages.position));
+}
+
+/** Whether any of a session's screenshots left R2 (retention): OCR cannot run on it again. */
+export async function screenshotsExpired(db: Database, sessionId: string): Promise<boolean> {
+  const [gone] = await db
+    .select({ id: sessionImages.id })
+    .from(sessionImages)
+    .where(and(eq(sessionImages.sessionId, sessionId), isNotNull(sessionImages.r2DeletedAt)))
+    .limit(1);
+  return gone !== undefined;
 }
 
 /** Records that OCR has read this screenshot. */
@@ -236,6 +278,9 @@ export type SessionImageJson = {
   contentType: string;
   sizeBytes: number;
   ocrStatus: (typeof ocrStatusEnum.enumValues)[number];
+  /** False once the retention sweep deleted it from R2 (at `deletedAt`). */
+  available: boolean;
+  deletedAt: string | null;
 };
 
 /**
@@ -246,7 +291,7 @@ export type SessionImageJson = {
 export function sessionImagesJson(sessionId: SQLWrapper): SQL<SessionImageJson[]> {
   return sql<SessionImageJson[]>`coalesce((
     select json_agg(json_build_object('key', i.r2_key, 'position', i.position, 'contentType', i.content_type,
-      'sizeBytes', i.size_bytes, 'ocrStatus', i.ocr_status) order by i.position)
+      'sizeBytes', i.size_bytes, 'ocrStatus', i.ocr_status, 'available', i.r2_deleted_at is null, 'deletedAt', i.r2_deleted_at) order by i.position)
     from ${sessionImages} i where i.session_id = ${sessionId}), '[]'::json)`;
 }
 

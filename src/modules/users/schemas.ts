@@ -20,12 +20,22 @@ const timezoneSchema = z
   }, "Unknown IANA time zone")
   .openapi({ example: "Europe/Paris" });
 
+/** How long a user's screenshots stay in R2 (SPEC §12): until the OCR is confirmed, or a fixed window from the upload. */
+export const screenshotRetentionValues = ["after_ocr", "24h", "7d", "30d"] as const;
+export const screenshotRetentionSchema = z.enum(screenshotRetentionValues);
+export type ScreenshotRetention = z.infer<typeof screenshotRetentionSchema>;
+/** The retention of a user who never chose one. */
+export const DEFAULT_SCREENSHOT_RETENTION: ScreenshotRetention = "24h";
+
 export const preferencesSchema = z
   .object({
     defaultTone: toneSchema.optional(),
     language: languageSchema.optional(),
     suggestionCount: z.number().int().min(1).max(5).optional(),
     tipHour: z.number().int().min(0).max(23).optional().openapi({ description: "The local hour the daily tip arrives (default 9)" }),
+    screenshotRetention: screenshotRetentionSchema.optional().openapi({
+      description: "How long screenshots are kept: deleted once the OCR is confirmed (`after_ocr`), or 24 hours (the default), 7 or 30 days after the upload",
+    }),
   })
   .strict()
   .openapi("Preferences");

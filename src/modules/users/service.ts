@@ -1,12 +1,12 @@
 import type { z } from "@hono/zod-openapi";
-import { and, asc, eq, gt, inArray, isNotNull, isNull, lt, lte, type SQL, sql } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, isNotNull, isNull, lt, lte, type SQL, sql, type SQLWrapper } from "drizzle-orm";
 import { spendByKind } from "../../ai/calls";
 import { pushTokens, users } from "../../db/schema";
 import type { User, UserIdentity } from "../../lib/app-env";
 import type { VerifiedSession } from "../../lib/auth";
 import type { Database } from "../../lib/db";
 import { AppError } from "../../lib/errors";
-import type { onboardingSchema, registerPushTokenSchema, updateUserSchema, userSchema } from "./schemas";
+import { DEFAULT_SCREENSHOT_RETENTION, type onboardingSchema, type registerPushTokenSchema, type ScreenshotRetention, type updateUserSchema, type userSchema } from "./schemas";
 
 type PublicUser = z.infer<typeof userSchema>;
 
@@ -21,7 +21,8 @@ export function toPublicUser(user: User): PublicUser {
     lookingFor: user.lookingFor as PublicUser["lookingFor"],
     ageRange: user.ageRange as PublicUser["ageRange"],
     datingGoal: user.datingGoal as PublicUser["datingGoal"],
-    preferences: user.preferences as PublicUser["preferences"],
+    // The retention in force is shown even to a user who never chose one.
+    preferences: { screenshotRetention: DEFAULT_SCREENSHOT_RETENTION, ...(user.preferences as PublicUser["preferences"]) },
     timezone: user.timezone,
     dailyTipsEnabled: user.dailyTipsEnabled,
     onboardingCompleted: user.onboardingCompletedAt !== null,
@@ -318,4 +319,20 @@ export async function usersDueForTip(db: Database, at: Date, page: { limit: numb
     )
     .orderBy(users.id)
     .limit(page.limit);
+}
+
+const chosenRetention = sql<ScreenshotRetention | null>`${users.preferences}->>'screenshotRetention'`;
+
+/**
+ * "The screenshot retention of this user" (preferences.screenshotRetention, else the default), as
+ * an expression over another statement's user id column, so a sweep reads it in the same query.
+ */
+export function screenshotRetentionOf(userId: SQLWrapper): SQL<ScreenshotRetention> {
+  return sql<ScreenshotRetention>`coalesce((select ${chosenRetention} from ${users} where ${users.id} = ${userId}), ${DEFAULT_SCREENSHOT_RETENTION})`;
+}
+
+/** One user's screenshot retention (the default when they never chose one). */
+export async function screenshotRetentionOfUser(db: Database, userId: string): Promise<ScreenshotRetention> {
+  const [row] = await db.select({ retention: chosenRetention }).from(users).where(eq(users.id, userId));
+  return row?.retention ?? DEFAULT_SCREENSHOT_RETENTION;
 }

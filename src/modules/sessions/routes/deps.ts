@@ -15,5 +15,6 @@ export function depsOf(c: Context<AppEnv>): SessionDeps {
     assertWithinBudget: (userId) => aiEngineFor(c.var.config, c.var.db).budget.assertWithinBudget(userId),
     publicBaseUrl: c.var.config.PUBLIC_BASE_URL,
     logger: c.var.logger,
+    config: c.var.config,
   };
 }

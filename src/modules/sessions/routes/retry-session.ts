@@ -12,11 +12,11 @@ const route = createRoute({
   tags: ["sessions"],
   security: bearerSecurity,
   summary: "Retry a failed session from the step that failed",
-  description: "Counts against the AI rate limit; retrying OCR also checks the daily AI budget.",
+  description: "Counts against the AI rate limit; retrying OCR also checks the daily AI budget, and answers 410 SCREENSHOTS_EXPIRED once the screenshots were deleted.",
   request: { params: sessionIdParamsSchema },
   responses: {
     200: jsonResponse(sessionDetailSchema, "The session, back in its queue or ready"),
-    ...errorResponses("VALIDATION_ERROR", "SESSION_NOT_FOUND", "INVALID_SESSION_STATE", "AI_BUDGET_EXCEEDED", "SERVICE_UNAVAILABLE", ...authErrors),
+    ...errorResponses("VALIDATION_ERROR", "SESSION_NOT_FOUND", "INVALID_SESSION_STATE", "SCREENSHOTS_EXPIRED", "AI_BUDGET_EXCEEDED", "SERVICE_UNAVAILABLE", ...authErrors),
   },
 });
 
