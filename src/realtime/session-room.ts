@@ -249,8 +249,12 @@ export abstract class RoomObject extends DurableObject<Bindings> {
       // that never answers, run the alarm without end (and keep the room from hibernating).
       if (!state || state.phase === "closed" || socket.readyState !== WebSocket.OPEN) continue;
       if (state.owner) {
-        if (state.owner.expiresAt <= now) this.closeWith(socket, "TOKEN_EXPIRED");
-        else (open++, deadlines.push(state.owner.expiresAt));
+        if (state.owner.expiresAt <= now) {
+          this.closeWith(socket, "TOKEN_EXPIRED");
+        } else {
+          open++;
+          deadlines.push(state.owner.expiresAt);
+        }
         continue;
       }
       // Unauthenticated sockets book no alarm (their timer closes them); one found overdue goes now.
@@ -357,7 +361,7 @@ export abstract class RoomObject extends DurableObject<Bindings> {
     this.update(socket, { phase: "live", liveFromSeq, owner });
     this.live().add(socket);
     this.reply(socket, { type: "authenticated", seq: liveFromSeq, ts: Date.now() });
-    if (afterSeq !== undefined) this.replay(socket, { ...(socket.deserializeAttachment() as SocketState) }, afterSeq);
+    if (afterSeq !== undefined) this.replay(socket, socket.deserializeAttachment() as SocketState, afterSeq);
   }
 
   /**
