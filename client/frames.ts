@@ -26,7 +26,7 @@ export interface components {
             /** @description Server time, milliseconds since the epoch */
             ts: number;
             /** @enum {string} */
-            code: "RATE_LIMITED" | "MALFORMED_FRAME" | "FRAME_TOO_LARGE" | "ALREADY_AUTHENTICATED" | "REPLAY_INCOMPLETE";
+            code: "RATE_LIMITED" | "MALFORMED_FRAME" | "FRAME_TOO_LARGE" | "REPLAY_INCOMPLETE";
             message: string;
         };
         /** @description The session moved to another step of its lifecycle, or OCR made progress */

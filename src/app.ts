@@ -141,8 +141,8 @@ export function createApp() {
     ip: [rateLimit("ip")],
   };
 
-  // WebSockets authenticate inside the room (first frame), so these come before any guard.
-  app.route("/api/v1", createRoomRoutes(roomKindsOf(features)));
+  // Sockets and their tickets choose their guards per route (a socket may authenticate in its room).
+  app.route("/api/v1", createRoomRoutes(roomKindsOf(features), { services, authenticated: guards.authenticated }));
   for (const feature of features) {
     for (const routes of feature.routes ?? []) app.route(routes.base, routes.create(guards));
   }

@@ -27,7 +27,7 @@ const documented: Route[] = Object.entries(document.paths).flatMap(([path, opera
 const authenticated = documented.filter((route) => route.operation.security?.some((requirement) => "bearerAuth" in requirement));
 
 /** One resource of each kind a route can name, all belonging to one user. */
-type Owned = { session: string; message: string; suggestion: string; upload: string; pushToken: string; opener: string };
+type Owned = { session: string; message: string; suggestion: string; upload: string; pushToken: string; opener: string; openerGeneration: string };
 type Kind = keyof Owned;
 
 /** A path parameter, by the collection it follows, names this kind of resource. */
@@ -37,6 +37,7 @@ const pathParameters: Record<string, Kind> = {
   "suggestions/{id}": "suggestion",
   "push-tokens/{token}": "pushToken",
   "magic-openers/{id}": "opener",
+  "generations/{id}": "openerGeneration",
 };
 
 /** What a route answers for a resource of this kind that is not the caller's. */
@@ -47,6 +48,7 @@ const notFoundCodes: Record<Kind, ErrorCode> = {
   upload: "UPLOAD_NOT_FOUND",
   pushToken: "NOT_FOUND",
   opener: "OPENER_NOT_FOUND",
+  openerGeneration: "NOT_FOUND",
 };
 
 /** A valid body for each named request schema; `names` when the body itself points at a resource. */
@@ -127,6 +129,7 @@ async function seedUser(): Promise<{ token: string; owned: Owned }> {
       upload: await uploadImage(token),
       pushToken,
       opener: opener!.id,
+      openerGeneration: openerGeneration!.id,
     },
   };
 }

@@ -49,6 +49,8 @@ export default async function setup(project: TestProject) {
       JOB_LEASE_SECONDS: "3",
       // A short authentication deadline keeps the socket-timeout test fast; the logic is the same.
       WS_AUTH_TIMEOUT_MS: "1000",
+      // A small per-user socket cap keeps the cap test small; the logic is the same.
+      WS_MAX_SOCKETS_PER_USER: "4",
       TEST_AI_UPSTREAM_URL: aiUpstream.url,
       TEST_QSTASH_URL: qstash.url,
       TEST_EXPO_URL: expo.origin,

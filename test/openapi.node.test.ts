@@ -48,6 +48,8 @@ describe("OpenAPI document", () => {
         "DELETE /api/v1/sessions/{id}/messages/{messageId}",
         "GET /api/v1/sessions/{id}/ws",
         "GET /api/v1/magic-openers/generations/{id}/ws",
+        "POST /api/v1/sessions/{id}/ws-ticket",
+        "POST /api/v1/magic-openers/generations/{id}/ws-ticket",
         "POST /api/v1/sessions/{id}/generate-suggestions",
         "GET /api/v1/sessions/{id}/suggestions",
         "POST /api/v1/suggestions/{id}/feedback",

@@ -1,17 +1,32 @@
 import { expect, onTestFinished } from "vitest";
+import { sessions, users } from "../src/db/schema";
 import { serverFrameSchema } from "../src/realtime/frames";
-import { call } from "./helpers";
+import { call, clerkId, mintToken, testDb } from "./helpers";
 import { watchSocket } from "./socket";
 
 export { type Frame, isRoomEvent } from "./socket";
+
+/**
+ * Each test upgrade comes from an address of its own, so the per-IP upgrade limit meets only the
+ * test that aims at it.
+ */
+export function randomIp(): string {
+  const [a, b, c] = crypto.getRandomValues(new Uint8Array(3));
+  return `10.${a}.${b}.${c}`;
+}
+
+/** A WebSocket upgrade of a room's URL, answered however the Worker answers it (101 or a refusal). */
+export function upgrade(path: string, headers: Record<string, string> = {}): Promise<Response> {
+  return call(path, { headers: { Upgrade: "websocket", "CF-Connecting-IP": randomIp(), ...headers } });
+}
 
 /**
  * A test client for the Worker's WebSocket routes in the pool: collects frames and the close
  * event. When the test ends, every frame it received must be one that src/realtime/frames.ts
  * declares, so each test that watches a socket also checks the frames' shapes.
  */
-export async function openSocket(path: string) {
-  const response = await call(path, { headers: { Upgrade: "websocket" } });
+export async function openSocket(path: string, headers: Record<string, string> = {}) {
+  const response = await upgrade(path, headers);
   const ws = response.webSocket;
   if (response.status !== 101 || !ws) throw new Error(`no upgrade: ${response.status} ${await response.text()}`);
   ws.accept();
@@ -27,3 +42,14 @@ export async function openSocket(path: string) {
 }
 
 export type TestSocket = Awaited<ReturnType<typeof openSocket>>;
+
+/** A user with a ready text session: its Clerk id, internal id, session id and a token. */
+export async function seedSession(options: { deleted?: boolean; sub?: string } = {}) {
+  const sub = options.sub ?? clerkId();
+  const [user] = await testDb().insert(users).values({ clerkId: sub }).onConflictDoUpdate({ target: users.clerkId, set: { clerkId: sub } }).returning();
+  const [session] = await testDb()
+    .insert(sessions)
+    .values({ userId: user!.id, type: "text", status: "ready", deletedAt: options.deleted ? new Date() : null })
+    .returning();
+  return { sub, userId: user!.id, sessionId: session!.id, token: await mintToken(sub) };
+}

@@ -72,9 +72,11 @@ function connect(wsUrl: string, token: string): Promise<Receiver> {
   });
 }
 
-// No limit is raised: upgrades are not rate-limited, each socket sends one frame (the room
-// allows WS_MAX_FRAMES_PER_SECOND), and the bench makes a single API call.
-await withBenchStack({}, async ({ url, token: mint }) => {
+// Every socket comes from one address and belongs to one user (100 devices of the session's
+// owner), so the per-IP upgrade limit and the per-user socket cap are raised to fit them; each
+// socket sends one frame (the room allows WS_MAX_FRAMES_PER_SECOND).
+const limits = { RATE_LIMIT_WS_UPGRADE: String(socketCount + 10), WS_MAX_SOCKETS_PER_USER: String(socketCount) };
+await withBenchStack(limits, async ({ url, token: mint }) => {
   const user = `user_bench_${Date.now()}`;
   const sessionId = await seedSession(url, await mint(user), 2);
   const wsUrl = `${url.replace(/^http/, "ws")}/api/v1/sessions/${sessionId}/ws`;

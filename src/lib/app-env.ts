@@ -22,6 +22,6 @@ export type AppEnv = {
     db: Database;
     /** Set by `requireAuth`. */
     user: UserIdentity;
-    auth: { clerkUserId: string; sessionId: string | undefined };
+    auth: { clerkUserId: string; sessionId: string | undefined; expiresAt: number };
   };
 };

@@ -13,6 +13,8 @@ export type VerifiedSession = {
   email: string | undefined;
   /** When Clerk issued the token (`iat`, ms since the epoch): only a token newer than an account's deletion restores it. */
   issuedAt: number | undefined;
+  /** When the token expires (`exp`, ms since the epoch): a socket opened with it lives until then unless refreshed. */
+  expiresAt: number;
 };
 
 // A phone reuses one session token for every request of its ~60 s life: the answer for a token
@@ -45,13 +47,16 @@ export async function verifySessionToken(token: string, config: AppConfig): Prom
     throw new AppError("UNAUTHORIZED", { message: "Invalid session token" });
   }
   const claims = payload as { sub: string; sid?: unknown; email?: unknown; exp?: unknown; iat?: unknown };
+  // verifyToken refuses a token without `exp`; the check keeps a malformed one from living forever.
+  if (typeof claims.exp !== "number") throw new AppError("UNAUTHORIZED", { message: "Invalid session token" });
   const session = {
     clerkUserId: claims.sub,
     sessionId: typeof claims.sid === "string" ? claims.sid : undefined,
     email: typeof claims.email === "string" ? claims.email : undefined,
     issuedAt: typeof claims.iat === "number" ? claims.iat * 1000 : undefined,
+    expiresAt: claims.exp * 1000,
   };
-  if (typeof claims.exp === "number") remember(token, session, claims.exp * 1000);
+  remember(token, session, session.expiresAt);
   return session;
 }
 
@@ -70,7 +75,7 @@ export function requireAuth(resolveUser: (c: Parameters<MiddlewareHandler<AppEnv
     if (!token) throw new AppError("UNAUTHORIZED", { message: "Missing bearer token" });
     const session = await verifySessionToken(token, c.var.config);
     const user = await resolveUser(c, session);
-    c.set("auth", { clerkUserId: session.clerkUserId, sessionId: session.sessionId });
+    c.set("auth", { clerkUserId: session.clerkUserId, sessionId: session.sessionId, expiresAt: session.expiresAt });
     c.set("user", user);
     c.set("logger", c.var.logger.child({ userId: user.id }));
     await next();

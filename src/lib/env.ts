@@ -115,6 +115,10 @@ export const configSchema = z.object({
   // WebSocket rooms: time for the first `authenticate` frame, and frames per second per socket.
   WS_AUTH_TIMEOUT_MS: positiveInt(10_000),
   WS_MAX_FRAMES_PER_SECOND: positiveInt(20),
+  // Open sockets one user may hold across every room at once.
+  WS_MAX_SOCKETS_PER_USER: positiveInt(20),
+  // A room with no open socket and no event newer than this deletes its storage.
+  ROOM_RETENTION_HOURS: positiveInt(24),
 
   OPENAI_API_KEY: optionalSecret,
   ANTHROPIC_API_KEY: optionalSecret,
@@ -134,6 +138,8 @@ export const configSchema = z.object({
   RATE_LIMIT_USER: positiveInt(120),
   RATE_LIMIT_IP: positiveInt(60),
   RATE_LIMIT_AI: positiveInt(10),
+  // WebSocket upgrades and socket tickets per window per client IP, counted before anything else.
+  RATE_LIMIT_WS_UPGRADE: positiveInt(60),
   RATE_LIMIT_WINDOW_SECONDS: positiveInt(60),
 
   EXPO_ACCESS_TOKEN: optionalSecret,

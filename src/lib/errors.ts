@@ -35,8 +35,9 @@ export const errorCatalog = {
   WEBHOOK_SIGNATURE_INVALID: { status: 400, message: "The webhook signature is missing, invalid or stale", doc: "A webhook's signature is missing, wrong or older than 5 minutes" },
   UPLOAD_LENGTH_MISMATCH: { status: 400, message: "The body length differs from the size the upload URL was signed for", doc: "An upload whose `Content-Length` differs from the signed size" },
   UNAUTHORIZED: { status: 401, message: "Authentication required", doc: "No or an invalid bearer token" },
-  TOKEN_EXPIRED: { status: 401, message: "The session token has expired", doc: "An expired bearer token: refresh it and retry" },
-  ACCOUNT_DELETED: { status: 401, close: 4401, message: "This account has been deleted", doc: "A valid token of a deleted account: issued before its owner deleted it (sign in again to restore it), or any token once Clerk deleted the user. Socket: the account was deleted while the socket was open" },
+  TOKEN_EXPIRED: { status: 401, close: 4401, message: "The session token has expired", doc: "HTTP: an expired bearer token: refresh it and retry. Socket: the token the socket went live with expired and no fresh `authenticate` came before; reconnect with a fresh token" },
+  ACCOUNT_DELETED: { status: 401, close: 4401, message: "This account has been deleted", doc: "HTTP: a valid token of a deleted account: issued before its owner deleted it (sign in again to restore it), or any token once Clerk deleted the user. Socket: the account was deleted while the socket was open" },
+  WS_TICKET_INVALID: { status: 401, message: "The socket ticket is invalid, expired or already used", doc: "A WebSocket upgrade whose `?ticket=` is unknown, older than 60 s, already used, or for another room: ask `POST …/ws-ticket` for a new one" },
   JOB_SIGNATURE_INVALID: { status: 401, message: "The job delivery's signature is missing, invalid or stale", doc: "A `/jobs/*` delivery without a valid `Upstash-Signature` for its body and URL" },
   UPLOAD_URL_INVALID: { status: 403, message: "The upload URL is invalid or has expired", doc: "An upload URL that is expired, tampered with or incomplete: ask for a new one" },
   NOT_FOUND: { status: 404, message: "Not found", doc: "Unknown route, or a resource that is not the caller's (never 403)" },
@@ -56,6 +57,7 @@ export const errorCatalog = {
   INVALID_IMAGE: { status: 422, message: "The body is not an image of the signed type", doc: "Upload bytes whose signature (magic bytes) is not the signed image type" },
   SCREENSHOTS_EXPIRED: { status: 410, on: ["outcome"], message: "The screenshots of this session were deleted", doc: "The session's screenshots left storage (the user's `screenshotRetention`, or the session was deleted), so OCR cannot run on them again: `retry` answers it, and an OCR run that finds them gone fails the session with it. `GET /sessions/{id}` shows `available: false` on each" },
   UPGRADE_REQUIRED: { status: 426, message: "This endpoint only accepts WebSocket upgrades", doc: "A plain request to a WebSocket route" },
+  TOO_MANY_SOCKETS: { status: 429, close: 4429, message: "Too many open sockets", doc: "The account already holds WS_MAX_SOCKETS_PER_USER (20) open sockets across rooms: HTTP 429 to a header or ticket upgrade, close 4429 after a first-frame `authenticate`; close one first" },
   RATE_LIMITED: { status: 429, message: "Too many requests", doc: "HTTP: with `Retry-After` and `RateLimit-Limit/-Remaining/-Reset`. Socket: more frames per second than allowed; the socket is then closed with TOO_MANY_FRAMES", on: ["frame"] },
   UPLOAD_QUOTA_EXCEEDED: { status: 429, message: "Too many uploads; try again later", doc: "`GET /sessions/upload-url` past UPLOAD_MAX_PENDING uploads not yet in a session (each counts for its first hour) or past UPLOAD_MAX_BYTES_PER_DAY signed in the last 24 hours; `details.exceeded` names the limit(s), `Retry-After` is when enough frees up" },
   AI_BUDGET_EXCEEDED: { status: 429, message: "The daily AI budget is used up", doc: "The user's or the app's AI spend for today is used up, checked before every model call; retry after midnight UTC", on: ["outcome"] },
@@ -68,7 +70,7 @@ export const errorCatalog = {
   // ---- WebSocket close codes (the reason is the code) ---------------------------------------
   AUTH_TIMEOUT: { close: 4401, message: "No authenticate frame came in time", doc: "Send `authenticate` within WS_AUTH_TIMEOUT_MS (10 s) of opening" },
   AUTH_REQUIRED: { close: 4401, message: "The first frame must be authenticate", doc: "A client sent another frame before `authenticate`" },
-  TOKEN_INVALID: { close: 4401, message: "The token is invalid or expired", doc: "Refresh the Clerk token and reconnect" },
+  TOKEN_INVALID: { close: 4401, message: "The token is invalid or expired", doc: "An `authenticate` whose token is invalid or expired, or (on a live socket) belongs to another user: refresh the Clerk token and reconnect" },
   ROOM_NOT_FOUND: { close: 4404, message: "Not found", doc: "The room does not exist, was deleted, or is not yours" },
   ROOM_DELETED: { close: 4404, message: "This conversation was deleted", doc: "The room's session or generation was deleted while the socket was open; its stored events are gone" },
   TOO_MANY_FRAMES: { close: 4429, message: "Too many frames", doc: "The socket kept sending after RATE_LIMITED" },
@@ -77,7 +79,6 @@ export const errorCatalog = {
   // ---- WebSocket `error` frames (the socket stays open) -------------------------------------
   MALFORMED_FRAME: { on: ["frame"], message: "Expected a JSON frame of a known type", doc: "The frame is not JSON or not a known client frame" },
   FRAME_TOO_LARGE: { on: ["frame"], message: "The frame is too large", doc: "Client frames are at most 16 KiB" },
-  ALREADY_AUTHENTICATED: { on: ["frame"], message: "This socket is already authenticated", doc: "A second `authenticate` on a live socket is ignored" },
   REPLAY_INCOMPLETE: { on: ["frame"], message: "Some events are no longer held; refetch", doc: "`resume` asked for events older than the room keeps; GET the session" },
 
   // ---- Outcomes: a failed session's or generation's error_code -------------------------------

@@ -7,9 +7,12 @@ import { createRedis } from "./redis";
 
 /**
  * `user`: authenticated routes, keyed by user. `ip`: unauthenticated routes, keyed by client IP.
- * `ai`: routes that spend AI money, keyed by user, stricter.
+ * `ai`: routes that spend AI money, keyed by user, stricter. `upgrade`: WebSocket upgrades and
+ * socket tickets, keyed by client IP, counted before the request is authenticated.
  */
-export type RateLimitTier = "user" | "ip" | "ai";
+export type RateLimitTier = "user" | "ip" | "ai" | "upgrade";
+
+const keyedByIp: Record<RateLimitTier, boolean> = { user: false, ip: true, ai: false, upgrade: true };
 
 // A Redis that does not answer within this is treated as down (see `failClosed`).
 const REDIS_TIMEOUT_MS = 1_000;
@@ -19,7 +22,7 @@ const REDIS_TIMEOUT_MS = 1_000;
  * better than an outage), but routes that spend AI money refuse (fail closed: an unlimited
  * burst could cost real money).
  */
-const failClosed: Record<RateLimitTier, boolean> = { user: false, ip: false, ai: true };
+const failClosed: Record<RateLimitTier, boolean> = { user: false, ip: false, ai: true, upgrade: false };
 
 const limiters = new WeakMap<AppConfig, Record<RateLimitTier, Ratelimit>>();
 
@@ -39,6 +42,7 @@ function limitersFor(config: AppConfig): Record<RateLimitTier, Ratelimit> {
       user: make("user", config.RATE_LIMIT_USER),
       ip: make("ip", config.RATE_LIMIT_IP),
       ai: make("ai", config.RATE_LIMIT_AI),
+      upgrade: make("upgrade", config.RATE_LIMIT_WS_UPGRADE),
     };
     limiters.set(config, cached);
   }
@@ -58,7 +62,7 @@ export function clientIp(c: Context<AppEnv>): string {
  * when the window is used up. For a route where only some requests spend (see `rateLimit`).
  */
 export async function applyRateLimit(c: Context<AppEnv>, tier: RateLimitTier): Promise<void> {
-  const identifier = tier === "ip" ? `ip:${clientIp(c)}` : `user:${c.var.user.id}`;
+  const identifier = keyedByIp[tier] ? `ip:${clientIp(c)}` : `user:${c.var.user.id}`;
   let outcome: Awaited<ReturnType<Ratelimit["limit"]>>;
   try {
     outcome = await limitersFor(c.var.config)[tier].limit(identifier);

@@ -1,4 +1,5 @@
 import type { Database } from "../lib/db";
+import type { HttpErrorCode } from "../lib/errors";
 import { ROOM_ID_PATTERN, type RoomAddress } from "./protocol";
 
 /**
@@ -11,8 +12,13 @@ export type RoomKind = {
   path: `/${string}/:id/ws`;
   /** What a room of this kind is, for the API document: "a session". */
   title: string;
-  /** Whether the live (not deleted) user with this Clerk id owns room `id`. A missing room is a no. */
-  owns(db: Database, id: string, clerkUserId: string): Promise<boolean>;
+  /** What `POST …/ws-ticket` answers for a room that is not the caller's (the kind's own 404). */
+  notFound: HttpErrorCode;
+  /**
+   * Whether the live (not deleted) user with this Clerk id owns room `id`: their internal user id
+   * if so (the per-user socket registry is keyed by it), else undefined. A missing room is a no.
+   */
+  owns(db: Database, id: string, clerkUserId: string): Promise<string | undefined>;
   /** Ids of every room of this kind a user ever had (deleted records too), in id order after `afterId`: the purge. */
   roomsOf(db: Database, userId: string, page: { afterId?: string; limit: number }): Promise<string[]>;
 };
@@ -30,6 +36,11 @@ export function roomFromPath(kinds: ReadonlyArray<RoomKind>, pathname: string): 
     if (pattern.every((part, i) => part === ":id" || part === path[i]) && ROOM_ID_PATTERN.test(id)) return { kind: kind.name, id };
   }
   return undefined;
+}
+
+/** The kind's routes under /api/v1 without the trailing `/ws`, e.g. `/sessions/:id`. */
+export function roomBasePath(kind: RoomKind): string {
+  return kind.path.slice(0, -"/ws".length);
 }
 
 /** The `wss://` URL of one room, as a 202 hands it to the client. */

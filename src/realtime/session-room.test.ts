@@ -1,21 +1,10 @@
 import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
-import { call, callAs, clerkId, forgedToken, json, mintToken, resetDatabase, testDb } from "../../test/helpers";
-import { isRoomEvent, openSocket, type TestSocket } from "../../test/ws";
-import { sessions, users } from "../db/schema";
+import { call, callAs, clerkId, forgedToken, json, mintToken, resetDatabase } from "../../test/helpers";
+import { isRoomEvent, openSocket, seedSession, type TestSocket } from "../../test/ws";
 import { parseRoomFrames } from "./protocol";
 import { sessionRoom } from "../modules/sessions/room";
 import { roomStub } from "./rooms";
-
-async function seedSession(options: { deleted?: boolean } = {}) {
-  const sub = clerkId();
-  const [user] = await testDb().insert(users).values({ clerkId: sub }).returning();
-  const [session] = await testDb()
-    .insert(sessions)
-    .values({ userId: user!.id, type: "text", status: "ready", deletedAt: options.deleted ? new Date() : null })
-    .returning();
-  return { sub, sessionId: session!.id, token: await mintToken(sub) };
-}
 
 async function authenticated(sessionId: string, token: string, extra: Record<string, unknown> = {}): Promise<TestSocket> {
   const socket = await openSocket(`/api/v1/sessions/${sessionId}/ws`);
@@ -255,6 +244,56 @@ describe("SessionRoom WebSockets", () => {
     await room.publish({ type: "status", data: { status: "ready" } });
     expect(seqs(await socket.events(2))).toEqual([1, 2]);
     expect(socket.frames.filter(isRoomEvent)).toHaveLength(2);
+  });
+
+  it("closes an unauthenticated socket by its next frame once its deadline passed, whatever became of its timer (eviction)", async () => {
+    const { sessionId, token } = await seedSession();
+    const socket = await openSocket(`/api/v1/sessions/${sessionId}/ws`);
+    const opened = Date.now();
+    // The deadline as an evicted room finds it: passed, with no timer left to act on it.
+    await runInDurableObject(roomStub(env, sessionRoom(sessionId)), (_instance, state) => {
+      for (const ws of state.getWebSockets()) ws.serializeAttachment({ ...(ws.deserializeAttachment() as object), authDeadline: Date.now() - 1 });
+    });
+    socket.send({ type: "authenticate", token });
+    expect(await socket.closed()).toMatchObject({ code: 4401, reason: "AUTH_TIMEOUT" });
+    // Closed by the frame, before the timer (WS_AUTH_TIMEOUT_MS is 1000 in tests) was due.
+    expect(Date.now() - opened).toBeLessThan(900);
+    expect(socket.frames.find((frame) => frame.type === "authenticated")).toBeUndefined();
+  });
+
+  it("deletes an idle room's storage once its newest event is older than ROOM_RETENTION_HOURS, and books no further alarm", async () => {
+    const { sessionId, token } = await seedSession();
+    const room = roomStub(env, sessionRoom(sessionId));
+    const socket = await authenticated(sessionId, token);
+    await publish(sessionId, 3);
+    await socket.events(3);
+    socket.close();
+    await socket.closed();
+    await runInDurableObject(room, (_instance, state) => {
+      state.storage.sql.exec("UPDATE events SET ts = ?", Date.now() - 25 * 60 * 60 * 1000);
+    });
+    expect(await runDurableObjectAlarm(room)).toBe(true);
+    const left = await runInDurableObject(room, async (_instance, state) => ({
+      tables: state.storage.sql.exec("SELECT name FROM sqlite_master WHERE type = 'table'").toArray().length,
+      alarm: await state.storage.getAlarm(),
+    }));
+    expect(left).toEqual({ tables: 0, alarm: null });
+    expect(await room.eventsAfter(0)).toEqual([]);
+  });
+
+  it("keeps an old room's events while a socket is open on it, and its alarm", async () => {
+    const { sessionId, token } = await seedSession();
+    const room = roomStub(env, sessionRoom(sessionId));
+    const socket = await authenticated(sessionId, token);
+    await publish(sessionId, 3);
+    await runInDurableObject(room, (_instance, state) => {
+      state.storage.sql.exec("UPDATE events SET ts = ?", Date.now() - 25 * 60 * 60 * 1000);
+    });
+    expect(await runDurableObjectAlarm(room)).toBe(true);
+    expect(parseRoomFrames(await room.eventsAfter(0)).map((event) => event.seq)).toEqual([1, 2, 3]);
+    expect(await runInDurableObject(room, (_instance, state) => state.storage.getAlarm())).not.toBeNull();
+    socket.send({ type: "ping" });
+    await socket.frame("pong");
   });
 
   it("trims events beyond the last 1,000 that are older than 24 h, and says so on a resume that reaches past them", async () => {

@@ -2,8 +2,9 @@ import { DurableObject } from "cloudflare:workers";
 import { verifySessionToken } from "../lib/auth";
 import { type AppConfig, type Bindings, loadConfig } from "../lib/env";
 import { type CloseErrorCode, errorCatalog, errorMessage, type FrameErrorCode } from "../lib/errors";
-import { createLogger } from "../lib/logger";
-import { databaseFor } from "../lib/services";
+import { createLogger, type Logger } from "../lib/logger";
+import { databaseFor, redisFor } from "../lib/services";
+import { ROOM_GRANT_HEADER, type RoomGrant, roomGrantSchema } from "./access";
 import type { DirectFrame } from "./frames";
 import { type RoomKind, roomFromPath } from "./kinds";
 import {
@@ -13,11 +14,13 @@ import {
   type RoomAddress,
   type RoomEvent,
 } from "./protocol";
+import { refreshSocket, releaseSocket, reserveSocket } from "./registry";
 
-/** Events kept for replay: at least the last 1,000, and everything younger than 24 h. */
+/** Events kept for replay while a room is in use: at least the last 1,000, and everything younger than 24 h. */
 const RETAIN_EVENTS = 1_000;
 const RETAIN_MS = 24 * 60 * 60 * 1000;
 const CLEANUP_EVERY_MS = 60 * 60 * 1000;
+const HOUR_MS = 60 * 60 * 1000;
 
 /**
  * Everything the room knows about one socket. It lives in the socket's attachment, which
@@ -25,9 +28,14 @@ const CLEANUP_EVERY_MS = 60 * 60 * 1000;
  */
 type SocketState = {
   room: RoomAddress;
-  /** `pending` until a valid `authenticate` frame; then `live` and receiving room events. */
-  phase: "pending" | "authenticating" | "live";
+  /**
+   * `pending` until a valid `authenticate` frame (or at once `live`, for an upgrade the Worker
+   * verified); `live` sockets receive room events; `closed` once the room closed it or saw it close.
+   */
+  phase: "pending" | "authenticating" | "live" | "closed";
   authDeadline: number;
+  /** Set when live: whose socket it is, when its token expires, its entry in the user's registry. */
+  owner?: RoomGrant;
   /** The room's latest seq when the socket went live: `resume` replays up to it, live covers the rest. */
   liveFromSeq: number;
   windowStart: number;
@@ -79,25 +87,42 @@ export abstract class RoomObject extends DurableObject<Bindings> {
     return this.tablesExist;
   }
 
-  /** Accepts the WebSocket upgrade the Worker forwarded unchanged. */
+  /**
+   * Accepts the WebSocket upgrade the Worker forwarded. With the Worker's grant (it verified a
+   * bearer token or a ticket) the socket is live at once; without, it waits for an `authenticate`
+   * frame and the room writes nothing for it: no table, no alarm. Its deadline is a timer, which
+   * keeps the object awake (no hibernation) until then; if the object is evicted meanwhile (a
+   * deploy, memory pressure), the timer is lost and the socket is closed AUTH_TIMEOUT by its next
+   * frame, or goes when the client does; until then it receives nothing.
+   */
   override async fetch(request: Request): Promise<Response> {
-    const room = roomFromPath(this.kinds, new URL(request.url).pathname);
+    const url = new URL(request.url);
+    const room = roomFromPath(this.kinds, url.pathname);
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket" || !room) {
       return new Response("WebSocket upgrade expected", { status: 426 });
     }
+    const grantHeader = request.headers.get(ROOM_GRANT_HEADER);
+    const grant = grantHeader === null ? undefined : roomGrantSchema.parse(JSON.parse(grantHeader));
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server);
     const now = Date.now();
+    const timeoutMs = this.config().WS_AUTH_TIMEOUT_MS;
     const state: SocketState = {
       room,
       phase: "pending",
-      authDeadline: now + this.config().WS_AUTH_TIMEOUT_MS,
+      authDeadline: now + timeoutMs,
       liveFromSeq: 0,
       windowStart: now,
       framesInWindow: 0,
     };
     server.serializeAttachment(state);
-    await this.scheduleAlarm(state.authDeadline);
+    if (grant) {
+      const afterSeq = url.searchParams.get("afterSeq");
+      this.goLive(server, grant, afterSeq === null ? undefined : Number(afterSeq));
+      await this.scheduleAlarm(grant.expiresAt);
+    } else {
+      setTimeout(() => this.closeIfUnauthenticated(server), timeoutMs);
+    }
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -120,7 +145,11 @@ export abstract class RoomObject extends DurableObject<Bindings> {
       .toArray() as [{ seq: number }];
     const frame = JSON.stringify({ ...event.data, type: event.type, seq, ts });
     sql.exec("UPDATE events SET frame = ? WHERE seq = ?", frame, seq);
-    for (const socket of this.live()) this.trySend(socket, frame);
+    for (const socket of this.live()) {
+      // An alarm may run late: a socket whose token expired gets nothing more.
+      if (this.expired(socket, ts)) this.closeWith(socket, "TOKEN_EXPIRED");
+      else this.trySend(socket, frame);
+    }
     if (!this.cleanupBooked) {
       await this.scheduleAlarm(ts + CLEANUP_EVERY_MS);
       this.cleanupBooked = true;
@@ -155,10 +184,16 @@ export abstract class RoomObject extends DurableObject<Bindings> {
     const sockets = this.ctx.getWebSockets().filter((socket) => socket.readyState === WebSocket.OPEN);
     for (const socket of sockets) this.closeWith(socket, code);
     this.liveSockets = undefined;
-    await this.ctx.storage.deleteAlarm();
-    await this.ctx.storage.deleteAll();
-    this.tablesExist = false;
-    this.cleanupBooked = false;
+    await this.deleteStorage();
+    return { closedSockets: sockets.length };
+  }
+
+  /** Closes the open sockets of one user with `code` (their account was deleted); the room keeps its events. */
+  async closeUserSockets(userId: string, code: CloseErrorCode): Promise<{ closedSockets: number }> {
+    const sockets = this.ctx
+      .getWebSockets()
+      .filter((socket) => socket.readyState === WebSocket.OPEN && (socket.deserializeAttachment() as SocketState | null)?.owner?.userId === userId);
+    for (const socket of sockets) this.closeWith(socket, code);
     return { closedSockets: sockets.length };
   }
 
@@ -166,6 +201,10 @@ export abstract class RoomObject extends DurableObject<Bindings> {
 
   override async webSocketMessage(socket: WebSocket, message: string | ArrayBuffer): Promise<void> {
     const state = socket.deserializeAttachment() as SocketState;
+    if (state.phase === "closed") return;
+    // The deadlines hold even when their timer or alarm was lost or is late (eviction, hibernation).
+    if (state.phase !== "live" && state.authDeadline <= Date.now()) return this.closeWith(socket, "AUTH_TIMEOUT");
+    if (this.expired(socket)) return this.closeWith(socket, "TOKEN_EXPIRED");
     if (!this.withinRate(socket, state)) return;
 
     const size = typeof message === "string" ? new TextEncoder().encode(message).byteLength : message.byteLength;
@@ -184,35 +223,56 @@ export abstract class RoomObject extends DurableObject<Bindings> {
   }
 
   override async webSocketClose(socket: WebSocket, code: number): Promise<void> {
-    this.liveSockets?.delete(socket);
     // 1005/1006 describe a missing close frame and may not be sent back.
     this.closeSocket(socket, code === 1005 || code === 1006 ? 1000 : code, "");
   }
 
   override async webSocketError(socket: WebSocket): Promise<void> {
     this.liveSockets?.delete(socket);
+    this.release(socket);
   }
 
-  /** Closes sockets that never authenticated, trims old events, and books the next alarm. */
+  /**
+   * Closes live sockets whose token expired (and any unauthenticated one found overdue), then
+   * either deletes the room's storage — no open socket, and no event newer than
+   * ROOM_RETENTION_HOURS — or trims old events. Books the next alarm: the earliest token expiry
+   * of the live sockets, or the next cleanup while the room holds anything.
+   */
   override async alarm(): Promise<void> {
     const now = Date.now();
     const deadlines: number[] = [];
+    let open = 0;
     for (const socket of this.ctx.getWebSockets()) {
       const state = socket.deserializeAttachment() as SocketState | null;
       // A closing socket waits for nothing. The runtime lists it until the client answers the
       // close; counting it would book this alarm again at its past deadline, and for a client
       // that never answers, run the alarm without end (and keep the room from hibernating).
-      if (!state || state.phase === "live" || socket.readyState !== WebSocket.OPEN) continue;
+      if (!state || state.phase === "closed" || socket.readyState !== WebSocket.OPEN) continue;
+      if (state.owner) {
+        if (state.owner.expiresAt <= now) {
+          this.closeWith(socket, "TOKEN_EXPIRED");
+        } else {
+          open++;
+          deadlines.push(state.owner.expiresAt);
+        }
+        continue;
+      }
+      // Unauthenticated sockets book no alarm (their timer closes them); one found overdue goes now.
       // The close frame leaves now. The connection itself ends when the room next hibernates
       // (about 10 s later): after a close the server started, workerd hands the native socket
       // back to the JS WebSocket and frees it only with that object, and the pipe behind a socket
       // whose first frame is the client's close reply keeps reading past it. No JS call releases it
       // sooner; a socket that sent any frame first is not affected.
       if (state.authDeadline <= now) this.closeWith(socket, "AUTH_TIMEOUT");
-      else deadlines.push(state.authDeadline);
+      else open++;
     }
-    let hasEvents = false;
     if (this.hasTables()) {
+      const newest = this.sql.exec<{ ts: number | null }>("SELECT MAX(ts) AS ts FROM events").one().ts;
+      if (open === 0 && (newest ?? 0) < now - this.config().ROOM_RETENTION_HOURS * HOUR_MS) {
+        // Idle past its retention: the room forgets everything, and books nothing more.
+        await this.deleteStorage();
+        return;
+      }
       this.sql.exec(
         "DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ? AND ts < ?",
         RETAIN_EVENTS,
@@ -220,10 +280,9 @@ export abstract class RoomObject extends DurableObject<Bindings> {
       );
       // A generation runs for minutes at most: a day-old cancel request has nobody left to stop.
       this.sql.exec("DELETE FROM cancellations WHERE requested_at < ?", now - RETAIN_MS);
-      hasEvents = this.sql.exec("SELECT 1 FROM events LIMIT 1").toArray().length > 0;
+      deadlines.push(now + CLEANUP_EVERY_MS);
     }
-    const next = Math.min(...deadlines, hasEvents ? now + CLEANUP_EVERY_MS : Number.POSITIVE_INFINITY);
-    if (Number.isFinite(next)) await this.ctx.storage.setAlarm(next);
+    if (deadlines.length > 0) await this.ctx.storage.setAlarm(Math.min(...deadlines));
   }
 
   // ---- internals -------------------------------------------------------------------------
@@ -241,34 +300,107 @@ export abstract class RoomObject extends DurableObject<Bindings> {
     return this.liveSockets;
   }
 
-  private async authenticate(socket: WebSocket, state: SocketState, token: string, afterSeq: number | undefined): Promise<void> {
-    if (state.phase !== "pending") {
-      return this.sendError(socket, "ALREADY_AUTHENTICATED");
-    }
-    this.update(socket, { phase: "authenticating" });
-    const config = this.config();
-    let clerkUserId: string;
-    try {
-      clerkUserId = (await verifySessionToken(token, config)).clerkUserId;
-    } catch {
-      return this.closeWith(socket, "TOKEN_INVALID");
-    }
-    let owner: boolean;
-    try {
-      const kind = this.kinds.find((candidate) => candidate.name === state.room.kind);
-      owner = kind !== undefined && (await kind.owns(databaseFor(config), state.room.id, clerkUserId));
-    } catch (error) {
-      createLogger({ level: config.LOG_LEVEL, base: { room: state.room.kind } }).error("room ownership check failed", { error });
-      return this.closeWith(socket, "ROOM_UNAVAILABLE");
-    }
-    if (!owner) return this.closeWith(socket, "ROOM_NOT_FOUND");
+  private logger(room: RoomAddress): Logger {
+    return createLogger({ level: this.config().LOG_LEVEL, base: { room: room.kind } });
+  }
 
-    // No await from here on: the seq read and the switch to live happen before any publish.
+  /** The session behind a valid token; otherwise the socket is closed TOKEN_INVALID. */
+  private async verifyToken(socket: WebSocket, token: string) {
+    try {
+      return await verifySessionToken(token, this.config());
+    } catch {
+      this.closeWith(socket, "TOKEN_INVALID");
+      return undefined;
+    }
+  }
+
+  /** The owner's user id if this Clerk user owns the room; otherwise the socket is closed (4404, or 1011 when the check fails). */
+  private async ownerOf(socket: WebSocket, room: RoomAddress, clerkUserId: string): Promise<string | undefined> {
+    let userId: string | undefined;
+    try {
+      const kind = this.kinds.find((candidate) => candidate.name === room.kind);
+      userId = kind && (await kind.owns(databaseFor(this.config()), room.id, clerkUserId));
+    } catch (error) {
+      this.logger(room).error("room ownership check failed", { error });
+      this.closeWith(socket, "ROOM_UNAVAILABLE");
+      return undefined;
+    }
+    if (!userId) this.closeWith(socket, "ROOM_NOT_FOUND");
+    return userId;
+  }
+
+  private async authenticate(socket: WebSocket, state: SocketState, token: string, afterSeq: number | undefined): Promise<void> {
+    if (state.phase === "live") return this.refresh(socket, state, token, afterSeq);
+    // One verification at a time; the deadline still runs for a client that keeps sending.
+    if (state.phase !== "pending") return;
+    this.update(socket, { phase: "authenticating" });
+    const session = await this.verifyToken(socket, token);
+    const userId = session && (await this.ownerOf(socket, state.room, session.clerkUserId));
+    if (!session || !userId) return;
+    const grant: RoomGrant = { userId, clerkUserId: session.clerkUserId, expiresAt: session.expiresAt, socketId: crypto.randomUUID() };
+    let admitted = true;
+    try {
+      admitted = await reserveSocket(redisFor(this.config()), grant.userId, { room: state.room, socketId: grant.socketId }, grant.expiresAt, this.config().WS_MAX_SOCKETS_PER_USER);
+    } catch (error) {
+      this.logger(state.room).warn("socket registry unavailable; socket not counted", { error });
+    }
+    if (!admitted) return this.closeWith(socket, "TOO_MANY_SOCKETS");
+    if (socket.readyState !== WebSocket.OPEN) {
+      // The client left while it was being checked.
+      await releaseSocket(redisFor(this.config()), grant.userId, { room: state.room, socketId: grant.socketId }).catch(() => undefined);
+      return;
+    }
+    this.goLive(socket, grant, afterSeq);
+    await this.scheduleAlarm(grant.expiresAt);
+  }
+
+  /** Switches a socket to live and tells it so, with an atomic replay after `afterSeq` when asked. */
+  private goLive(socket: WebSocket, owner: RoomGrant, afterSeq: number | undefined): void {
+    // No await here: the seq read and the switch to live happen before any publish.
     const liveFromSeq = this.latestSeq();
-    this.update(socket, { phase: "live", liveFromSeq });
+    this.update(socket, { phase: "live", liveFromSeq, owner });
     this.live().add(socket);
     this.reply(socket, { type: "authenticated", seq: liveFromSeq, ts: Date.now() });
-    if (afterSeq !== undefined) this.replay(socket, { ...state, liveFromSeq }, afterSeq);
+    if (afterSeq !== undefined) this.replay(socket, socket.deserializeAttachment() as SocketState, afterSeq);
+  }
+
+  /**
+   * `authenticate` on a live socket: a valid token of the same user, who still owns the room,
+   * moves the socket's expiry to the new token's and is answered `authenticated` again. Another
+   * user's token closes the socket (TOKEN_INVALID), as does an invalid one.
+   */
+  private async refresh(socket: WebSocket, state: SocketState, token: string, afterSeq: number | undefined): Promise<void> {
+    const current = state.owner!;
+    const session = await this.verifyToken(socket, token);
+    if (!session) return;
+    if (session.clerkUserId !== current.clerkUserId) return this.closeWith(socket, "TOKEN_INVALID");
+    // Checked again: the account may have been deleted (a token minted since still verifies).
+    if (!(await this.ownerOf(socket, state.room, session.clerkUserId))) return;
+    const latest = socket.deserializeAttachment() as SocketState;
+    if (socket.readyState !== WebSocket.OPEN || latest.phase !== "live" || !latest.owner) return;
+    const expiresAt = Math.max(latest.owner.expiresAt, session.expiresAt);
+    this.update(socket, { owner: { ...latest.owner, expiresAt } });
+    this.reply(socket, { type: "authenticated", seq: this.latestSeq(), ts: Date.now() });
+    if (afterSeq !== undefined) this.replay(socket, latest, afterSeq);
+    await refreshSocket(redisFor(this.config()), current.userId, { room: state.room, socketId: current.socketId }, expiresAt).catch((error: unknown) =>
+      this.logger(state.room).warn("socket registry unavailable; expiry not moved", { error }),
+    );
+    // The alarm booked for the old expiry finds this one later and books it then.
+    await this.scheduleAlarm(expiresAt);
+  }
+
+  /** Closes a socket still waiting for `authenticate` at its deadline. */
+  private closeIfUnauthenticated(socket: WebSocket): void {
+    const state = socket.deserializeAttachment() as SocketState | null;
+    if (state && (state.phase === "pending" || state.phase === "authenticating") && socket.readyState === WebSocket.OPEN) {
+      this.closeWith(socket, "AUTH_TIMEOUT");
+    }
+  }
+
+  /** Whether a live socket's token has expired (it must re-authenticate before that). */
+  private expired(socket: WebSocket, now = Date.now()): boolean {
+    const owner = (socket.deserializeAttachment() as SocketState | null)?.owner;
+    return owner !== undefined && owner.expiresAt <= now;
   }
 
   /** Replays stored events in (afterSeq, liveFromSeq]; later ones reached this socket live. */
@@ -344,11 +476,38 @@ export abstract class RoomObject extends DurableObject<Bindings> {
 
   private closeSocket(socket: WebSocket, code: number, reason: string): void {
     this.liveSockets?.delete(socket);
+    this.release(socket);
     try {
       socket.close(code, reason);
     } catch {
       // Already closed.
     }
+  }
+
+  /** Marks the socket closed and takes it out of its user's registry (once). */
+  private release(socket: WebSocket): void {
+    const state = socket.deserializeAttachment() as SocketState | null;
+    if (!state || state.phase === "closed") return;
+    try {
+      socket.serializeAttachment({ ...state, phase: "closed" });
+    } catch {
+      // The socket is gone; its state with it.
+    }
+    const owner = state.owner;
+    if (!owner) return;
+    this.ctx.waitUntil(
+      releaseSocket(redisFor(this.config()), owner.userId, { room: state.room, socketId: owner.socketId }).catch((error: unknown) =>
+        // Its entry expires with the token anyway.
+        this.logger(state.room).warn("socket registry unavailable; entry left to expire", { error }),
+      ),
+    );
+  }
+
+  private async deleteStorage(): Promise<void> {
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+    this.tablesExist = false;
+    this.cleanupBooked = false;
   }
 
   private async scheduleAlarm(at: number): Promise<void> {

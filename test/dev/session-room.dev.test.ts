@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { seedSession } from "../../local/api-client.ts";
 import { openDevSocket, useDevStack } from "./stack.ts";
 
-// The room books its alarm at the socket's deadline whatever the value, so a short one shows
+// The room sets its timer at the socket's deadline whatever the value, so a short one shows
 // the same as the 10 s default and keeps the file short.
 const AUTH_TIMEOUT_MS = 3_000;
 

@@ -15,11 +15,12 @@ describe("the opener room kind", () => {
     await db.insert(users).values({ clerkId: stranger });
     await db.insert(openerGenerations).values({ id: "gen000000000000000000001", userId: user!.id, profile: { bio: "climber" }, count: 3 });
 
-    expect(await openerRoomKind.owns(db, "gen000000000000000000001", owner)).toBe(true);
-    expect(await openerRoomKind.owns(db, "gen000000000000000000001", stranger)).toBe(false);
-    expect(await openerRoomKind.owns(db, "gen000000000000000000001", clerkId())).toBe(false);
-    expect(await openerRoomKind.owns(db, "gen000000000000000000002", owner)).toBe(false);
+    // Yes is the owner's user id (the socket registry's key), no is undefined.
+    expect(await openerRoomKind.owns(db, "gen000000000000000000001", owner)).toBe(user!.id);
+    expect(await openerRoomKind.owns(db, "gen000000000000000000001", stranger)).toBeUndefined();
+    expect(await openerRoomKind.owns(db, "gen000000000000000000001", clerkId())).toBeUndefined();
+    expect(await openerRoomKind.owns(db, "gen000000000000000000002", owner)).toBeUndefined();
     await db.update(users).set({ deletedAt: new Date(), deletedBy: "clerk" }).where(eq(users.id, user!.id));
-    expect(await openerRoomKind.owns(db, "gen000000000000000000001", owner)).toBe(false);
+    expect(await openerRoomKind.owns(db, "gen000000000000000000001", owner)).toBeUndefined();
   });
 });

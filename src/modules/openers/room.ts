@@ -1,4 +1,4 @@
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import { openerGenerations } from "../../db/schema";
 import { idsOwnedBy } from "../../lib/db";
 import type { RoomKind } from "../../realtime/kinds";
@@ -13,13 +13,14 @@ export const openerRoomKind: RoomKind = {
   name: "opener",
   path: "/magic-openers/generations/:id/ws",
   title: "a magic-opener generation",
+  notFound: "NOT_FOUND",
   async owns(db, id, clerkUserId) {
     const [row] = await db
-      .select({ one: sql<number>`1` })
+      .select({ userId: openerGenerations.userId })
       .from(openerGenerations)
       .where(and(eq(openerGenerations.id, id), eq(openerGenerations.userId, liveUserIdByClerkId(clerkUserId))))
       .limit(1);
-    return row !== undefined;
+    return row?.userId;
   },
   roomsOf: (db, userId, page) => idsOwnedBy(db, { id: openerGenerations.id, owner: openerGenerations.userId }, userId, page),
 };

@@ -36,12 +36,12 @@ describe("the live session of a user", () => {
     // A deleted owner has no live session, whatever the session's own state.
     await db.update(users).set({ deletedAt: new Date(), deletedBy: "user" }).where(eq(users.id, mine.userId));
     expect(await findLiveSession(db, { sessionId: mine.sessionId, userId: liveUserIdByClerkId(mine.clerk) })).toBeUndefined();
-    expect(await sessionRoomKind.owns(db, mine.sessionId, mine.clerk)).toBe(false);
-    expect(await sessionRoomKind.owns(db, theirs.sessionId, theirs.clerk)).toBe(true);
+    expect(await sessionRoomKind.owns(db, mine.sessionId, mine.clerk)).toBeUndefined();
+    expect(await sessionRoomKind.owns(db, theirs.sessionId, theirs.clerk)).toBe(theirs.userId);
 
     await db.update(sessions).set({ deletedAt: new Date() }).where(eq(sessions.id, theirs.sessionId));
     await expect(requireLiveSession(db, { sessionId: theirs.sessionId, userId: theirs.userId })).rejects.toMatchObject({ code: "SESSION_NOT_FOUND" });
-    expect(await sessionRoomKind.owns(db, theirs.sessionId, theirs.clerk)).toBe(false);
+    expect(await sessionRoomKind.owns(db, theirs.sessionId, theirs.clerk)).toBeUndefined();
   });
 
   it("counts its messages (0 for an empty conversation), and is a 404 for anyone else or once deleted", async () => {

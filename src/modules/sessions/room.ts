@@ -10,8 +10,9 @@ export const sessionRoomKind: RoomKind = {
   name: "session",
   path: "/sessions/:id/ws",
   title: "a session",
+  notFound: "SESSION_NOT_FOUND",
   async owns(db, id, clerkUserId) {
-    return (await findLiveSession(db, { sessionId: id, userId: liveUserIdByClerkId(clerkUserId) })) !== undefined;
+    return (await findLiveSession(db, { sessionId: id, userId: liveUserIdByClerkId(clerkUserId) }))?.userId;
   },
   roomsOf: (db, userId, page) => idsOwnedBy(db, { id: sessions.id, owner: sessions.userId }, userId, page),
 };

@@ -20,7 +20,7 @@ describe("identity cache", () => {
 
   it("maps a Clerk id to the user for 30 s per isolate; then, or once told to forget, a deleted user is refused, not restored", async () => {
     const now = Date.now();
-    const session = { clerkUserId: clerkId(), sessionId: undefined, email: undefined, issuedAt: now - 60_000 };
+    const session = { clerkUserId: clerkId(), sessionId: undefined, email: undefined, issuedAt: now - 60_000, expiresAt: now + 60_000 };
     const db = testDb();
     const first = await resolveIdentity(db, session, now);
     const deleted = () => db.select({ deletedAt: users.deletedAt }).from(users).where(eq(users.id, first.id)).then(([row]) => row?.deletedAt);
@@ -45,7 +45,7 @@ describe("identity cache", () => {
 
   it("does not cache a user read while a deletion was being handled", async () => {
     const now = Date.now();
-    const session = { clerkUserId: clerkId(), sessionId: undefined, email: undefined, issuedAt: now - 60_000 };
+    const session = { clerkUserId: clerkId(), sessionId: undefined, email: undefined, issuedAt: now - 60_000, expiresAt: now + 60_000 };
     const db = testDb();
     const first = await resolveIdentity(db, session, now);
     forgetIdentity(session.clerkUserId);
