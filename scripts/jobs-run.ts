@@ -5,7 +5,7 @@
 // `npm run dev` (LOCAL_WORKER_PORT, LOCAL_QSTASH_PORT).
 import { LOCAL_QSTASH_CREDENTIALS } from "../local/dev-vars.ts";
 import { features, jobsOf } from "../src/features";
-import { configSchema } from "../src/lib/env";
+import { configFields } from "../src/lib/env";
 import { createJobPublisher } from "../src/lib/jobs";
 
 const [name, json = "{}"] = process.argv.slice(2);
@@ -31,7 +31,7 @@ if (!parsed.success) {
 
 const fromEnv = Object.fromEntries(Object.entries(process.env).filter(([, value]) => value !== ""));
 const local = fromEnv.QSTASH_TOKEN === undefined;
-const config = configSchema.pick({ PUBLIC_BASE_URL: true, QSTASH_URL: true, QSTASH_TOKEN: true, JOB_RETRIES: true }).parse(
+const config = configFields.pick({ PUBLIC_BASE_URL: true, QSTASH_URL: true, QSTASH_TOKEN: true, JOB_RETRIES: true }).parse(
   local
     ? {
         ...fromEnv,

@@ -76,8 +76,11 @@ function refuseUnsafeProductionSecrets(config: { ENVIRONMENT: string } & Partial
   }
 }
 
-/** One schema for every variable the Worker reads. `.dev.vars.example` documents each. */
-export const configSchema = z.object({
+/**
+ * Every variable the Worker reads, field by field (scripts pick the few they need from it);
+ * `configSchema` adds the checks across fields. `.dev.vars.example` documents each.
+ */
+export const configFields = z.object({
   ENVIRONMENT: z.enum(["development", "test", "staging", "production"]).default("development"),
   APP_VERSION: z.string().min(1).default("dev"),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
@@ -146,7 +149,10 @@ export const configSchema = z.object({
   // Expo's push API; locally the Expo stand-in (local/expo/server.ts).
   EXPO_PUSH_URL: z.url().default("https://exp.host/--/api/v2/push"),
   ACCOUNT_PURGE_AFTER_DAYS: positiveInt(30),
-}).superRefine(refuseUnsafeProductionSecrets);
+});
+
+/** One schema for every variable the Worker reads, with production's refusals. */
+export const configSchema = configFields.superRefine(refuseUnsafeProductionSecrets);
 
 export type AppConfig = z.infer<typeof configSchema>;
 export type ConfigKey = keyof z.input<typeof configSchema>;
