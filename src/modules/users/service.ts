@@ -223,7 +223,8 @@ export function clerkDeletionStatement(db: Database, clerkId: string) {
       target: users.clerkId,
       // A purge already under way stays one: its data is partly gone.
       set: { deletedAt: sql`coalesce(${users.deletedAt}, now())`, deletedBy: sql`case when ${users.deletedBy} = 'purging' then 'purging'::account_deleted_by else 'clerk'::account_deleted_by end` },
-    });
+    })
+    .returning({ id: users.id });
 }
 
 /** Upserts by token: a device that changes hands (another user signs in on it) moves to the new owner. */

@@ -6,6 +6,7 @@ import { ok } from "../../lib/envelope";
 import { AppError } from "../../lib/errors";
 import { createRouter, errorResponses, jsonResponse } from "../../lib/openapi";
 import { webhookAckSchema } from "./schemas";
+import { closeSocketsOfUser } from "../../realtime/rooms";
 import { applyClerkEvent } from "./service";
 
 const clerkWebhookRoute = createRoute({
@@ -50,7 +51,9 @@ export function createWebhookRoutes(guards: MiddlewareHandler<AppEnv>[]) {
       type: event.type,
       svixId,
     });
-    return ok(c, { received: true as const, ...outcome });
+    // Like DELETE /users/me: the account's open sockets close at once (4401 ACCOUNT_DELETED).
+    if (outcome.deletedUserId) await closeSocketsOfUser(c.env, c.var.config, outcome.deletedUserId, "ACCOUNT_DELETED", c.var.logger);
+    return ok(c, { received: true as const, duplicate: outcome.duplicate, handled: outcome.handled });
   });
 
   return router;

@@ -4,7 +4,12 @@ import type { Database } from "../../lib/db";
 import { clerkDeletionStatement, forgetIdentity, upsertClerkProfileStatement } from "../users/service";
 import { clerkDeletedDataSchema, clerkUserDataSchema } from "./schemas";
 
-export type WebhookOutcome = { duplicate: boolean; handled: boolean };
+export type WebhookOutcome = {
+  duplicate: boolean;
+  handled: boolean;
+  /** The internal id of the account a `user.deleted` just deleted (its sockets are closed next). */
+  deletedUserId?: string;
+};
 
 function primaryEmail(data: z.infer<typeof clerkUserDataSchema>): string | null {
   const primary = data.email_addresses.find((address) => address.id === data.primary_email_address_id);
@@ -45,9 +50,9 @@ export async function applyClerkEvent(
         return { duplicate: false, handled: false };
       }
       // Clerk's deletion is final, and a user never seen gets a deleted row (see the statement).
-      await db.batch([record, clerkDeletionStatement(db, data.id)]);
+      const [, [deleted]] = await db.batch([record, clerkDeletionStatement(db, data.id)]);
       forgetIdentity(data.id);
-      return { duplicate: false, handled: true };
+      return { duplicate: false, handled: true, deletedUserId: deleted?.id };
     }
     // Recorded anyway, so a replay of an ignored event is recognised too.
     await record;

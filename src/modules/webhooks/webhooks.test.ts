@@ -3,6 +3,7 @@ import { eq } from "drizzle-orm";
 import { Webhook } from "standardwebhooks";
 import { beforeEach, describe, expect, it } from "vitest";
 import { call, callAs, clerkId, json, mintToken, resetDatabase, testDb } from "../../../test/helpers";
+import { openSocket } from "../../../test/ws";
 import { users, webhookEvents } from "../../db/schema";
 
 function clerkUser(id: string, overrides: Record<string, unknown> = {}) {
@@ -61,6 +62,22 @@ describe("POST /api/webhooks/clerk", () => {
     await post(signed({ type: "user.deleted", data: { id, deleted: true, object: "user" } }).init);
     [row] = await testDb().select().from(users).where(eq(users.clerkId, id));
     expect(row).toMatchObject({ deletedAt: expect.any(Date), deletedBy: "clerk" });
+  });
+
+  it("closes the deleted account's open sockets at once (4401 ACCOUNT_DELETED)", async () => {
+    const sub = clerkId();
+    const token = await mintToken(sub);
+    const created = await json<{ id: string }>(
+      await callAs(token, "/api/v1/sessions", { method: "POST", json: { type: "text", messages: [{ sender: "match", text: "Hi there" }] } }),
+    );
+    if (!created.success) throw new Error("no session");
+    const socket = await openSocket(`/api/v1/sessions/${created.data.id}/ws`);
+    socket.send({ type: "authenticate", token });
+    await socket.frame("authenticated");
+
+    const response = await post(signed({ type: "user.deleted", data: { id: sub, deleted: true, object: "user" } }).init);
+    expect(await json(response)).toEqual({ success: true, data: { received: true, duplicate: false, handled: true } });
+    expect(await socket.closed()).toMatchObject({ code: 4401, reason: "ACCOUNT_DELETED" });
   });
 
   it("makes a Clerk deletion final: no token brings the account back, not even one issued after it", async () => {
