@@ -202,7 +202,7 @@ describe("the account purge", () => {
     expect(await leftOf(account)).toEqual(nothing);
 
     const again = await purgeAccount(purgeDeps(), account.userId, { step: "objects" });
-    expect(again).toEqual({ state: "done", found: false, counts: { rooms: 0, objects: 0, keys: 0, rows: 0 } });
+    expect(again).toEqual({ state: "done", found: false, counts: { rooms: 0, objects: 0, redisEntries: 0, rows: 0 } });
     expect(await json(await deliverJob("purge-account", { userId: account.userId, run: "2026-01-01", state: { step: "rows" } }))).toMatchObject({
       data: { skipped: "nothing to purge" },
     });

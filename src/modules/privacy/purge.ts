@@ -40,7 +40,7 @@ export type PurgeDeps = {
   forget(room: RoomAddress): Promise<unknown>;
 };
 
-export type PurgeCounts = { rooms: number; objects: number; keys: number; rows: number };
+export type PurgeCounts = { rooms: number; objects: number; redisEntries: number; rows: number };
 
 const firstState = (rooms: ReadonlyArray<RoomKind>): PurgeState => (rooms[0] ? { step: "rooms", kind: rooms[0].name } : { step: "objects" });
 
@@ -70,7 +70,7 @@ export async function purgePage(deps: PurgeDeps, userId: string, state: PurgeSta
     case "keys": {
       // Every per-user Redis key holds the user's id (caches, budgets, rate limits, sockets).
       const { cursor, deleted } = await deleteMatchingKeys(deps.redis, `*${userId}*`, { cursor: state.cursor });
-      counts.keys += deleted;
+      counts.redisEntries += deleted;
       return cursor === "0" ? { step: "rows" } : { step: "keys", cursor };
     }
     case "rows": {
@@ -92,7 +92,7 @@ export async function purgePage(deps: PurgeDeps, userId: string, state: PurgeSta
  * left alone.
  */
 export async function purgeAccount(deps: PurgeDeps, userId: string, from: PurgeState | undefined, pages = PAGES_PER_DELIVERY) {
-  const counts: PurgeCounts = { rooms: 0, objects: 0, keys: 0, rows: 0 };
+  const counts: PurgeCounts = { rooms: 0, objects: 0, redisEntries: 0, rows: 0 };
   if (!(await isBeingPurged(deps.db, userId))) return { state: "done" as const, counts, found: false };
   let state: PurgeState | "done" = from ?? firstState(deps.rooms);
   for (let page = 0; page < pages && state !== "done"; page++) state = await purgePage(deps, userId, state, counts);
