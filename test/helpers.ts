@@ -123,12 +123,17 @@ export async function clearBucket(): Promise<void> {
   if (keys.length > 0) await env.IMAGES.delete(keys);
 }
 
-/** A PNG uploaded the way the app does it (signed URL, then PUT): its key, not yet in any session. */
-export async function uploadImage(token: string): Promise<string> {
+/**
+ * A PNG uploaded the way the app does it (signed URL, then PUT): its key, not yet in any session.
+ * `seed` makes its bytes (and so its SHA-256) differ from another upload's.
+ */
+export async function uploadImage(token: string, seed?: number): Promise<string> {
   const grant = await json<{ uploadUrl: string; key: string }>(await callAs(token, "/api/v1/sessions/upload-url?contentType=image/png&size=1024"));
-  if (!grant.success) throw new Error("no upload url");
+  if (!grant.success) throw new Error(`no upload url: ${JSON.stringify(grant)}`);
+  const bytes = pngBytes(1024);
+  if (seed !== undefined) bytes[100] = seed;
   const url = new URL(grant.data.uploadUrl);
-  const response = await call(`${url.pathname}${url.search}`, { method: "PUT", headers: { "Content-Type": "image/png" }, body: pngBytes(1024) });
+  const response = await call(`${url.pathname}${url.search}`, { method: "PUT", headers: { "Content-Type": "image/png" }, body: bytes });
   if (response.status !== 201) throw new Error(`upload failed: ${response.status}`);
   return grant.data.key;
 }

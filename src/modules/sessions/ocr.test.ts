@@ -1,8 +1,7 @@
 import { env } from "cloudflare:test";
 import { asc, eq, sql } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
-import { pngBytes } from "../../../test/images";
-import { call, callAs, clearBucket, json, resetDatabase, signedInUser, testConfig, testDb } from "../../../test/helpers";
+import { callAs, clearBucket, json, resetDatabase, signedInUser, testConfig, testDb, uploadImage } from "../../../test/helpers";
 import { deliverJob, eventually, qstashMessages, redeliver, resetQStash, useJobPump } from "../../../test/jobs";
 import { injectFault, resetUpstream, upstreamRequests } from "../../../test/upstream";
 import { openSocket } from "../../../test/ws";
@@ -32,17 +31,6 @@ const second = screen([
   ["user", "Freezing, but worth it"],
   ["match", "Ok you have to tell me over coffee"],
 ]);
-
-async function upload(token: string, seed: number): Promise<string> {
-  const grant = await json<{ uploadUrl: string; key: string }>(await callAs(token, "/api/v1/sessions/upload-url?contentType=image/png&size=1024"));
-  if (!grant.success) throw new Error("no upload url");
-  const bytes = pngBytes(1024);
-  bytes[100] = seed;
-  const url = new URL(grant.data.uploadUrl);
-  const response = await call(`${url.pathname}${url.search}`, { method: "PUT", headers: { "Content-Type": "image/png" }, body: bytes });
-  if (response.status !== 201) throw new Error(`upload failed: ${response.status}`);
-  return grant.data.key;
-}
 
 /** OCR calls carry the OCR prompt; faults matching it leave the other calls alone. */
 const OCR_CALL = "Transcribe the chat";
@@ -90,7 +78,7 @@ describe("OCR job", () => {
 
   it("runs end to end: upload → OCR → review → confirm → generate → tokens on the socket → rows", async () => {
     const { token } = await signedInUser();
-    const keys = [await upload(token, 1), await upload(token, 2)];
+    const keys = [await uploadImage(token, 1), await uploadImage(token, 2)];
     await injectFault({ output: JSON.stringify(first) }, { match: OCR_CALL });
     await injectFault({ output: JSON.stringify(second) }, { match: OCR_CALL });
     const sessionId = await screenshotSession(token, keys);
@@ -132,9 +120,9 @@ describe("OCR job", () => {
   it("reads a screenshot seen before from the cache, by its hash", async () => {
     const { token } = await signedInUser();
     await injectFault({ output: JSON.stringify(first) }, { match: OCR_CALL });
-    const one = await screenshotSession(token, [await upload(token, 7)]);
+    const one = await screenshotSession(token, [await uploadImage(token, 7)]);
     await eventually(async () => (await testDb().select().from(sessions).where(eq(sessions.id, one)))[0]?.status === "ocr_review", "the first OCR");
-    const two = await screenshotSession(token, [await upload(token, 7)]);
+    const two = await screenshotSession(token, [await uploadImage(token, 7)]);
     await eventually(async () => (await testDb().select().from(sessions).where(eq(sessions.id, two)))[0]?.status === "ocr_review", "the second OCR");
     expect(await ocrRequests()).toHaveLength(1);
     const texts = async (id: string) => (await testDb().select().from(messages).where(eq(messages.sessionId, id)).orderBy(asc(messages.position))).map((m) => m.text);
@@ -144,7 +132,7 @@ describe("OCR job", () => {
   it("fails with NOT_A_CONVERSATION when the screenshots show no chat", async () => {
     const { token } = await signedInUser();
     await injectFault({ output: JSON.stringify(screen([], { matchName: null, platform: "other" })) }, { match: OCR_CALL });
-    const sessionId = await screenshotSession(token, [await upload(token, 3)]);
+    const sessionId = await screenshotSession(token, [await uploadImage(token, 3)]);
     const socket = await openSocket(`/api/v1/sessions/${sessionId}/ws`);
     socket.send({ type: "authenticate", token, afterSeq: 0 });
     const failed = await eventually(async () => socket.frames.find((f) => f.type === "status" && f.status === "failed"), "the failed status");
@@ -158,7 +146,7 @@ describe("OCR job", () => {
     const { token } = await signedInUser();
     const from = pump.answered.length;
     await injectFault({ status: 500 }, { match: OCR_CALL, times: 40 });
-    const sessionId = await screenshotSession(token, [await upload(token, 4)]);
+    const sessionId = await screenshotSession(token, [await uploadImage(token, 4)]);
     const socket = await openSocket(`/api/v1/sessions/${sessionId}/ws`);
     socket.send({ type: "authenticate", token, afterSeq: 0 });
     const failed = await eventually(async () => socket.frames.find((f) => f.type === "status" && f.status === "failed"), "the failed status", 20_000);
@@ -181,7 +169,7 @@ describe("OCR job", () => {
   it("asks the budget before each screenshot: spent while reading the first, the session fails AI_BUDGET_EXCEEDED", async () => {
     const { token, userId } = await signedInUser();
     const from = pump.answered.length;
-    const keys = [await upload(token, 8), await upload(token, 9)];
+    const keys = [await uploadImage(token, 8), await uploadImage(token, 9)];
     await injectFault({ output: JSON.stringify(first), firstTokenDelayMs: 400 }, { match: OCR_CALL });
     const earlier = new Set((await qstashMessages()).map((m) => m.messageId));
     const sessionId = await screenshotSession(token, keys);
@@ -210,7 +198,7 @@ describe("OCR job", () => {
   it("does nothing twice when QStash delivers the OCR job again", async () => {
     const { token } = await signedInUser();
     await injectFault({ output: JSON.stringify(first) }, { match: OCR_CALL });
-    const sessionId = await screenshotSession(token, [await upload(token, 5)]);
+    const sessionId = await screenshotSession(token, [await uploadImage(token, 5)]);
     const [message] = (await qstashMessages()).filter((m) => m.url.endsWith("/jobs/ocr"));
     // The job answers after its last broadcast: only then is the room's log complete.
     await eventually(async () => pump.answered.find((answer) => answer.messageId === message!.messageId), "the first delivery's answer");
@@ -242,7 +230,7 @@ describe("OCR runs hold a lease", () => {
   /** A screenshot session whose OCR run died, its lease lapsed `lapsedSecondsAgo` seconds ago (negative: still live). */
   async function orphanedOcr(lapsedSecondsAgo: number) {
     const { token } = await signedInUser();
-    const sessionId = await screenshotSession(token, [await upload(token, 9)]);
+    const sessionId = await screenshotSession(token, [await uploadImage(token, 9)]);
     await testDb()
       .update(sessions)
       .set({

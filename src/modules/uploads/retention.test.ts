@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { eq, inArray } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
-import { call, callAs, clearBucket, json, resetDatabase, signedInUser, testConfig, testDb } from "../../../test/helpers";
+import { callAs, clearBucket, json, resetDatabase, signedInUser, testConfig, testDb, uploadImage } from "../../../test/helpers";
 import { pngBytes } from "../../../test/images";
 import { deliverJob, eventually, qstashMessages, resetQStash, useJobPump } from "../../../test/jobs";
 import { injectFault, resetUpstream, upstreamRequests } from "../../../test/upstream";
@@ -27,17 +27,6 @@ async function userKeeping(retention?: "after_ocr" | "24h" | "7d" | "30d") {
 }
 
 /** Uploads a PNG the way the app does: its key, and its bytes (distinct per seed). */
-async function upload(token: string, seed = 1): Promise<string> {
-  const grant = await json<{ uploadUrl: string; key: string }>(await callAs(token, "/api/v1/sessions/upload-url?contentType=image/png&size=1024"));
-  if (!grant.success) throw new Error(`no upload url: ${JSON.stringify(grant)}`);
-  const bytes = pngBytes(1024);
-  bytes[100] = seed;
-  const url = new URL(grant.data.uploadUrl);
-  const response = await call(`${url.pathname}${url.search}`, { method: "PUT", headers: { "Content-Type": "image/png" }, body: bytes });
-  if (response.status !== 201) throw new Error(`upload failed: ${response.status}`);
-  return grant.data.key;
-}
-
 /** A session of `userId` holding these uploads and two messages, in `status` (as OCR would leave it). */
 async function sessionOf(userId: string, keys: string[], status: SessionStatus = "ready") {
   const db = testDb();
@@ -78,10 +67,10 @@ describe("screenshot retention", () => {
     const week = await userKeeping("7d");
     const month = await userKeeping("30d");
     const keys = {
-      byDefault: await upload(byDefault.token),
-      day: await upload(day.token),
-      week: await upload(week.token),
-      month: await upload(month.token),
+      byDefault: await uploadImage(byDefault.token),
+      day: await uploadImage(day.token),
+      week: await uploadImage(week.token),
+      month: await uploadImage(month.token),
     };
     const sessionIds = {
       byDefault: await sessionOf(byDefault.userId, [keys.byDefault]),
@@ -116,8 +105,8 @@ describe("screenshot retention", () => {
   it("deletes an after_ocr user's screenshots when the OCR is confirmed, and only theirs", async () => {
     const strict = await userKeeping("after_ocr");
     const relaxed = await userKeeping("7d");
-    const strictKey = await upload(strict.token, 1);
-    const relaxedKey = await upload(relaxed.token, 2);
+    const strictKey = await uploadImage(strict.token, 1);
+    const relaxedKey = await uploadImage(relaxed.token, 2);
     const strictSession = await sessionOf(strict.userId, [strictKey], "ocr_review");
     const relaxedSession = await sessionOf(relaxed.userId, [relaxedKey], "ocr_review");
     // Until the confirm, the screenshot stays (the user may still look at it).
@@ -138,8 +127,8 @@ describe("screenshot retention", () => {
 
   it("catches an after_ocr screenshot the confirm left behind, and one whose OCR is never confirmed after 24 h", async () => {
     const strict = await userKeeping("after_ocr");
-    const leftBehind = await upload(strict.token, 1);
-    const neverConfirmed = await upload(strict.token, 2);
+    const leftBehind = await uploadImage(strict.token, 1);
+    const neverConfirmed = await uploadImage(strict.token, 2);
     // Confirmed, but its screenshot is still there (the delete at confirm failed).
     await sessionOf(strict.userId, [leftBehind], "ready");
     await sessionOf(strict.userId, [neverConfirmed], "ocr_review");
@@ -153,7 +142,7 @@ describe("screenshot retention", () => {
   it("removes a deleted session's screenshots DELETED_SESSION_RETENTION_HOURS after the delete, whatever the retention", async () => {
     expect(testConfig().DELETED_SESSION_RETENTION_HOURS).toBe(24);
     const user = await userKeeping("30d");
-    const key = await upload(user.token);
+    const key = await uploadImage(user.token);
     const sessionId = await sessionOf(user.userId, [key]);
     expect((await callAs(user.token, `/api/v1/sessions/${sessionId}`, { method: "DELETE" })).status).toBe(200);
     await sweep(later(23 * HOUR));
@@ -165,10 +154,10 @@ describe("screenshot retention", () => {
 
   it("removes an upload no session took (object and row) after 1 h, an unused URL's row too, and a redelivery does nothing more", async () => {
     const user = await userKeeping("30d");
-    const orphan = await upload(user.token);
+    const orphan = await uploadImage(user.token);
     const unused = await json<{ key: string }>(await callAs(user.token, "/api/v1/sessions/upload-url?contentType=image/png&size=1024"));
     if (!unused.success) throw new Error("no url");
-    const kept = await upload(user.token, 2);
+    const kept = await uploadImage(user.token, 2);
     await sessionOf(user.userId, [kept]);
 
     await sweep(later(HOUR - 60_000));
@@ -190,8 +179,8 @@ describe("screenshot retention", () => {
 
   it("refuses to OCR a session whose screenshots are gone: retry answers 410, a queued run fails the session with SCREENSHOTS_EXPIRED", async () => {
     const user = await userKeeping("24h");
-    const failedKey = await upload(user.token, 1);
-    const queuedKey = await upload(user.token, 2);
+    const failedKey = await uploadImage(user.token, 1);
+    const queuedKey = await uploadImage(user.token, 2);
     const failed = await sessionOf(user.userId, [failedKey], "failed");
     await testDb().update(sessions).set({ failedFrom: "ocr_processing", errorCode: "OCR_FAILED" }).where(eq(sessions.id, failed));
     const queued = await sessionOf(user.userId, [queuedKey], "ocr_queued");
@@ -260,7 +249,7 @@ describe("the OCR cache", () => {
     const alice = await userKeeping("24h");
     const bob = await userKeeping("7d");
     await injectFault({ output: JSON.stringify(screen) }, { match: OCR_CALL, times: 2 });
-    const aliceKey = await upload(alice.token, 5);
+    const aliceKey = await uploadImage(alice.token, 5);
     await ocrSession(alice.token, aliceKey);
     const sha256 = (await rowOf(aliceKey))!.sha256!;
     expect(await redis.exists(ocrCacheKey(alice.userId, sha256))).toBe(1);
@@ -269,7 +258,7 @@ describe("the OCR cache", () => {
     expect(ttl).toBeLessThanOrEqual(24 * 3600);
 
     // The same bytes from someone else: their own model call, not Alice's cached answer.
-    const bobKey = await upload(bob.token, 5);
+    const bobKey = await uploadImage(bob.token, 5);
     expect((await rowOf(bobKey))!.sha256).toBe(sha256);
     await ocrSession(bob.token, bobKey);
     const ocrCalls = (await upstreamRequests()).filter((request) => JSON.stringify(request.body).includes(OCR_CALL));
