@@ -74,6 +74,23 @@ export const jobRunStatusEnum = pgEnum("job_run_status", ["running", "succeeded"
  */
 export const accountDeletedByEnum = pgEnum("account_deleted_by", ["user", "clerk", "purging"]);
 
+/** The chat analysis stored on a session (see src/modules/suggestions/analysis.ts). */
+export type SessionAnalysis = {
+  interest: number;
+  interestReason: string;
+  matchTone: string;
+  energy: "low" | "medium" | "high";
+  signals: { green: string[]; red: string[] };
+  nextMove: string;
+  language: string;
+  investment: {
+    user: { messages: number; averageLength: number; questions: number };
+    match: { messages: number; averageLength: number; questions: number };
+    balance: number;
+  };
+  generationId: string;
+};
+
 export const users = pgTable(
   "users",
   {
@@ -152,6 +169,13 @@ export const sessions = pgTable(
     platform: chatPlatformEnum("platform"),
     phase: smallint("phase"),
     phaseConfidence: real("phase_confidence"),
+    // The chat analysis of the last generation (SPEC §12), made in the phase step's call; null
+    // until one ran, and for a conversation too short to read. `interest` and `language` are
+    // its columns for lists and insights.
+    analysis: jsonb("analysis").$type<SessionAnalysis>(),
+    interest: smallint("interest"),
+    language: text("language"),
+    analysedAt: nullableTimestamp("analysed_at"),
     errorCode: text("error_code").$type<OutcomeErrorCode>(),
     errorMessage: text("error_message"),
     // The step a failed session failed in: `retry` goes back to it.
@@ -167,6 +191,7 @@ export const sessions = pgTable(
     // Cursor pagination: newest first, id as tie-breaker.
     index("sessions_user_created_idx").on(t.userId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
     check("sessions_phase_range", sql`${t.phase} is null or ${t.phase} between 1 and 4`),
+    check("sessions_interest_range", sql`${t.interest} is null or ${t.interest} between 0 and 100`),
     check(
       "sessions_phase_confidence_range",
       sql`${t.phaseConfidence} is null or ${t.phaseConfidence} between 0 and 1`,
@@ -244,6 +269,8 @@ export const suggestionGenerations = pgTable(
     tone: text("tone"),
     count: smallint("count").notNull(),
     instructions: text("instructions"),
+    // The language the suggestions were written in (BCP-47): the user's choice, else the chat's.
+    language: text("language"),
     provider: text("provider"),
     model: text("model"),
     errorCode: text("error_code").$type<OutcomeErrorCode>(),
