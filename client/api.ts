@@ -3519,6 +3519,8 @@ export interface components {
             instructions: string | null;
             provider: string | null;
             model: string | null;
+            /** @description The language the suggestions were written in (BCP-47): the user's, else the conversation's */
+            language: string | null;
             errorCode: string | null;
             createdAt: string;
             suggestions: components["schemas"]["Suggestion"][];
@@ -3549,11 +3551,50 @@ export interface components {
                 /** @description When it was deleted from storage */
                 deletedAt: string | null;
             }[];
+            /** @description The chat analysis of the latest generation; null until one ran, and for a conversation of one message */
+            analysis: {
+                /** @description How interested the match seems, 0–100 */
+                interest: number;
+                /** @description One line, in the conversation's language (or the user's) */
+                interestReason: string;
+                /** @description warm, playful, flirty, dry, curious, distant, enthusiastic or guarded */
+                matchTone: string;
+                /** @enum {string} */
+                energy: "low" | "medium" | "high";
+                signals: {
+                    green: string[];
+                    red: string[];
+                };
+                /** @description One sentence: what to do next */
+                nextMove: string;
+                /** @description The BCP-47 tag of the conversation's language */
+                language: string;
+                /** @description Who is putting in more effort, computed in code from the messages */
+                investment: {
+                    user: {
+                        messages: number;
+                        /** @description Characters per message */
+                        averageLength: number;
+                        /** @description Messages that ask something */
+                        questions: number;
+                    };
+                    match: {
+                        messages: number;
+                        /** @description Characters per message */
+                        averageLength: number;
+                        /** @description Messages that ask something */
+                        questions: number;
+                    };
+                    /** @description -1: the match puts in all the effort; 1: the user does; computed from the messages */
+                    balance: number;
+                };
+            } | null;
             latestGeneration: {
                 id: string;
                 /** @enum {string} */
                 status: "queued" | "streaming" | "completed" | "cancelled" | "failed";
                 tone: string | null;
+                language: string | null;
                 count: number;
                 errorCode: string | null;
                 createdAt: string;
@@ -3591,6 +3632,8 @@ export interface components {
             platform: "tinder" | "hinge" | "bumble" | "imessage" | "whatsapp" | "instagram" | "other" | null;
             phase: number | null;
             phaseConfidence: number | null;
+            /** @description The chat analysis's interest (0–100); null until analysed */
+            interest: number | null;
             error: {
                 code: string;
                 message: string | null;

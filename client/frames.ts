@@ -81,6 +81,52 @@ export interface components {
             phase: number;
             confidence: number;
         };
+        /** @description The chat analysis (interest, the match's tone, signals, next move, language, investment), before the suggestions; also in GET /sessions/{id} */
+        AnalysisFrame: {
+            /** @constant */
+            type: "analysis";
+            /** @description Strictly increasing per room; resume after the last one seen */
+            seq: number;
+            /** @description Server time, milliseconds since the epoch */
+            ts: number;
+            /** @description How interested the match seems, 0–100 */
+            interest: number;
+            /** @description One line, in the conversation's language (or the user's) */
+            interestReason: string;
+            /** @description warm, playful, flirty, dry, curious, distant, enthusiastic or guarded */
+            matchTone: string;
+            /** @enum {string} */
+            energy: "low" | "medium" | "high";
+            signals: {
+                green: string[];
+                red: string[];
+            };
+            /** @description One sentence: what to do next */
+            nextMove: string;
+            /** @description The BCP-47 tag of the conversation's language */
+            language: string;
+            /** @description Who is putting in more effort, computed in code from the messages */
+            investment: {
+                user: {
+                    messages: number;
+                    /** @description Characters per message */
+                    averageLength: number;
+                    /** @description Messages that ask something */
+                    questions: number;
+                };
+                match: {
+                    messages: number;
+                    /** @description Characters per message */
+                    averageLength: number;
+                    /** @description Messages that ask something */
+                    questions: number;
+                };
+                /** @description -1: the match puts in all the effort; 1: the user does; computed from the messages */
+                balance: number;
+            };
+            /** @description The suggestion or opener generation the event belongs to */
+            generationId: string;
+        };
         /** @description Suggestions are being written; deltas follow */
         SuggestionStartedFrame: {
             /** @constant */
@@ -196,7 +242,7 @@ export interface components {
                 text: string;
             }[];
         };
-        ServerFrame: components["schemas"]["AuthenticatedFrame"] | components["schemas"]["PongFrame"] | components["schemas"]["ErrorFrame"] | components["schemas"]["StatusFrame"] | components["schemas"]["OcrCompletedFrame"] | components["schemas"]["PhaseFrame"] | components["schemas"]["SuggestionStartedFrame"] | components["schemas"]["SuggestionDeltaFrame"] | components["schemas"]["SuggestionCompletedFrame"] | components["schemas"]["GenerationRestartedFrame"] | components["schemas"]["GenerationFailedFrame"] | components["schemas"]["GenerationCancelledFrame"] | components["schemas"]["OpenerDeltaFrame"] | components["schemas"]["OpenerCompletedFrame"];
+        ServerFrame: components["schemas"]["AuthenticatedFrame"] | components["schemas"]["PongFrame"] | components["schemas"]["ErrorFrame"] | components["schemas"]["StatusFrame"] | components["schemas"]["OcrCompletedFrame"] | components["schemas"]["PhaseFrame"] | components["schemas"]["AnalysisFrame"] | components["schemas"]["SuggestionStartedFrame"] | components["schemas"]["SuggestionDeltaFrame"] | components["schemas"]["SuggestionCompletedFrame"] | components["schemas"]["GenerationRestartedFrame"] | components["schemas"]["GenerationFailedFrame"] | components["schemas"]["GenerationCancelledFrame"] | components["schemas"]["OpenerDeltaFrame"] | components["schemas"]["OpenerCompletedFrame"];
         ClientFrame: {
             /** @constant */
             type: "authenticate";
@@ -227,6 +273,7 @@ export type ErrorFrame = components['schemas']['ErrorFrame'];
 export type StatusFrame = components['schemas']['StatusFrame'];
 export type OcrCompletedFrame = components['schemas']['OcrCompletedFrame'];
 export type PhaseFrame = components['schemas']['PhaseFrame'];
+export type AnalysisFrame = components['schemas']['AnalysisFrame'];
 export type SuggestionStartedFrame = components['schemas']['SuggestionStartedFrame'];
 export type SuggestionDeltaFrame = components['schemas']['SuggestionDeltaFrame'];
 export type SuggestionCompletedFrame = components['schemas']['SuggestionCompletedFrame'];

@@ -14,6 +14,7 @@ export type {
   StatusFrame,
   OcrCompletedFrame,
   PhaseFrame,
+  AnalysisFrame,
   SuggestionStartedFrame,
   SuggestionDeltaFrame,
   SuggestionCompletedFrame,

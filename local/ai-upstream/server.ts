@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
 import { models } from "../../src/ai/models.ts";
 import { HttpError, listen, outlastClientKeepAlive, readBody, sendJson } from "../http.ts";
-import { countTokens, embed, generateTokens, seededRandom, valueForSchema } from "./generate.ts";
+import { countTokens, embed, generateTokens, languageHints, seededRandom, valueForSchema } from "./generate.ts";
 import type { Fault, RecordedRequest, Vendor } from "./types.ts";
 
 export type { Fault, RecordedRequest, Vendor } from "./types.ts";
@@ -100,16 +100,16 @@ async function openaiChat(x: Exchange): Promise<void> {
   const format = body.response_format as Json | undefined;
   const structured =
     format?.type === "json_schema"
-      ? JSON.stringify(valueForSchema(format.json_schema?.schema, seededRandom(seed)))
+      ? JSON.stringify(valueForSchema(format.json_schema?.schema, seededRandom(seed), languageHints(seed)))
       : format?.type === "json_object"
-        ? JSON.stringify({ text: generateTokens(seed).join("") })
+        ? JSON.stringify({ text: generateTokens(seed, 24, languageHints(seed).output).join("") })
         : undefined;
   const tokens =
     x.fault.output !== undefined
       ? chunked(x.fault.output)
       : structured !== undefined
         ? chunked(structured)
-        : generateTokens(seed, body.max_tokens ?? body.max_completion_tokens);
+        : generateTokens(seed, body.max_tokens ?? body.max_completion_tokens, languageHints(seed).output);
   const usage = {
     prompt_tokens: countTokens(JSON.stringify(body.messages ?? [])),
     completion_tokens: tokens.length,
@@ -170,9 +170,9 @@ async function anthropicMessages(x: Exchange): Promise<void> {
     body.tool_choice?.type === "tool"
       ? (body.tools as Json[] | undefined)?.find((tool) => tool.name === body.tool_choice.name)
       : undefined;
-  const toolInput = forcedTool ? (x.fault.output ?? JSON.stringify(valueForSchema(forcedTool.input_schema, seededRandom(seed)))) : undefined;
+  const toolInput = forcedTool ? (x.fault.output ?? JSON.stringify(valueForSchema(forcedTool.input_schema, seededRandom(seed), languageHints(seed)))) : undefined;
   const tokens =
-    toolInput !== undefined ? chunked(toolInput) : x.fault.output !== undefined ? chunked(x.fault.output) : generateTokens(seed, body.max_tokens);
+    toolInput !== undefined ? chunked(toolInput) : x.fault.output !== undefined ? chunked(x.fault.output) : generateTokens(seed, body.max_tokens, languageHints(seed).output);
   const inputTokens = countTokens(JSON.stringify([body.system ?? "", body.messages ?? []]));
   const id = `msg_${randomUUID().replaceAll("-", "")}`;
   const stopReason = forcedTool ? "tool_use" : "end_turn";
@@ -223,7 +223,7 @@ function geminiText(body: Json): { seed: string; structured: string | undefined 
   const schema = config.responseJsonSchema ?? config.responseSchema;
   const structured =
     config.responseMimeType === "application/json"
-      ? JSON.stringify(schema ? valueForSchema(schema, seededRandom(seed)) : { text: generateTokens(seed).join("") })
+      ? JSON.stringify(schema ? valueForSchema(schema, seededRandom(seed), languageHints(seed)) : { text: generateTokens(seed, 24, languageHints(seed).output).join("") })
       : undefined;
   return { seed, structured };
 }
@@ -235,7 +235,7 @@ async function geminiGenerate(x: Exchange, model: string, stream: boolean): Prom
       ? chunked(x.fault.output)
       : structured !== undefined
         ? chunked(structured)
-        : generateTokens(`${model}:${seed}`, x.body.generationConfig?.maxOutputTokens);
+        : generateTokens(`${model}:${seed}`, x.body.generationConfig?.maxOutputTokens, languageHints(seed).output);
   const usageMetadata = {
     promptTokenCount: countTokens(JSON.stringify(x.body.contents ?? [])),
     candidatesTokenCount: tokens.length,

@@ -6,7 +6,7 @@ import { aiCalls } from "../db/schema";
 import { createAiCallRecorder } from "./calls";
 import { costUsd, modelIds, models } from "./models";
 import { outputJsonSchema } from "./prompts/data";
-import { type PhaseOutput, phaseOutputSchema } from "./prompts/phase.v1";
+import { type PhaseOutput, phaseOutputSchema } from "./prompts/phase.v2";
 import { createAdapters } from "./providers";
 import { z } from "zod";
 import { AiError, completeStructured, type EngineDeps, type EngineEvent, generate } from "./strategy";

@@ -24,6 +24,33 @@ const writtenText = z.strictObject({
   text: z.string(),
 });
 
+const investmentSide = z.strictObject({
+  messages: z.number().int().min(0),
+  averageLength: z.number().int().min(0).describe("Characters per message"),
+  questions: z.number().int().min(0).describe("Messages that ask something"),
+});
+
+/**
+ * The chat analysis of a session (SPEC §12): made in the phase step's call, stored on the session
+ * (`GET /sessions/{id}` → `analysis`) and sent as the `analysis` event before the suggestions.
+ */
+export const chatAnalysisSchema = z.strictObject({
+  interest: z.number().int().min(0).max(100).describe("How interested the match seems, 0–100"),
+  interestReason: z.string().describe("One line, in the conversation's language (or the user's)"),
+  matchTone: z.string().describe("warm, playful, flirty, dry, curious, distant, enthusiastic or guarded"),
+  energy: z.enum(["low", "medium", "high"]),
+  signals: z.strictObject({ green: z.array(z.string()).max(3), red: z.array(z.string()).max(3) }),
+  nextMove: z.string().describe("One sentence: what to do next"),
+  language: z.string().describe("The BCP-47 tag of the conversation's language"),
+  investment: z
+    .strictObject({
+      user: investmentSide,
+      match: investmentSide,
+      balance: z.number().min(-1).max(1).describe("-1: the match puts in all the effort; 1: the user does; computed from the messages"),
+    })
+    .describe("Who is putting in more effort, computed in code from the messages"),
+});
+
 /** Each room event's fields, by type. The room adds `type`, `seq` and `ts` to them. */
 export const roomEventData = {
   status: z.strictObject({
@@ -52,6 +79,7 @@ export const roomEventData = {
     phase: z.number().int().min(1).max(4).describe("1 opening, 2 building rapport, 3 flirting, 4 moving to a date"),
     confidence: z.number().min(0).max(1),
   }),
+  analysis: chatAnalysisSchema.extend({ generationId }),
   "suggestion.started": z.strictObject({ generationId, count: z.number().int().min(1).max(5), tone: z.string() }),
   "suggestion.delta": z.strictObject(streamedText),
   "suggestion.completed": z.strictObject({ generationId, suggestions: z.array(writtenText) }),
@@ -109,6 +137,7 @@ export const serverFrames = {
   StatusFrame: roomFrame("status", roomEventData.status, "The session moved to another step of its lifecycle, or OCR made progress"),
   OcrCompletedFrame: roomFrame("ocr.completed", roomEventData["ocr.completed"], "The screenshots were read: review the messages, then confirm them"),
   PhaseFrame: roomFrame("phase", roomEventData.phase, "The conversation's phase, detected before the suggestions are written"),
+  AnalysisFrame: roomFrame("analysis", roomEventData.analysis, "The chat analysis (interest, the match's tone, signals, next move, language, investment), before the suggestions; also in GET /sessions/{id}"),
   SuggestionStartedFrame: roomFrame("suggestion.started", roomEventData["suggestion.started"], "Suggestions are being written; deltas follow"),
   SuggestionDeltaFrame: roomFrame("suggestion.delta", roomEventData["suggestion.delta"], "The next characters of one suggestion"),
   SuggestionCompletedFrame: roomFrame("suggestion.completed", roomEventData["suggestion.completed"], "The stored suggestions: replace what was streamed with these"),

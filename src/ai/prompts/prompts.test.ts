@@ -5,7 +5,7 @@ import { createAdapters } from "../providers";
 import { generate } from "../strategy";
 import { modelIds } from "../models";
 import type { ModelId } from "../types";
-import { buildPhaseRequest, phaseOutputSchema } from "./phase.v1";
+import { buildPhaseRequest, phaseOutputSchema } from "./phase.v2";
 import { buildSuggestionsRequest, type SuggestionsInput, suggestionsOutputSchema } from "./suggestions.v1";
 
 const injection =

@@ -8,7 +8,7 @@ import type { AiCallKind, GenerateRequest } from "../types";
 import { outputJsonSchema } from "./data";
 import { buildOcrRequest, ocrOutputSchema } from "./ocr.v1";
 import { buildOpenerRequest, openersOutputSchema } from "./opener.v1";
-import { buildPhaseRequest, phaseOutputSchema } from "./phase.v1";
+import { buildPhaseRequest, phaseOutputSchema } from "./phase.v2";
 import { buildPhotoRequest, photoOutputSchema } from "./photo.v1";
 import { buildSuggestionsRequest, SUGGESTION_MAX_CHARS, suggestionsOutputSchema } from "./suggestions.v1";
 

@@ -2,7 +2,7 @@ import { z } from "zod";
 import type { GenerateRequest } from "../types";
 import { DATA_RULE, dataMessage, outputJsonSchema } from "./data";
 
-export const SUGGESTIONS_PROMPT_VERSION = "suggestions@1";
+export const SUGGESTIONS_PROMPT_VERSION = "suggestions@2";
 
 export const SUGGESTION_MAX_CHARS = 300;
 
@@ -27,6 +27,8 @@ export interface SuggestionsInput {
   /** The user's preferred language (a tag like "en" or "pt-BR"); else the conversation's. */
   language?: string;
   knowledge: Array<{ title: string; content: string }>;
+  /** What the chat analysis saw: the next move it suggests and the signals, passed as data. */
+  analysis?: { nextMove: string; signals: { green: string[]; red: string[] } };
 }
 
 export function buildSuggestionsRequest(input: SuggestionsInput): GenerateRequest {
@@ -37,7 +39,7 @@ export function buildSuggestionsRequest(input: SuggestionsInput): GenerateReques
         input.language ? `in the language with tag ${JSON.stringify(input.language)}` : "in the language of the conversation"
       }.`,
       "Be specific to what the match said; never manipulative, never pushy, always respectful of boundaries.",
-      "Use the coaching notes when they help. Answer only with JSON that fits the given schema.",
+      "Use the coaching notes and the chat analysis (its suggested next move and signals) when they help. Answer only with JSON that fits the given schema.",
       DATA_RULE,
     ].join("\n"),
     messages: [
@@ -46,6 +48,7 @@ export function buildSuggestionsRequest(input: SuggestionsInput): GenerateReques
         messages: input.messages,
         userRequest: input.instructions ?? null,
         coachingNotes: input.knowledge,
+        chatAnalysis: input.analysis ?? null,
       }),
     ],
     maxTokens: 800,

@@ -3,7 +3,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { testConfig } from "../../../test/helpers";
 import { models } from "../models";
 import { outputJsonSchema } from "../prompts/data";
-import { phaseOutputSchema } from "../prompts/phase.v1";
+import { phaseOutputSchema } from "../prompts/phase.v2";
 import type { GenerateRequest, ProviderEvent, ProviderName } from "../types";
 import { createAdapters } from "./index";
 

@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { chatAnalysisSchema } from "../../realtime/frames";
 import { chatPlatformEnum, generationStatusEnum, messageSenderEnum, messageSourceEnum, ocrStatusEnum, sessionStatusEnum, suggestionFeedbackEnum } from "../../db/schema";
 import { ROOM_ID_PATTERN } from "../../realtime/protocol";
 
@@ -87,6 +88,7 @@ export const sessionSummarySchema = z
     platform: z.enum(chatPlatformEnum.enumValues).nullable(),
     phase: z.number().int().nullable(),
     phaseConfidence: z.number().nullable(),
+    interest: z.number().int().nullable().openapi({ description: "The chat analysis's interest (0–100); null until analysed" }),
     error: z.object({ code: z.string(), message: z.string().nullable() }).nullable(),
     createdAt: z.string(),
     updatedAt: z.string(),
@@ -107,11 +109,15 @@ export const sessionDetailSchema = sessionSummarySchema
         deletedAt: z.string().nullable().openapi({ description: "When it was deleted from storage" }),
       }),
     ),
+    analysis: chatAnalysisSchema.nullable().openapi({
+      description: "The chat analysis of the latest generation; null until one ran, and for a conversation of one message",
+    }),
     latestGeneration: z
       .object({
         id: z.string(),
         status: z.enum(generationStatusEnum.enumValues),
         tone: z.string().nullable(),
+        language: z.string().nullable(),
         count: z.number().int(),
         errorCode: z.string().nullable(),
         createdAt: z.string(),

@@ -1,7 +1,7 @@
 import type { z } from "@hono/zod-openapi";
 import { createId } from "@paralleldrive/cuid2";
 import { and, desc, eq, getTableColumns, inArray, isNotNull, sql } from "drizzle-orm";
-import { messages, sessions } from "../../db/schema";
+import { messages, type SessionAnalysis, sessions } from "../../db/schema";
 import type { Database } from "../../lib/db";
 import type { AppConfig } from "../../lib/env";
 import { afterCursor, cursorTime, decodeCursor, encodeCursor } from "../../lib/cursor";
@@ -51,6 +51,7 @@ export function toSummary(row: SessionRow): Summary {
     platform: row.platform,
     phase: row.phase,
     phaseConfidence: row.phaseConfidence,
+    interest: row.interest,
     error: row.errorCode ? { code: row.errorCode, message: row.errorMessage } : null,
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
@@ -85,14 +86,31 @@ export async function getSessionDetail(db: Database, userId: string, sessionId: 
   return row;
 }
 
+/** The stored analysis as the API shows it (the generation it came from is internal). */
+function analysisJson(analysis: SessionAnalysis | null) {
+  if (!analysis) return null;
+  const { generationId: _, ...shown } = analysis;
+  return shown;
+}
+
 export function toDetail(row: NonNullable<Awaited<ReturnType<typeof getSessionDetail>>>, publicBaseUrl: string): Detail {
   const { messages: conversation, images, latestGeneration: latest, ...session } = row;
   return {
     ...toSummary(session),
     messages: conversation.map((message) => ({ ...message, sentAt: iso(message.sentAt) })),
     images: images.map((image) => ({ ...image, deletedAt: iso(image.deletedAt) })),
+    analysis: analysisJson(session.analysis),
     latestGeneration: latest
-      ? { id: latest.id, status: latest.status, tone: latest.tone, count: latest.count, errorCode: latest.errorCode, createdAt: iso(latest.createdAt)!, suggestions: latest.suggestions }
+      ? {
+          id: latest.id,
+          status: latest.status,
+          tone: latest.tone,
+          language: latest.language,
+          count: latest.count,
+          errorCode: latest.errorCode,
+          createdAt: iso(latest.createdAt)!,
+          suggestions: latest.suggestions,
+        }
       : null,
     wsUrl: wsUrl(publicBaseUrl, session.id),
   };
@@ -197,8 +215,24 @@ export async function deleteSessionsOf(db: Database, userId: string, limit: numb
 }
 
 /** Stores the phase the suggestion job detected in the conversation (1–4) and how sure it was. */
-export async function recordPhase(db: Database, sessionId: string, detected: { phase: number; confidence: number }): Promise<void> {
-  await db.update(sessions).set({ phase: detected.phase, phaseConfidence: detected.confidence }).where(eq(sessions.id, sessionId));
+export async function recordPhase(
+  db: Database,
+  sessionId: string,
+  detected: { phase: number; confidence: number; analysis: SessionAnalysis | null },
+): Promise<void> {
+  const { analysis } = detected;
+  await db
+    .update(sessions)
+    .set({
+      phase: detected.phase,
+      phaseConfidence: detected.confidence,
+      // A conversation too short to read keeps no analysis (an older one no longer describes it).
+      analysis,
+      interest: analysis?.interest ?? null,
+      language: analysis?.language ?? null,
+      analysedAt: analysis ? new Date() : null,
+    })
+    .where(eq(sessions.id, sessionId));
 }
 
 /** Accepts the OCR result, optionally replaced by the user's corrections, in one transaction. */

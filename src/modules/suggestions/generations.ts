@@ -15,7 +15,7 @@ export type GenerationJson = Omit<z.infer<typeof generationSchema>, "createdAt">
 export function generationsJson(sessionId: string | SQLWrapper, limit?: number): SQL<GenerationJson[]> {
   return sql<GenerationJson[]>`coalesce((
     select json_agg(json_build_object('id', g.id, 'status', g.status, 'tone', g.tone, 'count', g.count,
-      'instructions', g.instructions, 'provider', g.provider, 'model', g.model, 'errorCode', g.error_code,
+      'instructions', g.instructions, 'provider', g.provider, 'model', g.model, 'language', g.language, 'errorCode', g.error_code,
       'createdAt', g.created_at,
       'suggestions', coalesce((select json_agg(json_build_object('id', x.id, 'rank', x.rank, 'tone', x.tone,
         'text', x.text, 'feedback', x.feedback) order by x.rank) from ${suggestions} x where x.generation_id = g.id), '[]'::json))

@@ -2,10 +2,10 @@ import { createId } from "@paralleldrive/cuid2";
 import { and, asc, eq, inArray, or, type SQL, sql } from "drizzle-orm";
 import { z } from "zod";
 import { type AiEngine, aiEngineFor } from "../../ai/engine";
-import { buildPhaseRequest, phaseOutputSchema } from "../../ai/prompts/phase.v1";
+import { buildPhaseRequest, phaseOutputSchema } from "../../ai/prompts/phase.v2";
 import { buildSuggestionsRequest, suggestionsOutputSchema } from "../../ai/prompts/suggestions.v1";
 import { AiError, parseJsonOutput } from "../../ai/strategy";
-import { suggestionGenerations, suggestions } from "../../db/schema";
+import { type SessionAnalysis, suggestionGenerations, suggestions } from "../../db/schema";
 import { AppError } from "../../lib/errors";
 import { holdLease, leaseHeldBy, leaseLapsed, newLeaseOwner, releaseLease, staleRun, takeLease } from "../../lib/lease";
 import { watchForCancel } from "../../realtime/rooms";
@@ -16,6 +16,7 @@ import { conversationToGenerate } from "../sessions/messages";
 import { sessionRoom } from "../sessions/room";
 import { recordPhase } from "../sessions/service";
 import { getUser } from "../users/service";
+import { canAnalyse, investmentOf } from "./analysis";
 import { DEFAULT_TONE } from "./schemas";
 
 /** The most recent messages the phase detector and the retrieval query look at. */
@@ -95,7 +96,7 @@ type Run = {
 /** A run with its conversation loaded: what the model calls need. */
 type ModelRun = Run & { userId: string; conversation: Conversation; language: string | null; engine: AiEngine; signal: AbortSignal };
 
-type Answer = { output: Array<{ text: string }>; tone: string; provider: string; model: string };
+type Answer = { output: Array<{ text: string }>; tone: string; language: string | null; provider: string; model: string };
 
 /** The session's owner, language and messages, if it is still generating. */
 async function loadConversation(ctx: JobContext, sessionId: string) {
@@ -121,27 +122,37 @@ function holdGeneration({ ctx, generation, owner, held }: Run) {
   });
 }
 
-/** Phase: structured, stored, broadcast. Without it the suggestions still come, just less tailored. */
-async function detectPhase(run: ModelRun): Promise<number | null> {
+type Reading = { phase: number | null; analysis: SessionAnalysis | null };
+
+/**
+ * Phase and chat analysis, in one structured call: stored on the session, then broadcast (`phase`,
+ * and `analysis` once per generation, before `suggestion.started`). A conversation of one message
+ * gets a phase and no analysis. Without an answer the suggestions still come, just less tailored.
+ */
+async function readConversation(run: ModelRun): Promise<Reading> {
   let data: z.infer<typeof phaseOutputSchema>;
   try {
-    ({ data } = await run.engine.completeStructured(buildPhaseRequest(run.conversation.slice(-RECENT_MESSAGES)), phaseOutputSchema, {
-      kind: "phase",
-      userId: run.userId,
-      signal: run.signal,
-    }));
+    const request = buildPhaseRequest(run.conversation.slice(-RECENT_MESSAGES), { language: run.language ?? undefined });
+    ({ data } = await run.engine.completeStructured(request, phaseOutputSchema, { kind: "phase", userId: run.userId, signal: run.signal }));
   } catch (error) {
     if (!(error instanceof AiError) || error.code === "AI_CANCELLED") throw error;
     run.ctx.logger.warn("phase detection failed; generating without a phase", { code: error.code });
-    return null;
+    return { phase: null, analysis: null };
   }
-  await recordPhase(run.ctx.db, run.generation.sessionId, data);
-  await run.events.publish({ type: "phase", data: { generationId: run.generation.id, phase: data.phase, confidence: data.confidence } });
-  return data.phase;
+  const { phase, confidence, ...read } = data;
+  const generationId = run.generation.id;
+  const analysis = canAnalyse(run.conversation) ? { ...read, investment: investmentOf(run.conversation), generationId } : null;
+  await recordPhase(run.ctx.db, run.generation.sessionId, { phase, confidence, analysis });
+  await run.events.publish({ type: "phase", data: { generationId, phase, confidence } });
+  if (analysis) {
+    const { generationId: _, ...fields } = analysis;
+    await run.events.publish({ type: "analysis", data: { ...fields, generationId } }, `gen:${generationId}:analysis`);
+  }
+  return { phase, analysis };
 }
 
 /** Coaching notes for the phase, found by the recent messages. Without them the suggestions still come. */
-async function retrieveNotes(run: ModelRun, phase: number | null) {
+async function retrieveNotes(run: ModelRun, { phase }: Reading) {
   const query = run.conversation.slice(-RECENT_MESSAGES).map((message) => message.text).join("\n");
   const knowledge = await run.engine.retrieve(query, { phase: phase ?? undefined, k: 5, userId: run.userId }).catch((error: unknown) => {
     run.ctx.logger.warn("knowledge retrieval failed; generating without coaching notes", { error });
@@ -154,18 +165,21 @@ async function retrieveNotes(run: ModelRun, phase: number | null) {
  * Streams the suggestions: `suggestion.started`, then each suggestion's characters as
  * `suggestion.delta` (see `streamTexts`). Answers the parsed suggestions once the room has every event.
  */
-async function streamSuggestions(run: ModelRun, prompt: { phase: number | null; knowledge: Array<{ title: string; content: string }> }): Promise<Answer> {
+async function streamSuggestions(run: ModelRun, reading: Reading, knowledge: Array<{ title: string; content: string }>): Promise<Answer> {
   const { generation, events } = run;
   const generationId = generation.id;
   const tone = generation.tone ?? DEFAULT_TONE;
+  // The user's choice of language wins; else the conversation's, as the analysis read it.
+  const language = run.language ?? reading.analysis?.language ?? null;
   const request = buildSuggestionsRequest({
     messages: run.conversation,
-    phase: prompt.phase,
+    phase: reading.phase,
     tone,
     count: generation.count,
     instructions: generation.instructions ?? undefined,
-    language: run.language ?? undefined,
-    knowledge: prompt.knowledge,
+    language: language ?? undefined,
+    knowledge,
+    analysis: reading.analysis ? { nextMove: reading.analysis.nextMove, signals: reading.analysis.signals } : undefined,
   });
   await events.publish({ type: "suggestion.started", data: { generationId, count: generation.count, tone } });
   // An answer with the wrong number of suggestions, or not fitting at all, is retried by the
@@ -181,7 +195,7 @@ async function streamSuggestions(run: ModelRun, prompt: { phase: number | null; 
       texts: { array: "suggestions", field: "text", count: generation.count, delta: "suggestion.delta" },
     },
   );
-  return { output: done.output.suggestions, tone, provider: done.provider, model: done.model };
+  return { output: done.output.suggestions, tone, language, provider: done.provider, model: done.model };
 }
 
 /**
@@ -195,7 +209,7 @@ async function storeSuggestions({ ctx, generation, owner }: Run, answer: Answer)
   const [[completed], , [ready]] = await ctx.db.batch([
     ctx.db
       .update(suggestionGenerations)
-      .set({ status: "completed", provider: answer.provider, model: answer.model, ...releaseLease() })
+      .set({ status: "completed", provider: answer.provider, model: answer.model, language: answer.language, ...releaseLease() })
       .where(and(eq(suggestionGenerations.id, generationId), eq(suggestionGenerations.status, "streaming"), leaseHeldBy(lease, owner)))
       .returning({ id: suggestionGenerations.id }),
     ctx.db.execute(sql`
@@ -252,9 +266,9 @@ async function runSuggestionJob(ctx: JobContext, { generationId }: { generationI
   const stopCancelPoll = watchForCancel(ctx.env, sessionRoom(generation.sessionId), generationId, heartbeat.abort, ctx.logger);
   const modelRun: ModelRun = { ...run, ...session, engine: aiEngineFor(ctx.config, ctx.db), signal: heartbeat.abort.signal };
   try {
-    const phase = await detectPhase(modelRun);
-    const knowledge = await retrieveNotes(modelRun, phase);
-    const answer = await streamSuggestions(modelRun, { phase, knowledge });
+    const reading = await readConversation(modelRun);
+    const knowledge = await retrieveNotes(modelRun, reading);
+    const answer = await streamSuggestions(modelRun, reading, knowledge);
     return await completeGeneration(run, answer);
   } catch (error) {
     return await endAfterFailure(run, heartbeat, error, {

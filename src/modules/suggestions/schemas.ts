@@ -36,6 +36,7 @@ export const generationSchema = z
     instructions: z.string().nullable(),
     provider: z.string().nullable(),
     model: z.string().nullable(),
+    language: z.string().nullable().openapi({ description: "The language the suggestions were written in (BCP-47): the user's, else the conversation's" }),
     errorCode: z.string().nullable(),
     createdAt: z.string(),
     suggestions: z.array(suggestionSchema),

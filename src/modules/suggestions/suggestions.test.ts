@@ -224,7 +224,7 @@ describe("suggestions", () => {
 
   it("asks the budget before every call of the job: spent during phase detection, it ends before retrieval and the suggestions", async () => {
     const { token, userId, sessionId, socket } = await readySession();
-    await injectFault({ firstTokenDelayMs: 400 }, { match: "Classify the phase" });
+    await injectFault({ firstTokenDelayMs: 400 }, { match: "Read this dating-app conversation" });
     const body = await json<{ generationId: string }>(await generate(token, sessionId));
     if (!body.success) throw new Error("not started");
     // While the phase call runs, other spend (another device, say) uses the day's budget up.
