@@ -44,7 +44,7 @@ async function generatedIn(messages: Message[], preferences?: Record<string, unk
   return { ...user, sessionId, socket, generationId: started.data.generationId, completed, detail: detail.data };
 }
 
-const texts = (completed: { suggestions?: Array<{ text: string }> }) => (completed.suggestions ?? []).map((suggestion) => suggestion.text).join(" ");
+const texts = (completed: object) => ((completed as { suggestions?: Array<{ text: string }> }).suggestions ?? []).map((suggestion) => suggestion.text).join(" ");
 
 describe("chat analysis", () => {
   useJobPump();
