@@ -3,7 +3,7 @@ import type { GenerateRequest } from "../types";
 import { DATA_RULE, dataMessage, outputJsonSchema } from "./data";
 import type { OpenerProfile as StoredOpenerProfile } from "../../db/schema";
 
-export const OPENER_PROMPT_VERSION = "opener@2";
+export const OPENER_PROMPT_VERSION = "opener@3";
 
 export const OPENER_MAX_CHARS = 200;
 
@@ -14,6 +14,10 @@ export const OPENER_MAX_CHARS = 200;
 export function openersOutputSchema(count: number) {
   return z.strictObject({
     openers: z.array(z.strictObject({ text: z.string().trim().min(1).max(OPENER_MAX_CHARS) })).length(count),
+    language: z
+      .string()
+      .regex(/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/)
+      .describe("The BCP-47 tag of the language the openers are written in"),
   });
 }
 
@@ -41,7 +45,7 @@ export function buildOpenerRequest(input: OpenersInput): GenerateRequest {
         input.language ? `in the language with tag ${JSON.stringify(input.language)}` : "in the language of the profile"
       }, each tied to something specific in the profile or the photo description.`,
       "No pickup lines, nothing about appearance only, nothing pushy; never mention sensitive traits (ethnicity, religion, health, sexuality).",
-      "Answer only with JSON that fits the given schema.",
+      "Answer only with JSON that fits the given schema, with the tag of the language you wrote in.",
       DATA_RULE,
     ].join("\n"),
     messages: [dataMessage("profile_data", { ...input.profile, photoDescription: input.photoDescription ?? null })],

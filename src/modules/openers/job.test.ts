@@ -15,7 +15,7 @@ const PHOTO_PROMPT = "dating-profile photo";
 
 const profile = { name: "Sam", bio: "Bouldering on weekends, bad puns on weekdays", interests: ["climbing", "ramen"] };
 
-type Seed = { count?: number; tone?: string | null; language?: string | null; photo?: boolean };
+type Seed = { count?: number; tone?: string | null; language?: string | null; photo?: boolean; profile?: typeof profile };
 
 /** A user, optionally an uploaded photo, and a queued opener generation, with a socket authenticated to its room. */
 async function queuedGeneration(seed: Seed = {}) {
@@ -25,7 +25,7 @@ async function queuedGeneration(seed: Seed = {}) {
     .insert(openerGenerations)
     .values({
       userId,
-      profile: photoKey ? { ...profile, photoKey } : profile,
+      profile: photoKey ? { ...(seed.profile ?? profile), photoKey } : (seed.profile ?? profile),
       tone: seed.tone === undefined ? "witty" : seed.tone,
       count: seed.count ?? 3,
       language: seed.language ?? null,
@@ -64,6 +64,20 @@ describe("the magic-opener job", () => {
     await resetUpstream();
     await resetQStash();
     await clearBucket();
+  });
+
+  it("writes in the profile's language when no language was asked for, and records which", async () => {
+    const spanish = { ...profile, bio: "Me encanta el senderismo y el café, ¿qué tal una ruta por la sierra?" };
+    const { generationId, socket } = await queuedGeneration({ language: null, profile: spanish });
+    expect((await run(generationId)).status).toBe(200);
+    const completed = await socket.frame("opener.completed", 0, 15_000);
+    expect((completed.openers as Array<{ text: string }>).map((opener) => opener.text).join(" ")).toMatch(/\b(eso|suena|cuéntame|semana|encanta|sitio|nuevo|centro|senderismo|canciones|jueves|copas)\b/u);
+    expect(await generationRow(generationId)).toMatchObject({ status: "completed", language: "es" });
+    // A language asked for is kept, whatever the profile's.
+    const asked = await queuedGeneration({ language: "de", profile: spanish });
+    expect((await run(asked.generationId)).status).toBe(200);
+    await asked.socket.frame("opener.completed", 0, 15_000);
+    expect(await generationRow(asked.generationId)).toMatchObject({ status: "completed", language: "de" });
   });
 
   it("streams the openers to the generation's room, then stores exactly `count` of them with the generation completed", async () => {

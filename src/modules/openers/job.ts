@@ -35,7 +35,7 @@ type Run = {
 /** A run as the model calls need it. */
 type ModelRun = Run & { engine: AiEngine; signal: AbortSignal };
 
-type Answer = { output: Array<{ text: string }>; provider: string; model: string };
+type Answer = { output: Array<{ text: string }>; language: string; provider: string; model: string };
 
 /**
  * Takes the generation for this run: a queued one, or one whose last run's lease lapsed (that
@@ -140,7 +140,7 @@ async function streamOpeners(run: ModelRun, photoDescription: string | undefined
       texts: { array: "openers", field: "text", count: generation.count, delta: "opener.delta" },
     },
   );
-  return { output: done.output.openers, provider: done.provider, model: done.model };
+  return { output: done.output.openers, language: done.output.language, provider: done.provider, model: done.model };
 }
 
 /**
@@ -154,7 +154,8 @@ async function storeOpeners({ ctx, generation, owner }: Run, answer: Answer) {
   const [[completed]] = await ctx.db.batch([
     ctx.db
       .update(openerGenerations)
-      .set({ status: "completed", provider: answer.provider, model: answer.model, ...releaseLease() })
+      // The language asked for, else the one the model wrote in (the profile's).
+      .set({ status: "completed", provider: answer.provider, model: answer.model, language: sql`coalesce(${openerGenerations.language}, ${answer.language})`, ...releaseLease() })
       .where(and(eq(openerGenerations.id, generationId), eq(openerGenerations.status, "streaming"), leaseHeldBy(lease, owner)))
       .returning({ id: openerGenerations.id }),
     ctx.db.execute(sql`
