@@ -1140,6 +1140,82 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/users/me/insights": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's own numbers: sessions, the matches' interest, tones and their feedback, openers, languages */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Insights */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {boolean} */
+                            success: true;
+                            data: components["schemas"]["Insights"];
+                        };
+                    };
+                };
+                /** @description UNAUTHORIZED | TOKEN_EXPIRED | ACCOUNT_DELETED */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+                /** @description RATE_LIMITED */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+                /** @description INTERNAL_ERROR */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+                /** @description DATABASE_UNAVAILABLE */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorEnvelope"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/sessions/upload-url": {
         parameters: {
             query?: never;
@@ -3476,6 +3552,51 @@ export interface components {
                 };
             };
         };
+        Insights: {
+            /** @description The caller's live (not deleted) sessions, and how many have a chat analysis */
+            sessions: {
+                total: number;
+                analysed: number;
+            };
+            interest: {
+                /**
+                 * @description The match's average interest over the analysed sessions (null: none yet)
+                 * @example 62.5
+                 */
+                average: number | null;
+                /** @description The latest 12 weeks with an analysed session (by the analysis time), oldest first */
+                byWeek: {
+                    /**
+                     * @description The Monday (UTC) of the ISO week
+                     * @example 2026-11-23
+                     */
+                    weekStart: string;
+                    average: number | null;
+                    sessions: number;
+                }[];
+            };
+            /** @description The suggestions of the caller's live sessions per tone, with the feedback given; most generated first */
+            tones: {
+                tone: string;
+                generated: number;
+                liked: number;
+                disliked: number;
+                copied: number;
+                sent: number;
+            }[];
+            /** @description The caller's magic openers, liked and disliked */
+            openers: {
+                generated: number;
+                liked: number;
+                disliked: number;
+            };
+            /** @description The languages of the analysed sessions, most sessions first */
+            languages: {
+                /** @example en */
+                language: string;
+                sessions: number;
+            }[];
+        };
         UploadUrl: {
             /** Format: uri */
             uploadUrl: string;
@@ -3781,6 +3902,7 @@ export type DeletedAccount = components['schemas']['DeletedAccount'];
 export type PushToken = components['schemas']['PushToken'];
 export type RegisterPushToken = components['schemas']['RegisterPushToken'];
 export type Usage = components['schemas']['Usage'];
+export type Insights = components['schemas']['Insights'];
 export type UploadUrl = components['schemas']['UploadUrl'];
 export type UploadedImage = components['schemas']['UploadedImage'];
 export type GenerationStarted = components['schemas']['GenerationStarted'];

@@ -34,6 +34,7 @@ describe("OpenAPI document", () => {
         "POST /api/v1/users/me/push-tokens",
         "DELETE /api/v1/users/me/push-tokens/{token}",
         "GET /api/v1/users/me/usage",
+        "GET /api/v1/users/me/insights",
         "POST /api/webhooks/clerk",
         "GET /api/v1/sessions/upload-url",
         "PUT /api/v1/uploads/{key}",

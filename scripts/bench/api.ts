@@ -6,7 +6,8 @@
 // Usage: npm run bench:api [-- --samples 300 --warmup 30 --messages 30]
 import { parseArgs } from "node:util";
 import { expectJson, seedSession } from "../../local/api-client.ts";
-import { count, percentile, withBenchStack } from "./stack.ts";
+import { withBenchStack } from "./stack.ts";
+import { count, percentile } from "./stats.ts";
 
 const { values } = parseArgs({
   options: {

@@ -11,7 +11,7 @@ import { parseArgs } from "node:util";
 import { ensureLocalClerkKeys } from "../../local/clerk/keys.ts";
 import { mintSessionToken } from "../../local/clerk/token.ts";
 import { expectJson, seedSession } from "../../local/api-client.ts";
-import { count, percentile } from "./stack.ts";
+import { count, percentile } from "./stats.ts";
 
 const { values } = parseArgs({
   options: {

@@ -7,7 +7,7 @@
 import { parseArgs } from "node:util";
 import { type BurstResult, burst, burstAfterHold } from "../../local/neon-http/burst.ts";
 import { startNeonStandIn } from "../../local/neon-http/server.ts";
-import { percentile } from "./stack.ts";
+import { percentile } from "./stats.ts";
 
 const { values } = parseArgs({ options: { requests: { type: "string", default: "200,400" }, hold: { type: "string", default: "5" } } });
 const sizes = values.requests.split(",").map(Number);

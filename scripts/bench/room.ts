@@ -7,7 +7,8 @@
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 import { expectJson, seedSession } from "../../local/api-client.ts";
-import { count, percentile, withBenchStack } from "./stack.ts";
+import { withBenchStack } from "./stack.ts";
+import { count, percentile } from "./stats.ts";
 
 const { values } = parseArgs({
   options: {

@@ -7,7 +7,8 @@
 import { parseArgs } from "node:util";
 import { createFieldStream } from "../../src/ai/json-stream.ts";
 import { expectJson, seedSession } from "../../local/api-client.ts";
-import { count, percentile, withBenchStack } from "./stack.ts";
+import { withBenchStack } from "./stack.ts";
+import { count, percentile } from "./stats.ts";
 
 const { values } = parseArgs({
   options: { generations: { type: "string", default: "30" }, "token-delay": { type: "string", default: "5" } },

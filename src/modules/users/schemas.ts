@@ -104,3 +104,26 @@ export const registerPushTokenSchema = z
   .object({ token: expoPushTokenSchema, platform: z.enum(["ios", "android", "web"]) })
   .strict()
   .openapi("RegisterPushToken");
+
+const count = z.number().int().min(0);
+/** Interest is 0–100; an average has one decimal. */
+const averageInterest = z.number().min(0).max(100).nullable();
+
+export const insightsSchema = z
+  .object({
+    sessions: z.object({ total: count, analysed: count }).openapi({ description: "The caller's live (not deleted) sessions, and how many have a chat analysis" }),
+    interest: z.object({
+      average: averageInterest.openapi({ description: "The match's average interest over the analysed sessions (null: none yet)", example: 62.5 }),
+      byWeek: z
+        .array(z.object({ weekStart: z.string().openapi({ description: "The Monday (UTC) of the ISO week", example: "2026-11-23" }), average: averageInterest, sessions: count }))
+        .openapi({ description: "The latest 12 weeks with an analysed session (by the analysis time), oldest first" }),
+    }),
+    tones: z
+      .array(z.object({ tone: z.string(), generated: count, liked: count, disliked: count, copied: count, sent: count }))
+      .openapi({ description: "The suggestions of the caller's live sessions per tone, with the feedback given; most generated first" }),
+    openers: z.object({ generated: count, liked: count, disliked: count }).openapi({ description: "The caller's magic openers, liked and disliked" }),
+    languages: z
+      .array(z.object({ language: z.string().openapi({ example: "en" }), sessions: count }))
+      .openapi({ description: "The languages of the analysed sessions, most sessions first" }),
+  })
+  .openapi("Insights");

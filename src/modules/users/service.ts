@@ -6,7 +6,10 @@ import type { User, UserIdentity } from "../../lib/app-env";
 import type { VerifiedSession } from "../../lib/auth";
 import type { Database } from "../../lib/db";
 import { AppError } from "../../lib/errors";
-import { DEFAULT_SCREENSHOT_RETENTION, type onboardingSchema, type registerPushTokenSchema, type ScreenshotRetention, type updateUserSchema, type userSchema } from "./schemas";
+import { type OpenerInsightsJson, openerInsightsJson } from "../openers/insights";
+import { type SessionInsightsJson, sessionInsightsJson } from "../sessions/insights";
+import { type ToneInsightJson, toneInsightsJson } from "../suggestions/insights";
+import { DEFAULT_SCREENSHOT_RETENTION, type insightsSchema, type onboardingSchema, type registerPushTokenSchema, type ScreenshotRetention, type updateUserSchema, type userSchema } from "./schemas";
 
 type PublicUser = z.infer<typeof userSchema>;
 
@@ -336,4 +339,17 @@ export function screenshotRetentionOf(userId: SQLWrapper): SQL<ScreenshotRetenti
 export async function screenshotRetentionOfUser(db: Database, userId: string): Promise<ScreenshotRetention> {
   const [row] = await db.select({ retention: chosenRetention }).from(users).where(eq(users.id, userId));
   return row?.retention ?? DEFAULT_SCREENSHOT_RETENTION;
+}
+
+/**
+ * The caller's own numbers (SPEC §12) in ONE statement, no AI call: each part is an expression
+ * of the feature owning its tables, scoped to this user. A user with no data gets zeros, null
+ * averages and empty lists.
+ */
+export async function insightsOf(db: Database, userId: string): Promise<z.infer<typeof insightsSchema>> {
+  const { rows } = await db.execute<{ sessions: SessionInsightsJson; tones: ToneInsightJson[]; openers: OpenerInsightsJson }>(
+    sql`select ${sessionInsightsJson(userId)} as sessions, ${toneInsightsJson(userId)} as tones, ${openerInsightsJson(userId)} as openers`,
+  );
+  const { sessions, tones, openers } = rows[0]!;
+  return { sessions: sessions.sessions, interest: sessions.interest, tones, openers, languages: sessions.languages };
 }

@@ -4,6 +4,7 @@ import { createRouter } from "../../../lib/openapi";
 import { registerCompleteOnboarding } from "./complete-onboarding";
 import { registerDeleteMe } from "./delete-me";
 import { registerGetMe } from "./get-me";
+import { registerInsights } from "./insights";
 import { registerRegisterPushToken } from "./register-push-token";
 import { registerRemovePushToken } from "./remove-push-token";
 import { registerUpdateMe } from "./update-me";
@@ -22,6 +23,7 @@ export function createUsersRoutes(guards: MiddlewareHandler<AppEnv>[]) {
     registerRegisterPushToken,
     registerRemovePushToken,
     registerUsageToday,
+    registerInsights,
   ]) {
     register(router);
   }
