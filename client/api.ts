@@ -3877,6 +3877,11 @@ export interface components {
             text: string;
             /** @description The conversation phase (1–4) it is about; null for a general tip */
             phase: number | null;
+            /**
+             * @description The language of `text` (primary BCP-47 tag): the user's, else their latest conversation's, else en
+             * @example es
+             */
+            language: string;
         } | null;
         WebhookAck: {
             /** @enum {boolean} */

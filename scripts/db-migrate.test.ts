@@ -36,7 +36,7 @@ describe("applyMigrations", () => {
     expect((await applyMigrations(options())).applied).toBeGreaterThanOrEqual(2);
     expect((await applyMigrations(options())).applied).toBe(0);
     const tables = (await query(`select count(*)::int as n from pg_tables where schemaname = 'public'`)) as Array<{ n: number }>;
-    expect(tables[0]?.n).toBe(16);
+    expect(tables[0]?.n).toBe(17);
   });
 
   it("applies a migration all or nothing, and records only what succeeded", async () => {

@@ -26,6 +26,7 @@ const owners: Record<string, string> = {
   knowledgeChunks: "ai",
   tips: "modules/tips",
   tipDeliveries: "modules/tips",
+  tipTranslations: "modules/tips",
 };
 
 function sourceFiles(dir: string): string[] {

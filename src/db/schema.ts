@@ -10,6 +10,7 @@ import {
   numeric,
   pgEnum,
   pgTable,
+  primaryKey,
   real,
   smallint,
   text,
@@ -441,6 +442,21 @@ export const tips = pgTable(
     updatedAt: updatedAt(),
   },
   (t) => [check("tips_phase_range", sql`${t.phase} is null or ${t.phase} between 1 and 4`)],
+);
+
+/** A curated tip in another language, translated once by a model and shared by every user of it. */
+export const tipTranslations = pgTable(
+  "tip_translations",
+  {
+    tipId: text("tip_id")
+      .notNull()
+      .references(() => tips.id, { onDelete: "cascade" }),
+    // A BCP-47 tag's primary language ("es" for "es-MX"): one translation serves its regions.
+    language: text("language").notNull(),
+    text: text("text").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.tipId, t.language] })],
 );
 
 export const tipDeliveries = pgTable(

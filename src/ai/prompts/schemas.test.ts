@@ -10,6 +10,7 @@ import { buildOcrRequest, ocrOutputSchema } from "./ocr.v1";
 import { buildOpenerRequest, openersOutputSchema } from "./opener.v1";
 import { buildPhaseRequest, phaseOutputSchema } from "./phase.v2";
 import { buildPhotoRequest, photoOutputSchema } from "./photo.v1";
+import { buildTipTranslationRequest, tipTranslationOutputSchema } from "./tip-translation.v1";
 import { buildSuggestionsRequest, SUGGESTION_MAX_CHARS, suggestionsOutputSchema } from "./suggestions.v1";
 
 type Json = Record<string, unknown>;
@@ -36,10 +37,11 @@ const structured: Array<{ name: string; kind: AiCallKind; schemaName?: string; r
     request: suggestions(count),
     schema: suggestionsOutputSchema(count),
   })),
-  { name: "phase", kind: "phase", request: buildPhaseRequest(conversation), schema: phaseOutputSchema },
+  { name: "phase", kind: "phase", schemaName: "chat_analysis", request: buildPhaseRequest(conversation), schema: phaseOutputSchema },
   { name: "ocr", kind: "ocr", request: buildOcrRequest([png]), schema: ocrOutputSchema },
   ...[1, 2, 3, 4, 5].map((count) => ({ name: `openers (${count})`, kind: "opener" as const, request: openers(count), schema: openersOutputSchema(count) })),
   { name: "photo", kind: "opener", schemaName: "photo", request: buildPhotoRequest(png), schema: photoOutputSchema },
+  { name: "tip translation", kind: "tip", schemaName: "tip_translation", request: buildTipTranslationRequest("Ask one open question.", "es"), schema: tipTranslationOutputSchema },
 ];
 
 /**
@@ -49,7 +51,9 @@ const structured: Array<{ name: string; kind: AiCallKind; schemaName?: string; r
 function fits(schema: Json, value: unknown): boolean {
   const known = new Set([
     "type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems",
-    "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "enum", "anyOf",
+    "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "enum", "anyOf", "pattern",
+    // Words for the model, no constraint.
+    "description",
   ]);
   const unknown = Object.keys(schema).filter((key) => !known.has(key));
   if (unknown.length) throw new Error(`the agreement check does not know ${unknown.join(", ")}: teach fits() and edges() about it`);
@@ -67,7 +71,8 @@ function fits(schema: Json, value: unknown): boolean {
       return (
         typeof value === "string" &&
         (!has("minLength") || [...value].length >= n("minLength")) &&
-        (!has("maxLength") || [...value].length <= n("maxLength"))
+        (!has("maxLength") || [...value].length <= n("maxLength")) &&
+        (typeof schema.pattern !== "string" || new RegExp(schema.pattern, "u").test(value))
       );
     case "integer":
     case "number":
@@ -110,8 +115,11 @@ function base(schema: Json): unknown {
   if (Array.isArray(schema.enum)) return schema.enum[0];
   const n = (key: string) => schema[key] as number | undefined;
   switch (schema.type) {
-    case "string":
-      return "x".repeat(Math.max(n("minLength") ?? 0, 1));
+    case "string": {
+      const plain = "x".repeat(Math.max(n("minLength") ?? 0, 1));
+      // A patterned string (a language tag) needs a value of its shape.
+      return typeof schema.pattern === "string" ? (["xx", "en", "pt-BR"].find((candidate) => new RegExp(schema.pattern as string, "u").test(candidate)) ?? plain) : plain;
+    }
     case "integer":
     case "number":
       return Math.max(n("minimum") ?? n("exclusiveMinimum") ?? -FAR.number, Math.min(n("maximum") ?? n("exclusiveMaximum") ?? FAR.number, 0));
@@ -142,7 +150,8 @@ function edges(schema: Json): unknown[] {
       const min = n("minLength") ?? 0;
       const max = n("maxLength") ?? FAR.length;
       const lengths = [...new Set([min - 1, min, max, max + 1])].filter((length) => length >= 0);
-      return [...lengths.map((length) => "x".repeat(length)), 0];
+      const patterned = typeof schema.pattern === "string" ? ["en", "pt-BR", "zh-Hant-TW", "EN", "en_US", "english", "e", "-en", ""] : [];
+      return [...lengths.map((length) => "x".repeat(length)), ...patterned, 0];
     }
     case "integer":
     case "number": {

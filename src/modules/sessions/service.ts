@@ -272,6 +272,17 @@ export async function retrySession(deps: SessionDeps, userId: string, sessionId:
 }
 
 /** The phase of the user's most recent live session that has one detected, or null (the daily tip leans towards it). */
+/** The language of the user's most recently analysed live conversation (BCP-47), or null. */
+export async function latestConversationLanguage(db: Database, userId: string): Promise<string | null> {
+  const [row] = await db
+    .select({ language: sessions.language })
+    .from(sessions)
+    .where(and(liveSession({ userId }), isNotNull(sessions.language)))
+    .orderBy(desc(sessions.analysedAt), desc(sessions.id))
+    .limit(1);
+  return row?.language ?? null;
+}
+
 export async function latestSessionPhase(db: Database, userId: string): Promise<number | null> {
   const [row] = await db
     .select({ phase: sessions.phase })

@@ -2,7 +2,8 @@ import { z } from "zod";
 import { type JobContext, type JobDefinition, jobInstant, jobInstantSchema } from "../jobs/definition";
 import { sendPush } from "../notifications/service";
 import { liveTokensOf, usersDueForTip } from "../users/service";
-import { claimTipSend, tipFor } from "./service";
+import { aiEngineFor } from "../../ai/engine";
+import { claimTipSend, localizedTipFor } from "./service";
 
 /** Users per fan-out delivery: one batch publish, then the next page is a delivery of its own. */
 const FAN_OUT_PAGE = 100;
@@ -18,7 +19,7 @@ export const tipDeliveryJob: JobDefinition<{ userId: string; localDate: string }
   name: "tip-delivery",
   payload: z.object({ userId: z.string().min(1).max(64), localDate: dateSchema }).strict(),
   async run(ctx, { userId, localDate }) {
-    const tip = await tipFor(ctx.db, userId, localDate);
+    const tip = await localizedTipFor({ db: ctx.db, engine: aiEngineFor(ctx.config, ctx.db), logger: ctx.logger }, userId, localDate);
     if (!tip) return { skipped: "no tip left" };
     if (!(await claimTipSend(ctx.db, userId, localDate))) return { skipped: "already sent" };
     const tokens = await liveTokensOf(ctx.db, userId);

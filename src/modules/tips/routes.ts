@@ -1,5 +1,6 @@
 import { createRoute } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
+import { aiEngineFor } from "../../ai/engine";
 import type { AppEnv } from "../../lib/app-env";
 import { ok } from "../../lib/envelope";
 import { authErrors, bearerSecurity, createRouter, errorResponses, jsonResponse } from "../../lib/openapi";
@@ -21,6 +22,8 @@ const todayRoute = createRoute({
 export function createTipRoutes(guards: { authenticated: MiddlewareHandler<AppEnv>[] }) {
   const router = createRouter();
   router.use("/today", ...guards.authenticated);
-  router.openapi(todayRoute, async (c) => ok(c, await todaysTip(c.var.db, c.var.user.id, new Date()), 200));
+  router.openapi(todayRoute, async (c) =>
+    ok(c, await todaysTip({ db: c.var.db, engine: aiEngineFor(c.var.config, c.var.db), logger: c.var.logger }, c.var.user.id, new Date()), 200),
+  );
   return router;
 }

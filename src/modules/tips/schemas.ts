@@ -5,6 +5,10 @@ export const tipSchema = z
     id: z.string(),
     text: z.string(),
     phase: z.number().int().min(1).max(4).nullable().openapi({ description: "The conversation phase (1–4) it is about; null for a general tip" }),
+    language: z.string().openapi({
+      description: "The language of `text` (primary BCP-47 tag): the user's, else their latest conversation's, else en",
+      example: "es",
+    }),
   })
   .openapi("Tip");
 

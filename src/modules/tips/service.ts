@@ -1,11 +1,23 @@
 import { and, eq, isNull, sql } from "drizzle-orm";
-import { tipDeliveries, tips } from "../../db/schema";
+import type { AiEngine } from "../../ai/engine";
+import { buildTipTranslationRequest, tipTranslationOutputSchema } from "../../ai/prompts/tip-translation.v1";
+import { tipDeliveries, tips, tipTranslations } from "../../db/schema";
 import type { Database } from "../../lib/db";
-import { latestSessionPhase } from "../sessions/service";
+import { CodedError } from "../../lib/errors";
+import type { Logger } from "../../lib/logger";
+import { latestConversationLanguage, latestSessionPhase } from "../sessions/service";
 import { getUser } from "../users/service";
 import { localDateIn } from "./local-date";
 
 export type Tip = { id: string; text: string; phase: number | null };
+/** A tip as a user receives it: in their language (`language`, a primary tag such as "es"). */
+export type LocalizedTip = Tip & { language: string };
+
+/** What localizing a tip needs: the tips' rows, a model for a translation not made yet, a logger. */
+export type TipDeps = { db: Database; engine: Pick<AiEngine, "completeStructured">; logger: Logger };
+
+/** The language the curated tips are written in. */
+const CATALOG_LANGUAGE = "en";
 
 /** A tip comes back at the earliest this many days after it was delivered. */
 export const REPEAT_AFTER_DAYS = 30;
@@ -51,10 +63,48 @@ async function deliveredOn(db: Database, userId: string, localDate: string): Pro
  * fresh choice recorded as that day's delivery with sent_at null. The row is unique per (user,
  * local date), so the daily push later carries this same tip, and two racing requests agree.
  */
-export async function todaysTip(db: Database, userId: string, now: Date): Promise<{ localDate: string; tip: Tip | null }> {
-  const user = await getUser(db, userId);
+export async function todaysTip(deps: TipDeps, userId: string, now: Date): Promise<{ localDate: string; tip: LocalizedTip | null }> {
+  const user = await getUser(deps.db, userId);
   const localDate = localDateIn(user.timezone, now);
-  return { localDate, tip: await tipFor(db, userId, localDate) };
+  return { localDate, tip: await localizedTipFor(deps, userId, localDate) };
+}
+
+/**
+ * The language a user's tips come in: the one they chose, else the language of their most recently
+ * analysed conversation, else the catalog's. Only the primary tag counts ("es" for "es-MX").
+ */
+export async function tipLanguageOf(db: Database, userId: string): Promise<string> {
+  const { preferences } = await getUser(db, userId);
+  const tag = preferences.language ?? (await latestConversationLanguage(db, userId)) ?? CATALOG_LANGUAGE;
+  return tag.split("-")[0]!.toLowerCase();
+}
+
+/**
+ * A tip in `language`: the catalog's text for English, else its stored translation, else one made
+ * now by a model and stored for every later reader (one call per tip and language, ever). A
+ * failed translation gives the English tip rather than none.
+ */
+export async function translateTip(deps: TipDeps, tip: Tip, language: string): Promise<LocalizedTip> {
+  if (language === CATALOG_LANGUAGE) return { ...tip, language };
+  const [stored] = await deps.db
+    .select({ text: tipTranslations.text })
+    .from(tipTranslations)
+    .where(and(eq(tipTranslations.tipId, tip.id), eq(tipTranslations.language, language)));
+  if (stored) return { ...tip, text: stored.text, language };
+  try {
+    const { data } = await deps.engine.completeStructured(buildTipTranslationRequest(tip.text, language), tipTranslationOutputSchema, { kind: "tip", userId: null });
+    await deps.db.insert(tipTranslations).values({ tipId: tip.id, language, text: data.text }).onConflictDoNothing();
+    return { ...tip, text: data.text, language };
+  } catch (error) {
+    deps.logger.warn("tip translation failed; giving the tip in English", { code: error instanceof CodedError ? error.code : "INTERNAL_ERROR" });
+    return { ...tip, language: CATALOG_LANGUAGE };
+  }
+}
+
+/** The user's tip for one local day (see `tipFor`), in their language (see `tipLanguageOf`). */
+export async function localizedTipFor(deps: TipDeps, userId: string, localDate: string): Promise<LocalizedTip | null> {
+  const tip = await tipFor(deps.db, userId, localDate);
+  return tip ? translateTip(deps, tip, await tipLanguageOf(deps.db, userId)) : null;
 }
 
 /**

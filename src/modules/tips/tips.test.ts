@@ -1,13 +1,17 @@
 import { and, asc, eq } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
-import { callAs, json, resetDatabase, signedInUser, testDb } from "../../../test/helpers";
-import { sessions, tipDeliveries, tips } from "../../db/schema";
+import { callAs, json, resetDatabase, signedInUser, testConfig, testDb } from "../../../test/helpers";
+import { injectFault, resetUpstream, upstreamRequests } from "../../../test/upstream";
+import { aiEngineFor } from "../../ai/engine";
+import { sessions, tipDeliveries, tips, tipTranslations } from "../../db/schema";
+import { createLogger } from "../../lib/logger";
 import { parseTipFiles, type TipSeed } from "./catalog";
 import { loadTips } from "./load";
 import { localDateIn } from "./local-date";
 import { chooseTip, todaysTip } from "./service";
 
 // The shipped tip files, as `npm run tips:load` reads them.
+const tipDeps = () => ({ db: testDb(), engine: aiEngineFor(testConfig(), testDb()), logger: createLogger({ level: "error" }) });
 const shipped = import.meta.glob("../../../content/tips/*.md", { query: "?raw", import: "default", eager: true }) as Record<string, string>;
 const shippedSeeds = () => parseTipFiles(Object.entries(shipped).map(([path, text]) => ({ name: path.split("/").pop()!, text })));
 
@@ -76,7 +80,7 @@ describe("choosing a tip", () => {
   it("never repeats a tip within 30 days, day after day", async () => {
     const { userId } = await signedInUser();
     for (let i = 0; i < 30; i++) {
-      const { tip } = await todaysTip(testDb(), userId, new Date(`${addDays(day, i)}T12:00:00Z`));
+      const { tip } = await todaysTip(tipDeps(), userId, new Date(`${addDays(day, i)}T12:00:00Z`));
       expect(tip).not.toBeNull();
     }
     const rows = await deliveriesOf(userId);
@@ -136,8 +140,8 @@ describe("choosing a tip", () => {
     expect((await chooseTip(testDb(), other.userId, day))?.id).not.toBe(mine!.id);
     expect(await chooseTip(testDb(), me.userId, day)).toEqual(mine);
 
-    const { tip } = await todaysTip(testDb(), me.userId, new Date(`${day}T12:00:00Z`));
-    expect(tip).toEqual(mine);
+    const { tip } = await todaysTip(tipDeps(), me.userId, new Date(`${day}T12:00:00Z`));
+    expect(tip).toEqual({ ...mine, language: "en" });
     expect(await deliveriesOf(me.userId)).toHaveLength(1);
   });
 });
@@ -162,9 +166,9 @@ describe("today's tip and the local date", () => {
   it("keeps one tip through the local day and moves on at local midnight (UTC+14)", async () => {
     const { userId } = await userIn("Pacific/Kiritimati");
     // 2026-03-10 00:00 to 23:59:59 in Kiritimati.
-    const morning = await todaysTip(testDb(), userId, new Date("2026-03-09T10:00:00Z"));
-    const night = await todaysTip(testDb(), userId, new Date("2026-03-10T09:59:59Z"));
-    const nextDay = await todaysTip(testDb(), userId, new Date("2026-03-10T10:00:00Z"));
+    const morning = await todaysTip(tipDeps(), userId, new Date("2026-03-09T10:00:00Z"));
+    const night = await todaysTip(tipDeps(), userId, new Date("2026-03-10T09:59:59Z"));
+    const nextDay = await todaysTip(tipDeps(), userId, new Date("2026-03-10T10:00:00Z"));
     expect(morning.localDate).toBe("2026-03-10");
     expect(night).toEqual(morning);
     expect(nextDay.localDate).toBe("2026-03-11");
@@ -177,9 +181,9 @@ describe("today's tip and the local date", () => {
 
   it("keeps one tip through the local day and moves on at local midnight (UTC−12)", async () => {
     const { userId } = await userIn("Etc/GMT+12");
-    const late = await todaysTip(testDb(), userId, new Date("2026-03-10T11:59:59Z"));
-    const early = await todaysTip(testDb(), userId, new Date("2026-03-09T12:00:00Z"));
-    const next = await todaysTip(testDb(), userId, new Date("2026-03-10T12:00:00Z"));
+    const late = await todaysTip(tipDeps(), userId, new Date("2026-03-10T11:59:59Z"));
+    const early = await todaysTip(tipDeps(), userId, new Date("2026-03-09T12:00:00Z"));
+    const next = await todaysTip(tipDeps(), userId, new Date("2026-03-10T12:00:00Z"));
     expect(late.localDate).toBe("2026-03-09");
     expect(early).toEqual(late);
     expect(next.localDate).toBe("2026-03-10");
@@ -209,7 +213,51 @@ describe("today's tip and the local date", () => {
     const pushed = (await allTips()).at(-1)!;
     await testDb().insert(tipDeliveries).values({ userId, tipId: pushed.id, localDate: today, sentAt: new Date() });
     const body = await json<{ localDate: string; tip: { id: string } }>(await callAs(token, "/api/v1/tips/today"));
-    expect(body).toEqual({ success: true, data: { localDate: today, tip: { id: pushed.id, text: pushed.text, phase: pushed.phase } } });
+    expect(body).toEqual({ success: true, data: { localDate: today, tip: { id: pushed.id, text: pushed.text, phase: pushed.phase, language: "en" } } });
+  });
+
+  it("comes in the user's conversation language, translated once per tip and language, and in the language they chose over it", async () => {
+    await resetUpstream();
+    const SPANISH = /\b(eso|suena|cuéntame|sobre|semana|encanta|sitio|probado|nuevo|centro|senderismo|deberíamos|canciones|jueves|copas)\b/u;
+    const GERMAN = /\b(klingt|erzähl|über|wochenende|liebe|diesen|innenstadt|probiert|wäre|einem|donnerstag)\b/u;
+    const translations = async () => (await upstreamRequests()).filter((request) => JSON.stringify(request.body).includes("Translate this dating tip"));
+    // English by default, and no model call for it.
+    const plain = await signedInUser();
+    const english = await json<{ tip: { id: string; text: string; language: string } }>(await callAs(plain.token, "/api/v1/tips/today"));
+    if (!english.success) throw new Error("no tip");
+    expect(english.data.tip.language).toBe("en");
+    expect(english.data.tip.text).toBe((await allTips()).find((tip) => tip.id === english.data.tip.id)!.text);
+    expect(await translations()).toHaveLength(0);
+
+    // A user whose latest analysed conversation is in Spanish gets the tip in Spanish, translated once.
+    const speaker = await signedInUser();
+    await testDb().insert(sessions).values({ userId: speaker.userId, type: "text", status: "ready", language: "es-MX", analysedAt: new Date() });
+    const first = await json<{ tip: { id: string; text: string; language: string } }>(await callAs(speaker.token, "/api/v1/tips/today"));
+    const again = await json(await callAs(speaker.token, "/api/v1/tips/today"));
+    if (!first.success) throw new Error("no tip");
+    expect(first.data.tip.language).toBe("es");
+    expect(first.data.tip.text).toMatch(SPANISH);
+    expect(again).toEqual(first);
+    expect(await translations()).toHaveLength(1);
+    expect(await testDb().select().from(tipTranslations)).toEqual([expect.objectContaining({ tipId: first.data.tip.id, language: "es", text: first.data.tip.text })]);
+
+    // Their own choice of language wins over the conversation's.
+    await callAs(speaker.token, "/api/v1/users/me", { method: "PUT", json: { preferences: { language: "de" } } });
+    const chosen = await json<{ tip: { text: string; language: string } }>(await callAs(speaker.token, "/api/v1/tips/today"));
+    if (!chosen.success) throw new Error("no tip");
+    expect(chosen.data.tip).toMatchObject({ language: "de", text: expect.stringMatching(GERMAN) });
+  });
+
+  it("gives the tip in English when its translation fails", async () => {
+    await resetUpstream();
+    const speaker = await signedInUser();
+    await callAs(speaker.token, "/api/v1/users/me", { method: "PUT", json: { preferences: { language: "fr" } } });
+    await injectFault({ status: 400 }, { match: "Translate this dating tip", times: 20 });
+    const body = await json<{ tip: { id: string; text: string; language: string } }>(await callAs(speaker.token, "/api/v1/tips/today"));
+    if (!body.success) throw new Error("no tip");
+    expect(body.data.tip.language).toBe("en");
+    expect(body.data.tip.text).toBe((await allTips()).find((tip) => tip.id === body.data.tip.id)!.text);
+    expect(await testDb().select().from(tipTranslations)).toEqual([]);
   });
 
   it("GET /tips/today answers a null tip when none are loaded", async () => {
