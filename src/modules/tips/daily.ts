@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { type JobContext, type JobDefinition, jobInstant, jobInstantSchema } from "../jobs/definition";
 import { sendPush } from "../notifications/service";
-import { liveTokensOf, usersDueForTip } from "../users/service";
+import { getUser, liveTokensOf, usersDueForTip } from "../users/service";
 import { aiEngineFor } from "../../ai/engine";
 import { claimTipSend, localizedTipFor } from "./service";
 
@@ -19,7 +19,8 @@ export const tipDeliveryJob: JobDefinition<{ userId: string; localDate: string }
   name: "tip-delivery",
   payload: z.object({ userId: z.string().min(1).max(64), localDate: dateSchema }).strict(),
   async run(ctx, { userId, localDate }) {
-    const tip = await localizedTipFor({ db: ctx.db, engine: aiEngineFor(ctx.config, ctx.db), logger: ctx.logger }, userId, localDate);
+    const user = await getUser(ctx.db, userId);
+    const tip = await localizedTipFor({ db: ctx.db, engine: aiEngineFor(ctx.config, ctx.db), logger: ctx.logger }, user, localDate);
     if (!tip) return { skipped: "no tip left" };
     if (!(await claimTipSend(ctx.db, userId, localDate))) return { skipped: "already sent" };
     const tokens = await liveTokensOf(ctx.db, userId);

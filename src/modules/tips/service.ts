@@ -16,6 +16,9 @@ export type LocalizedTip = Tip & { language: string };
 /** What localizing a tip needs: the tips' rows, a model for a translation not made yet, a logger. */
 export type TipDeps = { db: Database; engine: Pick<AiEngine, "completeStructured">; logger: Logger };
 
+/** Who a tip is for: the user row's id and preferences (the caller has read it already). */
+type TipReader = Pick<Awaited<ReturnType<typeof getUser>>, "id" | "preferences">;
+
 /** The language the curated tips are written in. */
 const CATALOG_LANGUAGE = "en";
 
@@ -66,16 +69,15 @@ async function deliveredOn(db: Database, userId: string, localDate: string): Pro
 export async function todaysTip(deps: TipDeps, userId: string, now: Date): Promise<{ localDate: string; tip: LocalizedTip | null }> {
   const user = await getUser(deps.db, userId);
   const localDate = localDateIn(user.timezone, now);
-  return { localDate, tip: await localizedTipFor(deps, userId, localDate) };
+  return { localDate, tip: await localizedTipFor(deps, user, localDate) };
 }
 
 /**
  * The language a user's tips come in: the one they chose, else the language of their most recently
  * analysed conversation, else the catalog's. Only the primary tag counts ("es" for "es-MX").
  */
-export async function tipLanguageOf(db: Database, userId: string): Promise<string> {
-  const { preferences } = await getUser(db, userId);
-  const tag = preferences.language ?? (await latestConversationLanguage(db, userId)) ?? CATALOG_LANGUAGE;
+export async function tipLanguageOf(db: Database, user: TipReader): Promise<string> {
+  const tag = user.preferences.language ?? (await latestConversationLanguage(db, user.id)) ?? CATALOG_LANGUAGE;
   return tag.split("-")[0]!.toLowerCase();
 }
 
@@ -102,9 +104,9 @@ export async function translateTip(deps: TipDeps, tip: Tip, language: string): P
 }
 
 /** The user's tip for one local day (see `tipFor`), in their language (see `tipLanguageOf`). */
-export async function localizedTipFor(deps: TipDeps, userId: string, localDate: string): Promise<LocalizedTip | null> {
-  const tip = await tipFor(deps.db, userId, localDate);
-  return tip ? translateTip(deps, tip, await tipLanguageOf(deps.db, userId)) : null;
+export async function localizedTipFor(deps: TipDeps, user: TipReader, localDate: string): Promise<LocalizedTip | null> {
+  const tip = await tipFor(deps.db, user.id, localDate);
+  return tip ? translateTip(deps, tip, await tipLanguageOf(deps.db, user)) : null;
 }
 
 /**
