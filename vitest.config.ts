@@ -1,31 +1,12 @@
-import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
+import { workerProject } from "./test/worker-project.ts";
 
 export default defineConfig({
   test: {
     reporters: ["default", "./test/summary-reporter.ts"],
     projects: [
-      {
-        // The Worker's tests run inside workerd with its real bindings. The global setup starts
-        // the local stand-ins on free ports and provides their addresses as Worker vars.
-        plugins: [
-          cloudflareTest(({ inject }) => ({
-            wrangler: { configPath: "./wrangler.toml" },
-            miniflare: { bindings: inject("workerVars") },
-          })),
-        ],
-        test: {
-          name: "worker",
-          include: ["src/**/*.test.ts"],
-          globalSetup: ["./test/global-setup.ts"],
-          // One Postgres and one Redis serve every file; files run one after another so that
-          // resetting tables in one never pulls rows from under another.
-          fileParallelism: false,
-          testTimeout: 20_000,
-          hookTimeout: 60_000,
-          sequence: { groupOrder: 1 },
-        },
-      },
+      // The Worker's tests run inside workerd with its real bindings.
+      workerProject({ name: "worker", include: ["src/**/*.test.ts"], test: { sequence: { groupOrder: 1 } } }),
       {
         // The local stand-ins and scripts are Node programs: their own behaviour is tested in Node,
         // as is whatever needs Node-only tooling (the OpenAPI validator).
