@@ -13,7 +13,8 @@ import { mintSessionToken } from "./clerk/token.ts";
 import { LOCAL_CLERK_WEBHOOK_SECRET, LOCAL_QSTASH_CREDENTIALS, type LocalQStash, readDotenv } from "./dev-vars.ts";
 import { pipeLines } from "./log.ts";
 import { assertPortFree, freePort } from "./net.ts";
-import { type ServiceLog, type StandInPorts, startStandIns } from "./stand-ins.ts";
+import type { Outage } from "./http.ts";
+import { type Dependency, type ServiceLog, type StandInPorts, startStandIns } from "./stand-ins.ts";
 
 export interface DevStackPorts extends StandInPorts {
   worker: number;
@@ -56,6 +57,8 @@ export interface DevStack {
   /** The local Expo push service: `url` is EXPO_PUSH_URL, `origin` serves /__messages. */
   expo: { url: string; origin: string };
   redis: { port: number; running(): boolean };
+  /** Each dependency taken down and brought back, as an outage the Worker must ride out. */
+  outages: Record<Dependency, Outage>;
   /** Postgres as the Worker reaches it (for loaders such as `npm run tips:load`). */
   database: { url: string; neonHttpEndpoint: string };
   wrangler: {
@@ -92,6 +95,14 @@ const STOP_GRACE_MS = 5_000;
 const OUTPUT_LINES = 80;
 const quiet: ServiceLog = () => () => {};
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * wrangler prints a line per request with its path, and an upload's path is its image key (user
+ * id included). The Worker's own log names routes, never keys; the dev stack's output does the same.
+ */
+export function withoutUploadKeys(line: string): string {
+  return line.replace(/(\/api\/v1\/uploads\/)[^\s?]+/g, "$1:key");
+}
 
 export async function startDevStack(options: DevStackOptions = {}): Promise<DevStack> {
   const log = options.log ?? quiet;
@@ -145,7 +156,8 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
     const envFile = options.dotDevVars ? undefined : emptyFile(scratch);
     const output: string[] = [];
     const workerLog = log("worker");
-    const record = (line: string) => {
+    const record = (raw: string) => {
+      const line = withoutUploadKeys(raw);
       output.push(line);
       if (output.length > OUTPUT_LINES) output.shift();
       workerLog(line);
@@ -185,6 +197,7 @@ export async function startDevStack(options: DevStackOptions = {}): Promise<DevS
       qstash: standIns.qstash,
       expo: { url: standIns.expo.url, origin: standIns.expo.origin },
       redis: standIns.redis,
+      outages: standIns.outages,
       database: { url: standIns.neon.connectionString, neonHttpEndpoint: standIns.neon.endpoint },
       wrangler: {
         get pid() {

@@ -49,3 +49,25 @@ export function listen(server: Server, port: number, host: string, role: string)
 export function outlastClientKeepAlive(server: Server): void {
   server.keepAliveTimeout = 65_000;
 }
+
+/** A stand-in taken off the network and put back, as a dependency outage the Worker must ride out. */
+export interface Outage {
+  /** Refuses new connections and cuts every open one (requests in flight end without an answer). */
+  stop(): Promise<void>;
+  /** Serves again on the same port, with the state it had: a restart that kept its data. */
+  start(): Promise<void>;
+}
+
+export function serverOutage(server: Server, port: number, host: string, role: string): Outage {
+  return {
+    stop: async () => {
+      if (!server.listening) return;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await closed;
+    },
+    start: async () => {
+      if (!server.listening) await listen(server, port, host, role);
+    },
+  };
+}

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { applyMigrations } from "../scripts/db-migrate.ts";
 import { type AiPacing, startAiUpstream } from "./ai-upstream/server.ts";
+import type { Outage } from "./http.ts";
 import { type LocalQStash, localWorkerVars } from "./dev-vars.ts";
 import { startExpoStandIn } from "./expo/server.ts";
 import { assertPortFree, freePort } from "./net.ts";
@@ -114,6 +115,16 @@ export async function startStandIns(options: StandInOptions) {
       aiUpstream,
       qstash,
       expo,
+      /** Each dependency down and back up, its data kept (Redis, a cache, restarts empty unless persisted). */
+      outages: {
+        postgres: neon.outage,
+        redis: { stop: () => redis.stop(), start: () => redis.start() },
+        "redis-rest": redisRest.outage,
+        qstash: qstashServer.outage,
+        openai: aiUpstream.outage("openai"),
+        anthropic: aiUpstream.outage("anthropic"),
+        gemini: aiUpstream.outage("gemini"),
+      } satisfies Record<Dependency, Outage>,
       /** The Worker's variables pointing at these stand-ins (see localWorkerVars). */
       workerVars: (worker: { environment: "development" | "test"; publicBaseUrl: string; clerkJwtKey: string; clerkWebhookSecret: string }) =>
         localWorkerVars({
@@ -135,6 +146,9 @@ export async function startStandIns(options: StandInOptions) {
     throw error;
   }
 }
+
+/** The dependencies a test can take down and bring back under live work (resilience suite). */
+export type Dependency = "postgres" | "redis" | "redis-rest" | "qstash" | "openai" | "anthropic" | "gemini";
 
 export type StandIns = Awaited<ReturnType<typeof startStandIns>>;
 

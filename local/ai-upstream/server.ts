@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
 import { models } from "../../src/ai/models.ts";
-import { HttpError, listen, outlastClientKeepAlive, readBody, sendJson } from "../http.ts";
+import { HttpError, listen, type Outage, outlastClientKeepAlive, readBody, sendJson } from "../http.ts";
 import { countTokens, embed, generateTokens, languageHints, seededRandom, valueForSchema } from "./generate.ts";
 import type { Fault, RecordedRequest, Vendor } from "./types.ts";
 
@@ -20,6 +20,11 @@ export interface AiUpstream {
   /** Queues a fault for the next request of `vendor` whose body contains `match` (if given). */
   enqueueFault(vendor: Vendor | "any", fault: Fault, match?: string): void;
   reset(): void;
+  /**
+   * One vendor down and up again, as if its API were unreachable: its connections, in flight or
+   * new, are cut without an answer. The other vendors keep serving.
+   */
+  outage(vendor: Vendor): Outage;
   close(): Promise<void>;
 }
 
@@ -310,6 +315,8 @@ export async function startAiUpstream(opts: {
   const recorded: RecordedRequest[] = [];
   // A queued fault applies to the next request of its vendor whose body contains `match` (if set).
   const queued: Array<{ vendor: Vendor | "any"; fault: Fault; match?: string }> = [];
+  const down = new Set<Vendor>();
+  const inFlight = new Map<Vendor, Set<IncomingMessage>>();
 
   const takeFault = (vendor: Vendor, req: IncomingMessage, body: Json): Fault | undefined => {
     const header = req.headers["x-upstream-fault"];
@@ -353,6 +360,10 @@ export async function startAiUpstream(opts: {
     const [, vendorName = "", ...rest] = url.pathname.split("/");
     const vendor = (["openai", "anthropic", "gemini"] as const).find((name) => name === vendorName);
     if (!vendor) throw new HttpError(404, "unknown vendor");
+    if (down.has(vendor)) return void req.socket.destroy();
+    const open = inFlight.get(vendor) ?? inFlight.set(vendor, new Set()).get(vendor)!;
+    open.add(req);
+    res.once("close", () => open.delete(req));
     const path = `/${rest.join("/")}`;
     const handler = route(vendor, path);
     if (!handler || req.method !== "POST") {
@@ -412,6 +423,13 @@ export async function startAiUpstream(opts: {
       recorded.length = 0;
       queued.length = 0;
     },
+    outage: (vendor) => ({
+      stop: async () => {
+        down.add(vendor);
+        for (const req of inFlight.get(vendor) ?? []) req.socket.destroy();
+      },
+      start: async () => void down.delete(vendor),
+    }),
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

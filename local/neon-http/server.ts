@@ -9,7 +9,7 @@ import { mkdirSync } from "node:fs";
 import { createServer, type IncomingMessage } from "node:http";
 import { parseArgs } from "node:util";
 import { pathToFileURL } from "node:url";
-import { HttpError, listen, outlastClientKeepAlive, readBody, sendJson } from "../http.ts";
+import { HttpError, listen, type Outage, outlastClientKeepAlive, readBody, sendJson, serverOutage } from "../http.ts";
 
 export interface NeonStandIn {
   /** What the Worker sets as `neonConfig.fetchEndpoint`, e.g. http://127.0.0.1:5480/sql */
@@ -17,6 +17,8 @@ export interface NeonStandIn {
   /** A connection string the driver accepts (and psql, when the wire server runs). */
   connectionString: string;
   wirePort: number | undefined;
+  /** The HTTP endpoint down and up again, the database kept (the wire port stays up for psql). */
+  outage: Outage;
   close(): Promise<void>;
 }
 
@@ -216,6 +218,7 @@ export async function startNeonStandIn(opts: NeonStandInOptions): Promise<NeonSt
       endpoint,
       connectionString,
       wirePort,
+      outage: serverOutage(http, httpPort, host, "neon-http"),
       close: async () => {
         await wire?.stop();
         http.closeAllConnections();

@@ -12,10 +12,10 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { HttpError, listen, outlastClientKeepAlive, readBody, sendJson } from "../http.ts";
+import { HttpError, listen, type Outage, outlastClientKeepAlive, readBody, sendJson, serverOutage } from "../http.ts";
 import { asLists, createQueue, type Message, type MessageTemplate, type Schedule } from "./queue.ts";
 import { compileRetryDelay } from "./retry.ts";
-import { fetchTransport, type Outcome, pullTransport } from "./transport.ts";
+import { fetchTransport, holdableTransport, type Outcome, pullTransport } from "./transport.ts";
 
 export type { Message } from "./queue.ts";
 export type { Delivery } from "./transport.ts";
@@ -43,6 +43,8 @@ export interface QStashStandIn {
   url: string;
   /** Every message with its state, oldest first (what GET /__control/messages answers). */
   messages(): Message[];
+  /** The API down (publishing refused) and deliveries held, then both back with the queue as it was. */
+  outage: Outage;
   close(): Promise<void>;
 }
 
@@ -176,9 +178,10 @@ export async function startQStashStandIn(opts: QStashStandInOptions): Promise<QS
   }
   const { log } = opts;
   const pull = opts.delivery === "pull" ? pullTransport() : undefined;
+  const deliveries = holdableTransport(pull ?? fetchTransport());
   const queue = createQueue({
     signingKey: opts.currentSigningKey,
-    transport: pull ?? fetchTransport(),
+    transport: deliveries.transport,
     retryDelayScale: opts.retryDelayScale ?? 1,
     dataDir: opts.dataDir,
     log,
@@ -285,11 +288,22 @@ export async function startQStashStandIn(opts: QStashStandInOptions): Promise<QS
   outlastClientKeepAlive(server);
   const port = await listen(server, opts.port, "127.0.0.1", "qstash");
   const url = `http://127.0.0.1:${port}`;
+  const api = serverOutage(server, port, "127.0.0.1", "qstash");
   log(`QStash on ${url} (${opts.delivery ?? "fetch"} delivery${opts.dataDir ? `, state in ${opts.dataDir}` : ", in memory"})`);
 
   return {
     url,
     messages: queue.messages,
+    outage: {
+      stop: async () => {
+        deliveries.hold();
+        await api.stop();
+      },
+      start: async () => {
+        await api.start();
+        deliveries.release();
+      },
+    },
     close: async () => {
       queue.close();
       server.closeAllConnections();

@@ -132,3 +132,31 @@ export function pullTransport(): PullTransport {
     },
   };
 }
+
+/**
+ * A transport that can be held: while held, due deliveries wait and go out on release, as a
+ * QStash that was down works off its backlog when it comes back.
+ */
+export function holdableTransport<T extends Transport>(inner: T) {
+  let held: Array<Parameters<Transport["send"]>> | undefined;
+  const transport: T = {
+    ...inner,
+    send(...args) {
+      if (held) held.push(args);
+      else inner.send(...args);
+    },
+    cancelAll() {
+      if (held) held.length = 0;
+      inner.cancelAll();
+    },
+  };
+  return {
+    transport,
+    hold: () => void (held ??= []),
+    release: () => {
+      const waiting = held ?? [];
+      held = undefined;
+      for (const args of waiting) inner.send(...args);
+    },
+  };
+}

@@ -15,12 +15,14 @@ import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { createClient, ErrorReply, RESP_TYPES } from "redis";
-import { HttpError, listen, outlastClientKeepAlive, readBody, sendJson } from "../http.ts";
+import { HttpError, listen, type Outage, outlastClientKeepAlive, readBody, sendJson, serverOutage } from "../http.ts";
 import { startRedisServer } from "./redis-server.ts";
 
 export interface RedisRestAdapter {
   url: string;
   token: string;
+  /** The REST endpoint down and up again (Redis itself untouched). */
+  outage: Outage;
   close(): Promise<void>;
 }
 
@@ -339,6 +341,7 @@ export async function startRedisRestAdapter(opts: RedisRestOptions): Promise<Red
   return {
     url: `http://${urlHost}:${port}`,
     token: opts.token,
+    outage: serverOutage(server, port, host, "redis-rest"),
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((done) => server.close(() => done()));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CANARY, leaksIn } from "./leaks";
+import { CANARY, leaksIn, maskLeaks } from "./leaks";
 
 // The scan only proves something if it would catch what it looks for.
 describe("the log leak scan", () => {
@@ -13,6 +13,14 @@ describe("the log leak scan", () => {
     ["bearer", `{"header":"Bearer sk_live_abcdefghijklmnop"}`],
   ])("finds %s", (kind, line) => {
     expect(leaksIn(line)).toContain(kind);
+  });
+
+  it("masks every secret of a line, so that the line can be printed", () => {
+    const line = `PUT /api/v1/uploads/u/user_2abc/AbCdEfGhIjKlMnOpQrStUv.png?type=image/png&sig=AbCdEfGhIjKlMnOp 201 (${CANARY})`;
+    const masked = maskLeaks(line);
+    expect(leaksIn(masked)).toEqual([]);
+    expect(masked).toContain("<image key>");
+    expect(masked).toContain("<signed URL>");
   });
 
   it("passes the Worker's ordinary log lines", () => {

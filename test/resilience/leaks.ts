@@ -21,3 +21,8 @@ const PATTERNS: Array<[kind: string, pattern: RegExp]> = [
 export function leaksIn(line: string): string[] {
   return PATTERNS.filter(([, pattern]) => pattern.test(line)).map(([kind]) => kind);
 }
+
+/** The line with every secret in it replaced by its kind: safe to print, and says where the leak is. */
+export function maskLeaks(line: string): string {
+  return PATTERNS.reduce((masked, [kind, pattern]) => masked.replace(new RegExp(pattern.source, `${pattern.flags}g`), `<${kind}>`), line);
+}

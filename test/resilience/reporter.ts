@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DefaultReporter, type Reporter, type TestModule } from "vitest/node";
 import { FIGURES, type FigureName, type Figures } from "./figures.ts";
-import { leaksIn } from "./leaks.ts";
+import { leaksIn, maskLeaks } from "./leaks.ts";
 
 type UserConsoleLog = Parameters<NonNullable<Reporter["onUserConsoleLog"]>>[0];
 
@@ -23,8 +23,8 @@ export default class ResilienceReporter extends DefaultReporter {
       if (line.trim() === "") continue;
       this.scanned += 1;
       const kinds = leaksIn(line);
-      // Shown by kind and place only: printing the line would print the secret.
-      if (kinds.length > 0) this.leaks.push(`${kinds.join(", ")} in a ${log.type} line of ${log.taskId ?? "a setup hook"}`);
+      // Shown with each secret masked: printing the line as it is would print the secret.
+      if (kinds.length > 0) this.leaks.push(`${kinds.join(", ")}: ${maskLeaks(line).slice(0, 300)}`);
     }
   }
 

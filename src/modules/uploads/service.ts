@@ -127,23 +127,32 @@ export async function receiveUpload(
   const piped = request.body.pipeTo(inspection.stream.writable, { preventCancel: true, signal: stopPiping.signal });
   // Its failure errors the stream `put` reads, and the failure path below awaits it.
   piped.catch(() => {});
+  const giveBack = async () => {
+    stopPiping.abort();
+    await Promise.allSettled([piped, deps.bucket.delete(key), deps.db.update(sessionImages).set({ receivingAt: null }).where(eq(sessionImages.id, claim.id))]);
+  };
+  let stored: { size: number; sha256: string };
   try {
     const object = await deps.bucket.put(key, inspection.stream.readable.pipeThrough(new FixedLengthStream(grant.size)), {
       httpMetadata: { contentType: grant.contentType },
     });
-    const sha256 = await inspection.sha256;
-    await deps.db
-      .update(sessionImages)
-      .set({ sha256, uploadedAt: new Date() })
-      .where(eq(sessionImages.id, claim.id));
-    return { key, contentType: grant.contentType, size: object.size, sha256 };
+    stored = { size: object.size, sha256: await inspection.sha256 };
   } catch (error) {
-    stopPiping.abort();
-    await Promise.allSettled([piped, deps.bucket.delete(key), deps.db.update(sessionImages).set({ receivingAt: null }).where(eq(sessionImages.id, claim.id))]);
+    // Only the body can fail here: it was not the promised image, or not all of it came.
+    await giveBack();
     const rejection = inspection.rejection();
     if (rejection) throw new AppError(rejection);
     throw error instanceof AppError ? error : new AppError("UPLOAD_LENGTH_MISMATCH", { cause: error });
   }
+  try {
+    await deps.db.update(sessionImages).set({ sha256: stored.sha256, uploadedAt: new Date() }).where(eq(sessionImages.id, claim.id));
+  } catch (error) {
+    // The body was fine; the database was not. The error keeps its own code (a lost database is
+    // DATABASE_UNAVAILABLE), so the app retries instead of blaming the image.
+    await giveBack();
+    throw error;
+  }
+  return { key, contentType: grant.contentType, ...stored };
 }
 
 /**

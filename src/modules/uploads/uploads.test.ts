@@ -1,11 +1,14 @@
 import { env } from "cloudflare:test";
 import { eq } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
-import { call, callAs, clearBucket, json, resetDatabase, signedInUser, testConfig, testDb } from "../../../test/helpers";
+import { call, callAs, clearBucket, dropNextDatabaseRequests, droppingDb, json, resetDatabase, signedInUser, testConfig, testDb } from "../../../test/helpers";
 import { pngBytes } from "../../../test/images";
 import { sessionImages } from "../../db/schema";
+import { unreachableDatabaseError } from "../../lib/db";
 import { toHex } from "../../lib/encoding";
-import { createUploadUrl } from "./service";
+import { AppError } from "../../lib/errors";
+import { signedUploadQuerySchema } from "./schemas";
+import { createUploadUrl, receiveUpload } from "./service";
 
 type UploadUrl = { uploadUrl: string; method: "PUT"; headers: Record<string, string>; key: string; expiresAt: string };
 
@@ -207,5 +210,35 @@ describe("uploads", () => {
     await expectNothingStored();
     // A rejection releases the key: the same URL still takes the real image.
     expect((await put(grant.uploadUrl, pngBytes(2048))).status).toBe(201);
+  });
+
+  it("answers DATABASE_UNAVAILABLE, not a length mismatch, when the database is lost after the body arrived", async () => {
+    const { token } = await signedInUser();
+    const grant = await uploadUrl(token);
+    const { pathname, searchParams } = new URL(grant.uploadUrl);
+    const image = pngBytes(2048);
+    // The claim goes through; the connection to the database is lost while the last bytes arrive,
+    // so the next statement — recording the finished upload — never reaches Postgres.
+    const halves = [image.subarray(0, 1024), image.subarray(1024)];
+    const body = new ReadableStream<Uint8Array>({
+      // Read only once the key is claimed: the second half arms the drop before it arrives.
+      async pull(controller) {
+        const half = halves.shift();
+        if (half === undefined) return controller.close();
+        if (halves.length === 0) await dropNextDatabaseRequests(1);
+        controller.enqueue(half);
+      },
+    });
+    const failure = await receiveUpload(
+      { config: testConfig(), db: droppingDb(), bucket: env.IMAGES },
+      decodeURIComponent(pathname.replace("/api/v1/uploads/", "")),
+      signedUploadQuerySchema.parse(Object.fromEntries(searchParams)),
+      { contentType: "image/png", contentLength: String(image.length), body },
+    ).then(() => undefined, (error: unknown) => error);
+    expect(failure).not.toBeInstanceOf(AppError);
+    expect(unreachableDatabaseError(failure)).toBeDefined();
+    // Nothing half-stored: the object is gone, and the same URL takes the image once the database is back.
+    expect(await r2Keys()).toEqual([]);
+    expect((await put(grant.uploadUrl, image)).status).toBe(201);
   });
 });
