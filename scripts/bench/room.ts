@@ -5,23 +5,13 @@
 // Starts and stops its own stack; exits 1 if any socket missed or misordered an event.
 // Usage: npm run bench:room [-- --sockets 100 --events 1000 --batch 1]
 import { availableParallelism } from "node:os";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { expectJson, seedSession } from "../../local/api-client.ts";
-import { withBenchStack } from "./stack.ts";
+import { formatTable, type Measure } from "./measures.ts";
+import { type BenchStack, withBenchStack } from "./stack.ts";
 import { count, percentile } from "./stats.ts";
 
-const { values } = parseArgs({
-  options: {
-    sockets: { type: "string", default: "100" },
-    events: { type: "string", default: "1000" },
-    // Events per publish request. 1 = each event's latency on its own; more = bursts, whose
-    // later events also wait for the earlier ones' publish.
-    batch: { type: "string", default: "1" },
-  },
-});
-const socketCount = count(values, "sockets");
-const eventCount = count(values, "events");
-const batch = count(values, "batch");
 const CONNECT_TIMEOUT_MS = 15_000;
 const DRAIN_TIMEOUT_MS = 30_000;
 
@@ -73,12 +63,15 @@ function connect(wsUrl: string, token: string): Promise<Receiver> {
   });
 }
 
-// Every socket comes from one address and belongs to one user (100 devices of the session's
-// owner), so the per-IP upgrade limit and the per-user socket cap are raised to fit them; each
-// socket sends one frame (the room allows WS_MAX_FRAMES_PER_SECOND).
-const limits = { RATE_LIMIT_WS_UPGRADE: String(socketCount + 10), WS_MAX_SOCKETS_PER_USER: String(socketCount) };
-await withBenchStack(limits, async ({ url, token: mint }) => {
-  const user = `user_bench_${Date.now()}`;
+/**
+ * Every socket comes from one address and belongs to one user (devices of the session's owner),
+ * so the per-IP upgrade limit and the per-user socket cap are raised to fit them; each socket
+ * sends one frame (the room allows WS_MAX_FRAMES_PER_SECOND).
+ */
+export const roomBenchVars = (sockets: number) => ({ RATE_LIMIT_WS_UPGRADE: String(sockets + 10), WS_MAX_SOCKETS_PER_USER: String(sockets) });
+
+export async function benchRoom({ url, token: mint }: BenchStack, { sockets: socketCount, events: eventCount, batch }: { sockets: number; events: number; batch: number }): Promise<Measure[]> {
+  const user = `user_bench_room_${Date.now()}`;
   const sessionId = await seedSession(url, await mint(user), 2);
   const wsUrl = `${url.replace(/^http/, "ws")}/api/v1/sessions/${sessionId}/ws`;
 
@@ -121,29 +114,39 @@ await withBenchStack(limits, async ({ url, token: mint }) => {
   // Only now: our own close must not count as the server's.
   for (const receiver of receivers) receiver.socket.close(1000);
 
-  console.log(
-    `One room, ${socketCount} authenticated sockets, ${eventCount} events via RPC publish ` +
-      `(${batch} per bench request, each publish awaited in turn, requests sequential)`,
-  );
-  if (!consecutive) console.log(`publish FAILED: the room's seqs were not consecutive (${published.slice(0, 5).join(", ")}, …)`);
-  console.log(
-    failed.length === 0
-      ? `delivery OK: every socket got all ${eventCount} events, seq strictly increasing, none missing`
-      : `delivery FAILED on ${failed.length}/${socketCount} sockets: ${sum((r) => Math.max(0, eventCount - r.seqs.length))} ` +
-          `socket×event frames missing, ${sum((r) => r.outOfOrder)} out of order, ` +
-          `unexpected: ${[...new Set(receivers.flatMap((r) => r.unexpected))].join(", ") || "none"}`,
-  );
-  console.log(
-    `publish → receive over ${latencies.length} socket×event samples: p50 ${percentile(latencies, 50).toFixed(2)} ms, ` +
-      `p99 ${percentile(latencies, 99).toFixed(2)} ms, max ${(latencies.at(-1) ?? NaN).toFixed(2)} ms`,
-  );
-  console.log(
-    "  measured from the bench stamping the event's data (performance.timeOrigin + performance.now()) just before " +
-      "POSTing it to the bench Worker, to a socket's message handler reading the same clock: the HTTP hop, the RPC " +
-      "publish, the room's fan-out, WebSocket delivery, and this one Node process (" +
-      `${availableParallelism()} CPUs shared with workerd and the stand-ins) handling every socket's frames in turn, ` +
-      "each inflated (Node's WebSocket always negotiates permessage-deflate)",
-  );
-  console.log(`total ${(finished - started).toFixed(0)} ms from the first publish request to the last frame received`);
-  if (!consecutive || failed.length > 0) process.exitCode = 1;
-});
+  if (!consecutive || failed.length > 0) {
+    throw new Error(
+      `delivery FAILED on ${failed.length}/${socketCount} sockets (seqs consecutive: ${consecutive}): ${sum((r) => Math.max(0, eventCount - r.seqs.length))} ` +
+        `socket×event frames missing, ${sum((r) => r.outOfOrder)} out of order, unexpected: ${[...new Set(receivers.flatMap((r) => r.unexpected))].join(", ") || "none"}`,
+    );
+  }
+  const name = `one room, ${socketCount} sockets × ${eventCount} events`;
+  return [
+    {
+      name: `${name}: publish → receive p50`,
+      value: percentile(latencies, 50),
+      unit: "ms",
+      note:
+        `every socket got every event in order; from stamping the event before POSTing it to the bench Worker to a socket's handler: the HTTP hop, the RPC publish, ` +
+        `the room's fan-out, WebSocket delivery, and this one Node process (${availableParallelism()} CPUs shared with workerd) inflating every socket's frames in turn`,
+    },
+    { name: `${name}: publish → receive p99`, value: percentile(latencies, 99), unit: "ms", target: { max: 50 } },
+    { name: `${name}: total`, value: (finished - started) / 1000, unit: "s" },
+  ];
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { values } = parseArgs({
+    options: {
+      sockets: { type: "string", default: "100" },
+      events: { type: "string", default: "1000" },
+      // Events per publish request. 1 = each event's latency on its own; more = bursts, whose
+      // later events also wait for the earlier ones' publish.
+      batch: { type: "string", default: "1" },
+    },
+  });
+  const sockets = count(values, "sockets");
+  await withBenchStack(roomBenchVars(sockets), async (stack) => {
+    console.log(formatTable(await benchRoom(stack, { sockets, events: count(values, "events"), batch: count(values, "batch") })));
+  });
+}

@@ -1,0 +1,37 @@
+// `npm run bench`: starts one stack (stand-ins + the bench Worker) and runs every benchmark on
+// it, then prints one table — measure, value, baseline measured in the same run, ratio, target,
+// pass/fail — and writes it to bench/results/bench-<time>.json. `--compare <file>` adds the
+// change against an earlier run's JSON. Exits 1 when a target is missed.
+// Usage: npm run bench [-- --compare bench/results/bench-….json --quick]
+import { availableParallelism } from "node:os";
+import { parseArgs } from "node:util";
+import { benchApi } from "./api.ts";
+import { type BenchRun, formatTable, type Measure, passes, readRun, writeRun } from "./measures.ts";
+import { benchRoom, roomBenchVars } from "./room.ts";
+import { withBenchStack } from "./stack.ts";
+import { benchStream, STREAM_BENCH_VARS } from "./stream.ts";
+
+const { values } = parseArgs({ options: { compare: { type: "string" }, quick: { type: "boolean", default: false } } });
+const previous = values.compare === undefined ? undefined : readRun(values.compare);
+// --quick: a smoke run of every bench with few samples, to check the command itself.
+const size = values.quick
+  ? { api: { samples: 30, warmup: 5, messages: 30 }, stream: { generations: 4, tokenDelayMs: 5 }, room: { sockets: 20, events: 100, batch: 1 } }
+  : { api: { samples: 300, warmup: 30, messages: 30 }, stream: { generations: 30, tokenDelayMs: 5 }, room: { sockets: 1000, events: 1000, batch: 1 } };
+
+const measures: Measure[] = [];
+await withBenchStack({ ...STREAM_BENCH_VARS, ...roomBenchVars(size.room.sockets) }, async (stack) => {
+  for (const [name, bench] of [
+    ["api", () => benchApi(stack, size.api)],
+    ["stream", () => benchStream(stack, size.stream)],
+    ["room", () => benchRoom(stack, size.room)],
+  ] as const) {
+    const began = performance.now();
+    measures.push(...(await bench()));
+    console.error(`${name} done in ${((performance.now() - began) / 1000).toFixed(1)} s`);
+  }
+});
+
+const run: BenchRun = { at: new Date().toISOString(), machine: { cpus: availableParallelism(), node: process.version }, measures };
+console.log(formatTable(measures, previous));
+console.log(`\nwritten to ${writeRun("bench", run)}`);
+if (measures.some((measure) => passes(measure) === false)) process.exitCode = 1;
