@@ -6,6 +6,7 @@
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 import { benchApi } from "./api.ts";
+import { benchLoad } from "./load.ts";
 import { type BenchRun, formatTable, type Measure, passes, readRun, writeRun } from "./measures.ts";
 import { benchRoom, roomBenchVars } from "./room.ts";
 import { withBenchStack } from "./stack.ts";
@@ -15,13 +16,14 @@ const { values } = parseArgs({ options: { compare: { type: "string" }, quick: { 
 const previous = values.compare === undefined ? undefined : readRun(values.compare);
 // --quick: a smoke run of every bench with few samples, to check the command itself.
 const size = values.quick
-  ? { api: { samples: 30, warmup: 5, messages: 30 }, stream: { generations: 4, tokenDelayMs: 5 }, room: { sockets: 20, events: 100, batch: 1 } }
-  : { api: { samples: 300, warmup: 30, messages: 30 }, stream: { generations: 30, tokenDelayMs: 5 }, room: { sockets: 1000, events: 1000, batch: 1 } };
+  ? { api: { samples: 30, warmup: 5, messages: 30 }, load: { users: 20, connections: 10, seconds: 5, rate: 20 }, stream: { generations: 4, tokenDelayMs: 5 }, room: { sockets: 20, events: 100, batch: 1 } }
+  : { api: { samples: 300, warmup: 30, messages: 30 }, load: { users: 200, connections: 50, seconds: 30, rate: 300 }, stream: { generations: 30, tokenDelayMs: 5 }, room: { sockets: 1000, events: 1000, batch: 1 } };
 
 const measures: Measure[] = [];
 await withBenchStack({ ...STREAM_BENCH_VARS, ...roomBenchVars(size.room.sockets) }, async (stack) => {
   for (const [name, bench] of [
     ["api", () => benchApi(stack, size.api)],
+    ["load", () => benchLoad(stack, size.load)],
     ["stream", () => benchStream(stack, size.stream)],
     ["room", () => benchRoom(stack, size.room)],
   ] as const) {
