@@ -6,6 +6,7 @@
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 import { benchApi } from "./api.ts";
+import { benchGenerations, generationsBenchVars } from "./generations.ts";
 import { benchLoad } from "./load.ts";
 import { type BenchRun, formatTable, type Measure, passes, readRun, writeRun } from "./measures.ts";
 import { benchRoom, roomBenchVars } from "./room.ts";
@@ -16,15 +17,18 @@ const { values } = parseArgs({ options: { compare: { type: "string" }, quick: { 
 const previous = values.compare === undefined ? undefined : readRun(values.compare);
 // --quick: a smoke run of every bench with few samples, to check the command itself.
 const size = values.quick
-  ? { api: { samples: 30, warmup: 5, messages: 30 }, load: { users: 20, connections: 10, seconds: 5, rate: 20 }, stream: { generations: 4, tokenDelayMs: 5 }, room: { sockets: 20, events: 100, batch: 1 } }
-  : { api: { samples: 300, warmup: 30, messages: 30 }, load: { users: 200, connections: 50, seconds: 30, rate: 300 }, stream: { generations: 30, tokenDelayMs: 5 }, room: { sockets: 1000, events: 1000, batch: 1 } };
+  ? { api: { samples: 30, warmup: 5, messages: 30 }, load: { users: 20, connections: 10, seconds: 5, rate: 20 }, generations: { users: 5, generations: 10, count: 3 }, stream: { generations: 4, tokenDelayMs: 5 }, room: { sockets: 20, events: 100, batch: 1 } }
+  : { api: { samples: 300, warmup: 30, messages: 30 }, load: { users: 200, connections: 50, seconds: 30, rate: 300 }, generations: { users: 100, generations: 200, count: 3 }, stream: { generations: 30, tokenDelayMs: 5 }, room: { sockets: 1000, events: 1000, batch: 1 } };
 
 const measures: Measure[] = [];
-await withBenchStack({ ...STREAM_BENCH_VARS, ...roomBenchVars(size.room.sockets) }, async (stack) => {
+// Every bench's vars at once: none touches the user, IP or AI rate limits the load bench runs under.
+const vars = { ...STREAM_BENCH_VARS, ...generationsBenchVars(size.generations.generations + size.room.sockets), ...roomBenchVars(size.generations.generations + size.room.sockets) };
+await withBenchStack(vars, async (stack) => {
   for (const [name, bench] of [
     ["api", () => benchApi(stack, size.api)],
     ["load", () => benchLoad(stack, size.load)],
     ["stream", () => benchStream(stack, size.stream)],
+    ["generations", () => benchGenerations(stack, size.generations)],
     ["room", () => benchRoom(stack, size.room)],
   ] as const) {
     const began = performance.now();

@@ -3,6 +3,7 @@
 // wrangler's programmatic API, so each bench is one self-contained command.
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
+import { neon, neonConfig } from "@neondatabase/serverless";
 import { unstable_startWorker } from "wrangler";
 import type { AiUpstream } from "../../local/ai-upstream/server.ts";
 import { generateClerkKeys } from "../../local/clerk/keys.ts";
@@ -14,6 +15,12 @@ import { startEphemeralStandIns } from "../../local/stand-ins.ts";
 process.env.WRANGLER_SEND_METRICS = "false";
 process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false";
 
+/**
+ * What only a suggestions request's body holds at the local upstream (its JSON Schema's name in
+ * OpenAI's format, the primary model's): to pace that request alone, or to find it afterwards.
+ */
+export const SUGGESTIONS_REQUEST = '"name":"suggestions"';
+
 export interface BenchStack {
   /** The bench Worker's origin, e.g. http://127.0.0.1:40123 */
   url: string;
@@ -21,6 +28,8 @@ export interface BenchStack {
   token(sub: string): Promise<string>;
   /** The local AI upstream, in this process: inject faults, read what it streamed and when. */
   aiUpstream: AiUpstream;
+  /** One statement against the stack's Postgres (the Worker's own database), rows as arrays. */
+  sql(query: string, params?: unknown[]): Promise<unknown[][]>;
 }
 
 /**
@@ -67,5 +76,12 @@ async function start(vars: Record<string, string>, stops: Array<() => Promise<vo
   });
   stops.push(() => worker.dispose());
   await worker.ready;
-  return { url, token: (sub) => mintSessionToken(clerk.privateJwk, { sub, ttlSeconds: 3600 }), aiUpstream: standIns.aiUpstream };
+  neonConfig.fetchEndpoint = standIns.neon.endpoint;
+  const database = neon(standIns.neon.connectionString, { arrayMode: true });
+  return {
+    url,
+    token: (sub) => mintSessionToken(clerk.privateJwk, { sub, ttlSeconds: 3600 }),
+    aiUpstream: standIns.aiUpstream,
+    sql: (query, params = []) => database.query(query, params) as Promise<unknown[][]>,
+  };
 }

@@ -9,7 +9,7 @@ import { parseArgs } from "node:util";
 import { createFieldStream } from "../../src/ai/json-stream.ts";
 import { expectJson, seedSession } from "../../local/api-client.ts";
 import { formatTable, type Measure } from "./measures.ts";
-import { type BenchStack, withBenchStack } from "./stack.ts";
+import { type BenchStack, SUGGESTIONS_REQUEST, withBenchStack } from "./stack.ts";
 import { count, percentile } from "./stats.ts";
 
 const now = () => performance.timeOrigin + performance.now();
@@ -67,7 +67,7 @@ async function streamRuns(url: string, token: string, aiUpstream: BenchStack["ai
   const firstToken: number[] = [];
   for (let run = 0; run < generations; run++) {
     // Tokens a few ms apart, as vendors send them; otherwise they would arrive in one packet.
-    aiUpstream.enqueueFault("any", { tokenDelayMs }, '"suggestions"');
+    aiUpstream.enqueueFault("any", { tokenDelayMs }, SUGGESTIONS_REQUEST);
     const started = await fetch(`${url}/api/v1/sessions/${sessionId}/generate-suggestions`, {
       method: "POST",
       headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
@@ -81,7 +81,7 @@ async function streamRuns(url: string, token: string, aiUpstream: BenchStack["ai
 
     // Replay what the upstream streamed through the same field reader: the k-th delta it yields
     // is the k-th suggestion.delta the client got, and came from that upstream token.
-    const request = aiUpstream.requests().findLast((r) => JSON.stringify(r.body).includes('"suggestions"'));
+    const request = aiUpstream.requests().findLast((r) => JSON.stringify(r.body).includes(SUGGESTIONS_REQUEST));
     if (!request) throw new Error("the upstream saw no suggestions request");
     const reader = createFieldStream("suggestions", "text");
     const origins = request.streamed.flatMap((token) => reader.feed(token.text).filter((d) => d.index < 3).map(() => token.at));

@@ -1,0 +1,183 @@
+// `npm run bench:generations`: many suggestion generations started at once across many users,
+// the local AI upstream streaming each like a real model (first token after 400 ms, then one
+// every 30 ms). Every generation must complete with every token on its socket, in seq order,
+// the deltas adding up to the completed suggestions. Reports the total time, the token relay
+// (upstream token written → suggestion.delta received) under that load, and what a generation
+// costs at list prices from `ai_calls` (phase and analysis, embedding, suggestions).
+// Alone it starts and stops its own stack.
+// Usage: npm run bench:generations [-- --users 100 --generations 200 --count 3]
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { expectJson } from "../../local/api-client.ts";
+import { createFieldStream } from "../../src/ai/json-stream.ts";
+import { formatTable, type Measure } from "./measures.ts";
+import { type BenchStack, SUGGESTIONS_REQUEST, withBenchStack } from "./stack.ts";
+import { count, percentile } from "./stats.ts";
+
+const PACING = { firstTokenDelayMs: 400, tokenDelayMs: 30 };
+const FOLLOW_MS = 180_000;
+const now = () => performance.timeOrigin + performance.now();
+
+type Frame = { type: string; seq?: number; generationId?: string; index?: number; delta?: string; suggestions?: Array<{ text: string }>; code?: string };
+
+/** Budgets and the per-IP upgrade limit (every socket comes from this one address) out of the way; user and AI rate limits stay. */
+export const generationsBenchVars = (sockets: number) => ({ AI_DAILY_BUDGET_USER_USD: "1000000", AI_DAILY_BUDGET_TOTAL_USD: "1000000", RATE_LIMIT_WS_UPGRADE: String(sockets + 10) });
+
+export async function benchGenerations(stack: BenchStack, options: { users: number; generations: number; count: number }): Promise<Measure[]> {
+  const run = Date.now();
+  // One session per generation, each with a marker in its chat so its upstream request can be found.
+  const targets: Array<{ token: string; sessionId: string; marker: string; socket: Awaited<ReturnType<typeof follow>> }> = [];
+  const tokens = await Promise.all(Array.from({ length: options.users }, (_, i) => stack.token(`user_bench_gen_${run}_${i}`)));
+  for (let i = 0; i < options.generations; i += 20) {
+    targets.push(
+      ...(await Promise.all(
+        Array.from({ length: Math.min(20, options.generations - i) }, async (_, j) => {
+          const token = tokens[(i + j) % tokens.length]!;
+          const marker = `bench-chat-${run}-${i + j}`;
+          const created = await fetch(`${stack.url}/api/v1/sessions`, {
+            method: "POST",
+            headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+            body: JSON.stringify({
+              type: "text",
+              messages: [
+                { sender: "match", text: `(${marker}) so what do you do when you're not on here?` },
+                { sender: "user", text: "mostly climbing, and pretending to cook" },
+                { sender: "match", text: "pretending? now I need to know what the worst dish was" },
+              ],
+            }),
+          });
+          const sessionId = (await expectJson<{ data: { id: string } }>(created, 201, "POST /sessions")).data.id;
+          return { token, sessionId, marker, socket: await follow(stack.url, sessionId, token) };
+        }),
+      )),
+    );
+  }
+  for (let i = 0; i < targets.length; i++) stack.aiUpstream.enqueueFault("any", PACING, SUGGESTIONS_REQUEST);
+
+  const began = performance.now();
+  const starts = await Promise.all(
+    targets.map(async ({ token, sessionId }) => {
+      const response = await fetch(`${stack.url}/api/v1/sessions/${sessionId}/generate-suggestions`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ count: options.count }),
+      });
+      const text = await response.text();
+      return response.status === 202 ? (JSON.parse(text) as { data: { generationId: string } }).data.generationId : `${response.status} ${text.slice(0, 120)}`;
+    }),
+  );
+  const refused = starts.filter((start) => start.includes(" "));
+  if (refused.length > 0) throw new Error(`${refused.length} of ${targets.length} starts refused, e.g. ${refused[0]}`);
+  const ends = await Promise.all(targets.map((target, i) => target.socket.end(starts[i]!, FOLLOW_MS)));
+  const totalSeconds = (performance.now() - began) / 1000;
+  for (const target of targets) target.socket.close();
+
+  // Every generation completed, in order, and its deltas spell its suggestions.
+  const broken = ends.flatMap((end, i) => (end.problem ? [`${targets[i]!.sessionId}: ${end.problem}`] : []));
+  if (broken.length > 0) throw new Error(`${broken.length} of ${targets.length} generations broken, e.g. ${broken.slice(0, 3).join("; ")}`);
+
+  // Relay under load: the k-th delta a socket got came from the upstream token that yielded it.
+  const relay: number[] = [];
+  const requests = stack.aiUpstream.requests();
+  targets.forEach((target, i) => {
+    const request = requests.find((r) => JSON.stringify(r.body).includes(SUGGESTIONS_REQUEST) && JSON.stringify(r.body).includes(target.marker));
+    if (!request) throw new Error(`no upstream suggestions request for ${target.marker}`);
+    const reader = createFieldStream("suggestions", "text");
+    const origins = request.streamed.flatMap((token) => reader.feed(token.text).filter((d) => d.index < options.count).map(() => token.at));
+    const arrivals = ends[i]!.deltaArrivals;
+    if (arrivals.length !== origins.length) throw new Error(`${target.marker}: ${arrivals.length} deltas for ${origins.length} upstream`);
+    arrivals.forEach((at, k) => relay.push(at - origins[k]!));
+  });
+  relay.sort((a, b) => a - b);
+
+  const cost = await costPerGeneration(stack, run);
+  const name = `${options.generations} generations at once (${options.users} users)`;
+  return [
+    { name: `${name}: all completed in`, value: totalSeconds, unit: "s", note: `upstream paced ${PACING.firstTokenDelayMs} ms + ${PACING.tokenDelayMs} ms/token for the suggestions stream; every delta in seq order and spelling its suggestion` },
+    { name: `${name}: token relay p50`, value: percentile(relay, 50), unit: "ms", target: { max: 1 } },
+    { name: `${name}: token relay p99`, value: percentile(relay, 99), unit: "ms", target: { max: 5 } },
+    {
+      name: "AI cost per suggestion generation",
+      value: cost.perGeneration,
+      unit: "USD",
+      target: { max: 0.002 },
+      note: `from ai_calls at list prices, ${options.count} suggestions: ${cost.byKind}; the local upstream counts tokens like the vendor would`,
+    },
+  ];
+}
+
+/** What the run's generations cost, in all and per kind of call, from the ledger the Worker keeps. */
+async function costPerGeneration(stack: BenchStack, run: number) {
+  const rows = (await stack.sql(
+    `select kind, model, count(*)::int as calls, sum(cost_usd)::float8 as usd, sum(input_tokens)::int as input, sum(output_tokens)::int as output
+     from ai_calls join users on users.id = ai_calls.user_id
+     where users.clerk_id like $1 group by kind, model order by kind`,
+    [`user_bench_gen_${run}_%`],
+  )) as Array<[string, string, number, number, number, number]>;
+  const generations = rows.find(([kind]) => kind === "suggestions")?.[2] ?? 0;
+  const total = rows.reduce((sum, [, , , usd]) => sum + usd, 0);
+  const byKind = rows.map(([kind, model, calls, usd, input, output]) => `${kind} ${model} $${(usd / Math.max(1, generations)).toFixed(5)} (${Math.round(input / calls)} in/${Math.round(output / calls)} out tokens)`).join(", ");
+  return { perGeneration: generations === 0 ? NaN : total / generations, byKind };
+}
+
+/** An authenticated socket on a session's room that records its frames until its generation ends. */
+async function follow(url: string, sessionId: string, token: string) {
+  const ws = new WebSocket(`${url.replace(/^http/, "ws")}/api/v1/sessions/${sessionId}/ws`);
+  const frames: Array<{ frame: Frame; at: number }> = [];
+  let onFrame: (() => void) | undefined;
+  await new Promise<void>((resolve, reject) => {
+    ws.addEventListener("open", () => ws.send(JSON.stringify({ type: "authenticate", token })), { once: true });
+    ws.addEventListener("error", () => reject(new Error(`socket for ${sessionId} failed`)), { once: true });
+    ws.addEventListener("message", (message) => {
+      const frame = JSON.parse(String(message.data)) as Frame;
+      frames.push({ frame, at: now() });
+      if (frame.type === "authenticated") resolve();
+      onFrame?.();
+    });
+  });
+  return {
+    end: (generationId: string, timeoutMs: number) =>
+      new Promise<{ problem?: string; deltaArrivals: number[] }>((resolve) => {
+        const check = () => {
+          const last = frames.find(({ frame }) => frame.generationId === generationId && ["suggestion.completed", "generation.failed", "generation.cancelled"].includes(frame.type));
+          if (!last) return false;
+          clearTimeout(timer);
+          resolve(judge(frames, generationId));
+          return true;
+        };
+        const timer = setTimeout(() => resolve({ problem: "no end within the timeout", deltaArrivals: [] }), timeoutMs);
+        if (!check()) onFrame = () => void check();
+      }),
+    close: () => ws.close(),
+  };
+}
+
+function judge(frames: Array<{ frame: Frame; at: number }>, generationId: string) {
+  const events = frames.filter(({ frame }) => typeof frame.seq === "number" && frame.type !== "authenticated" && frame.type !== "error");
+  const outOfOrder = events.some(({ frame }, i) => i > 0 && frame.seq! <= events[i - 1]!.frame.seq!);
+  const mine = frames.filter(({ frame }) => frame.generationId === generationId);
+  const completed = mine.find(({ frame }) => frame.type === "suggestion.completed")?.frame;
+  const deltas = mine.filter(({ frame }) => frame.type === "suggestion.delta");
+  const spelled = new Map<number, string>();
+  for (const { frame } of deltas) spelled.set(frame.index!, (spelled.get(frame.index!) ?? "") + frame.delta);
+  const problem = !completed
+    ? `ended ${mine.at(-1)?.frame.type} ${mine.at(-1)?.frame.code ?? ""}`
+    : outOfOrder
+      ? "events out of seq order"
+      : mine.some(({ frame }) => frame.type === "generation.restarted")
+        ? "restarted"
+        : completed.suggestions?.some((suggestion, i) => spelled.get(i) !== suggestion.text)
+          ? "deltas do not spell the completed suggestions"
+          : undefined;
+  return { ...(problem ? { problem } : {}), deltaArrivals: deltas.map(({ at }) => at) };
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { values } = parseArgs({
+    options: { users: { type: "string", default: "100" }, generations: { type: "string", default: "200" }, count: { type: "string", default: "3" } },
+  });
+  const generations = count(values, "generations");
+  await withBenchStack(generationsBenchVars(generations), async (stack) => {
+    console.log(formatTable(await benchGenerations(stack, { users: count(values, "users"), generations, count: count(values, "count") })));
+  });
+}
