@@ -41,9 +41,13 @@ export function createAiEngine(config: AppConfig, db: Database) {
     : undefined;
   // OCR asks a vision model first (Gemini Flash by default), then the others in the usual order.
   const ocrOrder = [...new Set<ModelId>([config.AI_OCR_MODEL, ...order])];
+  // The chat's phase and analysis ask a small model first; an answer that does not fit the
+  // schema fails that attempt, and the usual order answers instead.
+  const analysisOrder = [...new Set<ModelId>([config.AI_ANALYSIS_MODEL, ...order])];
   return {
     order,
     ocrOrder,
+    analysisOrder,
     budget,
     generate: <T = string>(request: GenerateRequest, options: GenerateOptions<T>) => generate(deps, request, options),
     complete: <T = string>(request: GenerateRequest, options: GenerateOptions<T>) => complete(deps, request, options),

@@ -16,11 +16,13 @@ export const PRICES_AS_OF = "2026-11-23";
 
 export const models = {
   "gpt-4o": { provider: "openai", apiModel: "gpt-4o", inputPerM: 2.5, outputPerM: 10 },
+  // Small and cheap: reading a chat's phase and analysis into a fixed schema needs no more.
+  "gpt-4o-mini": { provider: "openai", apiModel: "gpt-4o-mini", inputPerM: 0.15, outputPerM: 0.6 },
   "claude-sonnet": { provider: "anthropic", apiModel: "claude-sonnet-5-5", inputPerM: 3, outputPerM: 15 },
   "gemini-flash": { provider: "gemini", apiModel: "gemini-2.5-flash", inputPerM: 0.3, outputPerM: 2.5 },
 } as const satisfies Record<string, { provider: ProviderName; apiModel: string } & Price>;
 
-/** A logical model: what AI_PROVIDER_STRATEGY_* and AI_OCR_MODEL name. */
+/** A logical model: what AI_PROVIDER_STRATEGY_*, AI_OCR_MODEL and AI_ANALYSIS_MODEL name. */
 export type ModelId = keyof typeof models;
 
 /** Every logical model, in the list's order (a non-empty tuple, as `z.enum` wants). */

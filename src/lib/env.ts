@@ -135,6 +135,7 @@ export const configFields = z.object({
   AI_TOTAL_TIMEOUT_MS: positiveInt(60_000),
   AI_OCR_TIMEOUT_MS: positiveInt(30_000),
   AI_OCR_MODEL: aiModel.default("gemini-flash"),
+  AI_ANALYSIS_MODEL: aiModel.default("gpt-4o-mini"),
   AI_DAILY_BUDGET_USER_USD: usd(0.5),
   AI_DAILY_BUDGET_TOTAL_USD: usd(50),
 

@@ -133,7 +133,7 @@ async function readConversation(run: ModelRun): Promise<Reading> {
   let data: z.infer<typeof phaseOutputSchema>;
   try {
     const request = buildPhaseRequest(run.conversation.slice(-RECENT_MESSAGES), { language: run.language ?? undefined });
-    ({ data } = await run.engine.completeStructured(request, phaseOutputSchema, { kind: "phase", userId: run.userId, signal: run.signal }));
+    ({ data } = await run.engine.completeStructured(request, phaseOutputSchema, { kind: "phase", userId: run.userId, signal: run.signal, order: run.engine.analysisOrder }));
   } catch (error) {
     if (!(error instanceof AiError) || error.code === "AI_CANCELLED") throw error;
     run.ctx.logger.warn("phase detection failed; generating without a phase", { code: error.code });

@@ -88,6 +88,26 @@ describe("suggestions", () => {
     expect(list).toMatchObject({ success: true, data: [{ id: generationId, status: "completed" }] });
   });
 
+  it("reads the chat with the small analysis model, and with the usual order when its answer does not fit", async () => {
+    const first = await readySession();
+    await generate(first.token, first.sessionId);
+    await first.socket.frame("suggestion.completed", 0, 15_000);
+    const phaseCalls = () => testDb().select({ model: aiCalls.model, status: aiCalls.status, userId: aiCalls.userId }).from(aiCalls).where(eq(aiCalls.kind, "phase"));
+    expect(await phaseCalls()).toEqual([{ model: "gpt-4o-mini", status: "succeeded", userId: first.userId }]);
+
+    // Every answer of the small model misses the schema: the phase still comes, from gpt-4o.
+    await injectFault({ output: '{"phase": 9, "confidence": "high"}' }, { vendor: "openai", match: '"model":"gpt-4o-mini"', times: 5 });
+    const second = await readySession();
+    await generate(second.token, second.sessionId);
+    await second.socket.frame("suggestion.completed", 0, 15_000);
+    const calls = (await phaseCalls()).filter((call) => call.userId === second.userId);
+    const small = calls.filter((call) => call.model === "gpt-4o-mini");
+    expect(small.length).toBeGreaterThan(0);
+    expect(small.every((call) => call.status === "failed")).toBe(true);
+    expect(calls.at(-1)).toMatchObject({ model: "gpt-4o", status: "succeeded" });
+    expect(second.socket.frames.find((frame) => frame.type === "phase")).toMatchObject({ phase: expect.any(Number) });
+  });
+
   it("publishes nothing twice when QStash delivers the job again", async () => {
     const { token, sessionId, socket } = await readySession();
     const body = await json<{ generationId: string }>(await generate(token, sessionId));
