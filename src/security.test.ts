@@ -46,6 +46,9 @@ for (const route of authenticated) {
         ["an expired token", await mintToken(clerkId(), { nowSeconds: now - 600, ttlSeconds: 60 }), "TOKEN_EXPIRED"],
         ["a token signed by another key", await forgedToken(), "UNAUTHORIZED"],
         ["a token for another party", await mintToken(clerkId(), { azp: "https://elsewhere.example" }), "UNAUTHORIZED"],
+        // Signed with the trusted key, yet not the instance's own: another issuer, another key id.
+        ["a token from another issuer", await mintToken(clerkId(), { claims: { iss: "https://clerk.elsewhere.example" } }), "UNAUTHORIZED"],
+        ["a token naming another key", await mintToken(clerkId(), { header: { kid: "ins_elsewhere" } }), "UNAUTHORIZED"],
       ];
       const request = requestFor(route, () => owner.owned);
       const withoutToken = request.json === undefined ? {} : { headers: { "Content-Type": "application/json" }, body: JSON.stringify(request.json) };
