@@ -13,6 +13,7 @@ import { CANARY } from "./resilience/leaks";
 
 export type Operation = {
   security?: Array<Record<string, unknown>>;
+  parameters?: Array<{ name: string; in: string; schema?: { enum?: string[] } }>;
   requestBody?: { content: Record<string, { schema?: { $ref?: string } }> };
   responses: Record<string, { description?: string }>;
 };
