@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
-import { LOCAL_AUTHORIZED_PARTY } from "./clerk/token.ts";
+import { LOCAL_AUTHORIZED_PARTY, LOCAL_CLERK_ISSUER, LOCAL_KEY_ID } from "./clerk/token.ts";
 
 /** The local stack's fixed Svix-style webhook secret (base64 after `whsec_`), for signing test events by hand. */
 export const LOCAL_CLERK_WEBHOOK_SECRET = `whsec_${Buffer.from("charisma-local-clerk-webhooks!!").toString("base64")}`;
@@ -48,6 +48,8 @@ export function localWorkerVars(options: {
     QSTASH_NEXT_SIGNING_KEY: options.qstash.nextSigningKey,
     CLERK_JWT_KEY: options.clerkJwtKey,
     CLERK_AUTHORIZED_PARTIES: LOCAL_AUTHORIZED_PARTY,
+    CLERK_ISSUER: LOCAL_CLERK_ISSUER,
+    CLERK_JWT_KEY_ID: LOCAL_KEY_ID,
     CLERK_WEBHOOK_SECRET: options.clerkWebhookSecret,
     UPLOAD_SIGNING_SECRET: "local-upload-signing-secret",
     OPENAI_API_KEY: "local-openai-key",

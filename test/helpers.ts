@@ -119,8 +119,29 @@ export async function signedInUser(): Promise<{ token: string; userId: string }>
 
 /** Deletes every object in the test R2 bucket. */
 export async function clearBucket(): Promise<void> {
-  const keys = (await env.IMAGES.list()).objects.map((object) => object.key);
+  const keys = await storedKeys();
   if (keys.length > 0) await env.IMAGES.delete(keys);
+}
+
+/** The keys of every object in the test R2 bucket. */
+export async function storedKeys(): Promise<string[]> {
+  return (await env.IMAGES.list()).objects.map((object) => object.key);
+}
+
+export type UploadGrant = { uploadUrl: string; method: "PUT"; headers: Record<string, string>; key: string; expiresAt: string };
+
+/** A signed upload URL, asked for as the app does (`GET /sessions/upload-url`). */
+export async function uploadGrant(token: string, contentType = "image/png", size = 2048): Promise<UploadGrant> {
+  const response = await callAs(token, `/api/v1/sessions/upload-url?contentType=${encodeURIComponent(contentType)}&size=${size}`);
+  const body = await json<UploadGrant>(response);
+  if (!body.success) throw new Error(`upload-url failed: ${JSON.stringify(body)}`);
+  return body.data;
+}
+
+/** PUTs a body to an upload URL (its path and query), through SELF: the bytes cross the runtime's HTTP layer. */
+export function putUpload(url: string, body: BodyInit | null, headers: Record<string, string> = { "Content-Type": "image/png" }) {
+  const { pathname, search } = new URL(url);
+  return call(`${pathname}${search}`, { method: "PUT", headers, body });
 }
 
 /**
@@ -128,12 +149,10 @@ export async function clearBucket(): Promise<void> {
  * `seed` makes its bytes (and so its SHA-256) differ from another upload's.
  */
 export async function uploadImage(token: string, seed?: number): Promise<string> {
-  const grant = await json<{ uploadUrl: string; key: string }>(await callAs(token, "/api/v1/sessions/upload-url?contentType=image/png&size=1024"));
-  if (!grant.success) throw new Error(`no upload url: ${JSON.stringify(grant)}`);
+  const grant = await uploadGrant(token, "image/png", 1024);
   const bytes = pngBytes(1024);
   if (seed !== undefined) bytes[100] = seed;
-  const url = new URL(grant.data.uploadUrl);
-  const response = await call(`${url.pathname}${url.search}`, { method: "PUT", headers: { "Content-Type": "image/png" }, body: bytes });
+  const response = await putUpload(grant.uploadUrl, bytes);
   if (response.status !== 201) throw new Error(`upload failed: ${response.status}`);
-  return grant.data.key;
+  return grant.key;
 }

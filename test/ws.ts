@@ -1,6 +1,9 @@
+import { env, runInDurableObject } from "cloudflare:test";
 import { expect, onTestFinished } from "vitest";
 import { sessions, users } from "../src/db/schema";
 import { serverFrameSchema } from "../src/realtime/frames";
+import type { RoomAddress } from "../src/realtime/protocol";
+import { roomStub } from "../src/realtime/rooms";
 import { call, clerkId, mintToken, testDb } from "./helpers";
 import { watchSocket } from "./socket";
 
@@ -52,4 +55,13 @@ export async function seedSession(options: { deleted?: boolean; sub?: string } =
     .values({ userId: user!.id, type: "text", status: "ready", deletedAt: options.deleted ? new Date() : null })
     .returning();
   return { sub, userId: user!.id, sessionId: session!.id, token: await mintToken(sub) };
+}
+
+/** What a room's object holds: its tables, its alarm and its sockets (a room nobody had a right to holds no table and no alarm). */
+export function storageOf(room: RoomAddress) {
+  return runInDurableObject(roomStub(env, room), async (_instance, state) => ({
+    tables: state.storage.sql.exec("SELECT name FROM sqlite_master WHERE type = 'table'").toArray().length,
+    alarm: await state.storage.getAlarm(),
+    sockets: state.getWebSockets().length,
+  }));
 }

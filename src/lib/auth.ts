@@ -1,6 +1,7 @@
 import { verifyToken } from "@clerk/backend";
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv, UserIdentity } from "./app-env";
+import { fromBase64Url } from "./encoding";
 import type { AppConfig } from "./env";
 import { AppError } from "./errors";
 
@@ -27,19 +28,34 @@ function remember(token: string, session: VerifiedSession, expiresAt: number): v
   verified.set(token, { session, expiresAt });
 }
 
-/** Verifies a Clerk session JWT: networkless with the PEM key when set, else via the secret key's JWKS. */
+/** The `kid` a JWT's header names, if it is readable. */
+function keyIdOf(token: string): unknown {
+  try {
+    return (JSON.parse(new TextDecoder().decode(fromBase64Url(token.split(".")[0]!))) as { kid?: unknown }).kid;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Verifies a Clerk session JWT: networkless with the PEM key when set, else via the secret key's
+ * JWKS. With CLERK_JWT_KEY_ID and CLERK_ISSUER set, a token must also name that key and issuer:
+ * the PEM key alone would take any `kid` and `iss` signed with it.
+ */
 export async function verifySessionToken(token: string, config: AppConfig): Promise<VerifiedSession> {
   const known = verified.get(token);
   if (known && known.expiresAt > Date.now()) return known.session;
   if (!config.CLERK_JWT_KEY && !config.CLERK_SECRET_KEY) {
     throw new AppError("CONFIG_INVALID", { message: "Authentication is not configured" });
   }
+  if (config.CLERK_JWT_KEY_ID && keyIdOf(token) !== config.CLERK_JWT_KEY_ID) throw new AppError("UNAUTHORIZED", { message: "Invalid session token" });
   // The exported verifyToken throws a TokenVerificationError (with a `reason`) on any failure.
   let payload: unknown;
   try {
     payload = await verifyToken(token, {
       ...(config.CLERK_JWT_KEY ? { jwtKey: config.CLERK_JWT_KEY } : { secretKey: config.CLERK_SECRET_KEY }),
       authorizedParties: config.CLERK_AUTHORIZED_PARTIES.length > 0 ? config.CLERK_AUTHORIZED_PARTIES : undefined,
+      issuer: config.CLERK_ISSUER.length > 0 ? config.CLERK_ISSUER : undefined,
       clockSkewInMs: CLOCK_SKEW_MS,
     });
   } catch (error) {

@@ -106,6 +106,10 @@ export const configFields = z.object({
   CLERK_JWT_KEY: optionalSecret,
   CLERK_WEBHOOK_SECRET: optionalSecret,
   CLERK_AUTHORIZED_PARTIES: commaList,
+  // Checked against a session token's `iss` and header `kid` when set: only the Clerk instance's
+  // own tokens pass, even if another party's were signed with a key the Worker trusts.
+  CLERK_ISSUER: commaList,
+  CLERK_JWT_KEY_ID: z.string().min(1).optional(),
 
   UPLOAD_SIGNING_SECRET: optionalSecret,
   // Signed upload URLs live at most 5 minutes (SPEC §4).

@@ -39,7 +39,7 @@ export const errorCatalog = {
   ACCOUNT_DELETED: { status: 401, close: 4401, message: "This account has been deleted", doc: "HTTP: a valid token of a deleted account: issued before its owner deleted it (sign in again to restore it), or any token once Clerk deleted the user. Socket: the account was deleted while the socket was open" },
   WS_TICKET_INVALID: { status: 401, message: "The socket ticket is invalid, expired or already used", doc: "A WebSocket upgrade whose `?ticket=` is unknown, older than 60 s, already used, or for another room: ask `POST …/ws-ticket` for a new one" },
   JOB_SIGNATURE_INVALID: { status: 401, message: "The job delivery's signature is missing, invalid or stale", doc: "A `/jobs/*` delivery without a valid `Upstash-Signature` for its body and URL" },
-  UPLOAD_URL_INVALID: { status: 403, message: "The upload URL is invalid or has expired", doc: "An upload URL that is expired, tampered with or incomplete: ask for a new one" },
+  UPLOAD_URL_INVALID: { status: 403, message: "The upload URL is invalid or has expired", doc: "An upload URL that is expired, tampered with or incomplete, or whose account was deleted since: ask for a new one" },
   NOT_FOUND: { status: 404, message: "Not found", doc: "Unknown route, or a resource that is not the caller's (never 403)" },
   SESSION_NOT_FOUND: { status: 404, message: "Session not found", doc: "No such session of the caller's (deleted or someone else's is the same answer)" },
   MESSAGE_NOT_FOUND: { status: 404, message: "Message not found", doc: "No such message in this session" },

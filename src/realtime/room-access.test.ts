@@ -1,24 +1,14 @@
-import { env, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import { call, callAs, clerkId, forgedToken, json, mintToken, resetDatabase, testConfig } from "../../test/helpers";
-import { openSocket, randomIp, seedSession, type TestSocket, upgrade } from "../../test/ws";
+import { openSocket, randomIp, seedSession, storageOf, type TestSocket, upgrade } from "../../test/ws";
 import { createRedis } from "../lib/redis";
 import { sessionRoom } from "../modules/sessions/room";
 import { issueTicket, ROOM_GRANT_HEADER } from "./access";
-import type { RoomAddress } from "./protocol";
 import { roomStub } from "./rooms";
 
 const socketPath = (sessionId: string) => `/api/v1/sessions/${sessionId}/ws`;
 const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
-
-/** What the room's object holds: its tables and its alarm (a room nobody had a right to holds neither). */
-function storageOf(room: RoomAddress) {
-  return runInDurableObject(roomStub(env, room), async (_instance, state) => ({
-    tables: state.storage.sql.exec("SELECT name FROM sqlite_master WHERE type = 'table'").toArray().length,
-    alarm: await state.storage.getAlarm(),
-    sockets: state.getWebSockets().length,
-  }));
-}
 
 function publish(sessionId: string, n: number) {
   const room = roomStub(env, sessionRoom(sessionId));

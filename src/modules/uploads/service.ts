@@ -5,6 +5,7 @@ import type { Database } from "../../lib/db";
 import { toBase64Url, toHex } from "../../lib/encoding";
 import type { AppConfig } from "../../lib/env";
 import { AppError, type HttpErrorCode } from "../../lib/errors";
+import { accountIsLive, isLiveAccount } from "../users/service";
 import { MAGIC_BYTES_NEEDED, matchesImageType } from "./magic";
 import { assertUploadQuota } from "./quota";
 import type { ImageContentType, signedUploadQuerySchema } from "./schemas";
@@ -109,16 +110,18 @@ export async function receiveUpload(
 
   // Setting receiving_at claims the key: a second PUT, even a concurrent one, finds it set. The
   // row is the one written with the URL (or, for a URL signed before rows were, written now).
+  // A URL outlives its account by up to its lifetime: a deleted account's images are going, not
+  // coming, so its URLs claim nothing.
   const [claim] = await deps.db
     .insert(sessionImages)
     .values({ userId: grant.userId, r2Key: key, contentType: grant.contentType, sizeBytes: grant.size, urlExpiresAt: new Date(grant.expires * 1000), receivingAt: new Date(now) })
     .onConflictDoUpdate({
       target: sessionImages.r2Key,
       set: { receivingAt: new Date(now) },
-      setWhere: and(eq(sessionImages.userId, grant.userId), isNull(sessionImages.receivingAt), isNull(sessionImages.uploadedAt)),
+      setWhere: and(eq(sessionImages.userId, grant.userId), isNull(sessionImages.receivingAt), isNull(sessionImages.uploadedAt), isLiveAccount(grant.userId)),
     })
     .returning({ id: sessionImages.id });
-  if (!claim) throw new AppError("UPLOAD_ALREADY_EXISTS");
+  if (!claim) throw new AppError((await accountIsLive(deps.db, grant.userId)) ? "UPLOAD_ALREADY_EXISTS" : "UPLOAD_URL_INVALID");
 
   const inspection = inspectImage(grant.contentType, grant.size);
   // preventCancel: a refused body is handed back unlocked, so the rest of it can still be read
@@ -185,8 +188,9 @@ function inspectImage(type: ImageContentType, size: number) {
       controller.enqueue(chunk);
     },
     async flush() {
-      if (headLength < MAGIC_BYTES_NEEDED) throw reject("INVALID_IMAGE");
+      // A body that ended early is a length mismatch, whatever the few bytes that came were.
       if (seen !== size) throw reject("UPLOAD_LENGTH_MISMATCH");
+      if (headLength < MAGIC_BYTES_NEEDED) throw reject("INVALID_IMAGE");
       await hasher.close();
     },
   });

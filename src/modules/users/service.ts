@@ -43,6 +43,17 @@ export function liveUserIdByClerkId(clerkId: string): SQL<string | null> {
   return sql<string | null>`(select ${users.id} from ${users} where ${and(eq(users.clerkId, clerkId), isNull(users.deletedAt))})`;
 }
 
+/** "The account with this id is live (not deleted)", as a condition in another feature's statement. */
+export function isLiveAccount(userId: string): SQL<boolean> {
+  return sql<boolean>`exists (select 1 from ${users} where ${and(eq(users.id, userId), isNull(users.deletedAt))})`;
+}
+
+/** Whether the account with this id exists and is not deleted. */
+export async function accountIsLive(db: Database, userId: string): Promise<boolean> {
+  const [row] = await db.select({ id: users.id }).from(users).where(and(eq(users.id, userId), isNull(users.deletedAt))).limit(1);
+  return row !== undefined;
+}
+
 async function findByClerkId(db: Database, clerkId: string): Promise<User | undefined> {
   const [user] = await db.select().from(users).where(eq(users.clerkId, clerkId)).limit(1);
   return user;

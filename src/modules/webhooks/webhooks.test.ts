@@ -1,48 +1,9 @@
-import { env } from "cloudflare:test";
 import { eq } from "drizzle-orm";
-import { Webhook } from "standardwebhooks";
 import { beforeEach, describe, expect, it } from "vitest";
-import { call, callAs, clerkId, json, mintToken, resetDatabase, testDb } from "../../../test/helpers";
+import { callAs, clerkId, json, mintToken, resetDatabase, testDb } from "../../../test/helpers";
+import { clerkUser, postClerkWebhook as post, signedWebhook as signed } from "../../../test/webhooks";
 import { openSocket } from "../../../test/ws";
 import { users, webhookEvents } from "../../db/schema";
-
-function clerkUser(id: string, overrides: Record<string, unknown> = {}) {
-  return {
-    id,
-    object: "user",
-    first_name: "Robin",
-    last_name: "Lee",
-    primary_email_address_id: "idn_2",
-    email_addresses: [
-      { id: "idn_1", email_address: "old@example.com" },
-      { id: "idn_2", email_address: "robin@example.com" },
-    ],
-    ...overrides,
-  };
-}
-
-/** Signs like Svix does for Clerk: the same standard-webhooks scheme, the Worker's secret. */
-function signed(payload: unknown, options: { svixId?: string; timestamp?: Date; secret?: string } = {}) {
-  const svixId = options.svixId ?? `msg_${crypto.randomUUID()}`;
-  const timestamp = options.timestamp ?? new Date();
-  const body = JSON.stringify(payload);
-  const signature = new Webhook(options.secret ?? env.CLERK_WEBHOOK_SECRET!).sign(svixId, timestamp, body);
-  return {
-    svixId,
-    init: {
-      method: "POST",
-      headers: {
-        "Content-Type": "application/json",
-        "svix-id": svixId,
-        "svix-timestamp": String(Math.floor(timestamp.getTime() / 1000)),
-        "svix-signature": signature,
-      },
-      body,
-    } satisfies RequestInit,
-  };
-}
-
-const post = (init: RequestInit) => call("/api/webhooks/clerk", init);
 
 describe("POST /api/webhooks/clerk", () => {
   beforeEach(resetDatabase);
