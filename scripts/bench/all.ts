@@ -3,7 +3,10 @@
 // pass/fail — and writes it to bench/results/bench-<time>.json. `--compare <file>` adds the
 // change against an earlier run's JSON. Exits 1 when a target is missed.
 // Usage: npm run bench [-- --compare bench/results/bench-….json --quick]
-import { availableParallelism } from "node:os";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { benchApi } from "./api.ts";
 import { benchGenerations, generationsBenchVars } from "./generations.ts";
@@ -36,6 +39,22 @@ await withBenchStack(vars, async (stack) => {
     console.error(`${name} done in ${((performance.now() - began) / 1000).toFixed(1)} s`);
   }
 });
+
+// The bundle and a cold start need no stack: bench:bundle builds and measures them, and hands its figures over as JSON.
+const scratch = mkdtempSync(join(tmpdir(), "charisma-bench-"));
+try {
+  const file = join(scratch, "bundle.json");
+  // It exits 1 over its target; the table says so too, so only a missing file is a failure here.
+  spawnSync(process.execPath, ["scripts/bench/bundle-size.ts", "--json", file, ...(values.quick ? ["--turns", "1", "--isolates", "2"] : [])], { stdio: ["ignore", "ignore", "inherit"] });
+  const bundle = JSON.parse(readFileSync(file, "utf8")) as { bundle: { rawBytes: number; gzipBytes: number }; packages: Array<{ name: string; gzipBytesAlone: number }>; start: { cpuMs?: number; loadCpuMs?: number; firstRequestCpuMs?: number } };
+  const largest = bundle.packages.slice(0, 5).map((item) => `${item.name} ${(item.gzipBytesAlone / 1024).toFixed(0)}`).join(", ");
+  measures.push(
+    { name: "bundle (gzip)", value: bundle.bundle.gzipBytes / 1024, unit: "KiB", target: { max: 400 }, note: `${(bundle.bundle.rawBytes / 1024).toFixed(0)} KiB raw; largest packages (KiB gzip alone): ${largest}` },
+    { name: "Worker start, CPU over a trivial Worker", value: bundle.start.cpuMs ?? NaN, unit: "ms", note: `load ${bundle.start.loadCpuMs?.toFixed(1)} ms + first request ${bundle.start.firstRequestCpuMs?.toFixed(1)} ms, medians over cold isolates` },
+  );
+} finally {
+  rmSync(scratch, { recursive: true, force: true });
+}
 
 const run: BenchRun = { at: new Date().toISOString(), machine: { cpus: availableParallelism(), node: process.version }, measures };
 console.log(formatTable(measures, previous));
