@@ -248,14 +248,17 @@ function spawnWrangler(options: {
     const overridden = Object.keys(overrides);
     if (overridden.length > 0) options.log(`.dev.vars overrides: ${overridden.sort().join(", ")}`);
     // Pass only the defaults .dev.vars does not set, so .dev.vars wins whatever wrangler's precedence.
-    // A real vendor key in .dev.vars sends that vendor's calls to the vendor, not the local upstream.
+    // A real vendor key in .dev.vars sends that vendor's calls to the vendor, not the local upstream;
+    // a real Clerk key is checked against its own issuer and key id, not the local key's.
     const dropped = new Set(Object.keys(overrides));
-    for (const [keyVar, urlVar] of [
-      ["OPENAI_API_KEY", "OPENAI_BASE_URL"],
-      ["ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"],
-      ["GEMINI_API_KEY", "GEMINI_BASE_URL"],
+    for (const [keyVar, localVars] of [
+      ["OPENAI_API_KEY", ["OPENAI_BASE_URL"]],
+      ["ANTHROPIC_API_KEY", ["ANTHROPIC_BASE_URL"]],
+      ["GEMINI_API_KEY", ["GEMINI_BASE_URL"]],
+      ["CLERK_JWT_KEY", ["CLERK_ISSUER", "CLERK_JWT_KEY_ID"]],
+      ["CLERK_SECRET_KEY", ["CLERK_ISSUER", "CLERK_JWT_KEY_ID"]],
     ] as const) {
-      if (keyVar in overrides) dropped.add(urlVar);
+      if (keyVar in overrides) for (const localVar of localVars) dropped.add(localVar);
     }
     vars = Object.fromEntries(Object.entries(vars).filter(([key]) => !dropped.has(key)));
   }
