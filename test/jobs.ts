@@ -76,7 +76,18 @@ export function useJobPump() {
   };
 }
 
-export type QStashMessage = { messageId: string; url: string; state: string; attempts: number; lastStatus?: number };
+/** A message as the local QStash holds it (see local/qstash/queue.ts); `body` is base64. */
+export type QStashMessage = {
+  messageId: string;
+  url: string;
+  body: string;
+  kind: "message" | "callback" | "failure-callback";
+  sourceMessageId?: string;
+  createdAt: number;
+  state: string;
+  attempts: number;
+  lastStatus?: number;
+};
 
 export async function qstashMessages(): Promise<QStashMessage[]> {
   const response = await control("messages");
@@ -120,6 +131,33 @@ export async function signed(options: { url: string; body: string; key?: string;
     .setExpirationTime(now + (options.lifetimeSeconds ?? 300))
     .setJti(crypto.randomUUID())
     .sign(encoder.encode(options.key ?? env.QSTASH_CURRENT_SIGNING_KEY!));
+}
+
+/**
+ * The body of the failure callback QStash posts to `/jobs/failed` once it gave up on a message
+ * (the shape local/qstash/queue.ts writes): the last answer's status, the retries made, and the
+ * source message — its id, URL and body (base64).
+ */
+export function failureCallback(source: { messageId: string; url: string; body: string }, last: { status: number; retried: number } = { status: 500, retried: 1 }) {
+  return {
+    status: last.status,
+    header: {},
+    body: btoa("{}"),
+    retried: last.retried,
+    maxRetries: last.retried,
+    sourceMessageId: source.messageId,
+    url: source.url,
+    method: "POST",
+    sourceHeader: { "Content-Type": ["application/json"] },
+    sourceBody: source.body,
+    createdAt: Date.now(),
+    scheduleId: "",
+  };
+}
+
+/** The failure callback about a delivery of job `name` with `payload` (see `failureCallback`). */
+export function jobFailureCallback(name: string, payload: unknown, last?: { status: number; retried: number }, sourceMessageId = `msg_${crypto.randomUUID()}`) {
+  return failureCallback({ messageId: sourceMessageId, url: `${env.PUBLIC_BASE_URL}/jobs/${name}`, body: btoa(JSON.stringify(payload)) }, last);
 }
 
 /**

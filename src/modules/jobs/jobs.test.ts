@@ -2,7 +2,7 @@ import { env } from "cloudflare:test";
 import { eq } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
 import { json, resetDatabase, signedInUser, testConfig, testDb } from "../../../test/helpers";
-import { deliver, qstashMessages, resetQStash, signed } from "../../../test/jobs";
+import { deliver, jobFailureCallback, qstashMessages, resetQStash, signed } from "../../../test/jobs";
 import { jobRuns, sessions, suggestionGenerations } from "../../db/schema";
 import { createJobBatchPublisher, jobUrl } from "../../lib/jobs";
 import { ocrJob } from "../sessions/ocr";
@@ -70,17 +70,7 @@ describe("/jobs/*", () => {
 
   it("lets the failure callback end the work it names, once", async () => {
     const generation = await queuedGeneration();
-    const callback = JSON.stringify({
-      status: 500,
-      retried: 3,
-      maxRetries: 3,
-      sourceMessageId: "msg_source",
-      url: jobUrl(testConfig(), "suggestions"),
-      method: "POST",
-      sourceBody: btoa(JSON.stringify({ generationId: generation.id })),
-      body: btoa("{}"),
-      createdAt: Date.now(),
-    });
+    const callback = JSON.stringify(jobFailureCallback("suggestions", { generationId: generation.id }, { status: 500, retried: 3 }));
     const signature = await signed({ url: jobUrl(testConfig(), "failed"), body: callback });
     expect((await deliver("/jobs/failed", callback, signature, "msg_callback")).status).toBe(200);
     const [failed] = await testDb().select().from(suggestionGenerations);

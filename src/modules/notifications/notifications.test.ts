@@ -1,6 +1,6 @@
-import { env } from "cloudflare:test";
 import { eq, inArray, sql } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
+import { expoControl, expoRequests, resetExpo } from "../../../test/expo";
 import { deliverJob } from "../../../test/jobs";
 import { resetDatabase, testConfig, testDb } from "../../../test/helpers";
 import { pushTickets, pushTokens, users } from "../../db/schema";
@@ -8,15 +8,8 @@ import type { LogFields, Logger } from "../../lib/logger";
 import { PushError } from "./expo";
 import { checkReceipts, type PushDeps, type PushMessage, sendPush } from "./service";
 
-type Recorded = { path: "send" | "getReceipts"; gzip: boolean; authorization: string | null; status: number; messages?: Array<{ to: string }>; ids?: string[] };
-
-async function expo(path: string, body?: unknown) {
-  const response = await fetch(`${env.TEST_EXPO_URL}${path}`, body === undefined ? {} : { method: "POST", body: JSON.stringify(body) });
-  expect(response.ok, `${path}: ${response.status}`).toBe(true);
-  return response.json();
-}
-const requests = async () => ((await expo("/__messages")) as { requests: Recorded[] }).requests;
-const fault = (body: unknown) => expo("/__faults", body);
+const requests = expoRequests;
+const fault = (body: unknown) => expoControl("/__faults", body);
 
 type Line = { level: string; msg: string; fields?: LogFields };
 function recordingLogger(lines: Line[] = []): Logger & { lines: Line[] } {
@@ -59,7 +52,7 @@ const EXPO_ERRORS = {
 describe("sendPush against the local Expo", () => {
   beforeEach(async () => {
     await resetDatabase();
-    await expo("/__reset", {});
+    await resetExpo();
   });
 
   it("sends 250 messages as gzipped requests of at most 100, and keeps every ticket", async () => {
@@ -105,7 +98,7 @@ describe("sendPush against the local Expo", () => {
     expect((error as PushError).code).toBe("PUSH_UNAVAILABLE");
     expect((await requests()).map((r) => r.status)).toEqual([502, 502, 502]);
 
-    await expo("/__reset", {});
+    await resetExpo();
     await fault({ status: 401, path: "send" });
     await expect(sendPush(deps(), [message!])).rejects.toMatchObject({ code: "PUSH_UNAVAILABLE" });
     expect((await requests()).map((r) => r.status)).toEqual([401]);
@@ -178,7 +171,7 @@ describe("sendPush against the local Expo", () => {
 describe("the push-receipts job", () => {
   beforeEach(async () => {
     await resetDatabase();
-    await expo("/__reset", {});
+    await resetExpo();
   });
 
   it("disables a token from its receipt, and is idempotent on redelivery", async () => {

@@ -2,7 +2,7 @@ import { asc, eq, sql } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
 import { clearBucket, json, resetDatabase, signedInUser, testConfig, testDb, uploadImage } from "../../../test/helpers";
 import { pngBytes } from "../../../test/images";
-import { deliverJob, eventually, resetQStash } from "../../../test/jobs";
+import { deliverJob, eventually, jobFailureCallback, resetQStash } from "../../../test/jobs";
 import { injectFault, resetUpstream, upstreamRequests } from "../../../test/upstream";
 import { type Frame, openSocket } from "../../../test/ws";
 import { aiEngineFor } from "../../ai/engine";
@@ -259,17 +259,7 @@ describe("opener runs that die", () => {
     return seeded;
   }
 
-  const failure = (generationId: string) => ({
-    status: 503,
-    retried: 1,
-    maxRetries: 1,
-    sourceMessageId: `msg_${generationId}`,
-    url: "http://127.0.0.1:8787/jobs/openers",
-    method: "POST",
-    sourceBody: btoa(JSON.stringify({ generationId })),
-    body: btoa("{}"),
-    createdAt: Date.now(),
-  });
+  const failure = (generationId: string) => jobFailureCallback("openers", { generationId }, { status: 503, retried: 1 });
 
   it("takes over a run whose lease lapsed, telling the room to start over, and completes it", async () => {
     const { generationId, socket } = await orphaned(1);

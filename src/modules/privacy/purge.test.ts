@@ -3,6 +3,7 @@ import { eq, inArray, sql } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
 import { callAs, clearBucket, json, mintToken, resetDatabase, signedInUser, testConfig, testDb, uploadImage } from "../../../test/helpers";
 import { deliverJob, eventually, resetQStash, useJobPump } from "../../../test/jobs";
+import { loadShippedTips } from "../../../test/tips";
 import { resetUpstream } from "../../../test/upstream";
 import { openSocket } from "../../../test/ws";
 import {
@@ -22,11 +23,8 @@ import { features, roomKindsOf } from "../../features";
 import { createRedis } from "../../lib/redis";
 import type { RoomAddress } from "../../realtime/protocol";
 import { forgetRoom, roomStub } from "../../realtime/rooms";
-import { parseTipFiles } from "../tips/catalog";
-import { loadTips } from "../tips/load";
 import { purgeAccount, type PurgeDeps } from "./purge";
 
-const shipped = import.meta.glob("../../../content/tips/*.md", { query: "?raw", import: "default", eager: true }) as Record<string, string>;
 const DAY_MS = 86_400_000;
 const redis = () => createRedis(testConfig(), { retries: 0 });
 
@@ -149,7 +147,7 @@ describe("the account purge", () => {
     await clearBucket();
     await resetUpstream();
     await resetQStash();
-    await loadTips(testDb(), await parseTipFiles(Object.entries(shipped).map(([path, text]) => ({ name: path.split("/").pop()!, text }))));
+    await loadShippedTips();
   });
 
   it("leaves a deleted account nothing in any store once its grace period is over, and touches no other account", async () => {

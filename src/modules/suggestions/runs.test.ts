@@ -1,7 +1,7 @@
 import { eq, sql } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
 import { callAs, json, resetDatabase, signedInUser, testDb } from "../../../test/helpers";
-import { deliverJob, eventually, resetQStash } from "../../../test/jobs";
+import { deliverJob, eventually, jobFailureCallback, resetQStash } from "../../../test/jobs";
 import { injectFault, resetUpstream, upstreamRequests } from "../../../test/upstream";
 import { openSocket } from "../../../test/ws";
 import { sessions, suggestionGenerations, suggestions } from "../../db/schema";
@@ -89,17 +89,7 @@ describe("suggestion runs hold a lease", () => {
   });
 
   it("lets the failure callback fail a generation whose run is gone, but not one whose run is alive", async () => {
-    const failure = (generationId: string) => ({
-      status: 503,
-      retried: 1,
-      maxRetries: 1,
-      sourceMessageId: `msg_${generationId}`,
-      url: `${"http://127.0.0.1:8787"}/jobs/suggestions`,
-      method: "POST",
-      sourceBody: btoa(JSON.stringify({ generationId })),
-      body: btoa("{}"),
-      createdAt: Date.now(),
-    });
+    const failure = (generationId: string) => jobFailureCallback("suggestions", { generationId }, { status: 503, retried: 1 });
     const alive = await orphanedGeneration(-60);
     expect((await deliverJob("failed", failure(alive.generationId))).status).toBe(200);
     expect((await generationRow(alive.generationId))?.status).toBe("streaming");

@@ -1,20 +1,13 @@
-import { env } from "cloudflare:test";
 import { eq } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
 import { callAs, json, resetDatabase, signedInUser, testDb } from "../../../test/helpers";
+import { expoPushes, expoRequests, resetExpo } from "../../../test/expo";
 import { deliverJob, eventually, qstashMessages, resetQStash, useJobPump } from "../../../test/jobs";
-import { pushTokens, tipDeliveries, users } from "../../db/schema";
-import { parseTipFiles } from "./catalog";
-import { loadTips } from "./load";
+import { loadShippedTips } from "../../../test/tips";
+import { resetUpstream, upstreamRequests } from "../../../test/upstream";
+import { aiCalls, pushTokens, tipDeliveries, users } from "../../db/schema";
 
-const shipped = import.meta.glob("../../../content/tips/*.md", { query: "?raw", import: "default", eager: true }) as Record<string, string>;
-
-type Sent = { path: string; messages?: Array<{ to: string; body: string; data?: { tipId?: string } }> };
-async function expo(path: string, body?: unknown) {
-  const response = await fetch(`${env.TEST_EXPO_URL}${path}`, body === undefined ? {} : { method: "POST", body: JSON.stringify(body) });
-  return response.json();
-}
-const pushes = async () => ((await expo("/__messages")) as { requests: Sent[] }).requests.filter((r) => r.path === "send").flatMap((r) => r.messages ?? []);
+const pushes = expoPushes;
 
 /** A signed-in user in `timezone` with one push token (or none). */
 async function tipUser(timezone: string, options: { token?: boolean; tipsEnabled?: boolean } = {}) {
@@ -31,8 +24,8 @@ describe("the daily tips", () => {
   beforeEach(async () => {
     await resetDatabase();
     await resetQStash();
-    await expo("/__reset", {});
-    await loadTips(testDb(), await parseTipFiles(Object.entries(shipped).map(([path, text]) => ({ name: path.split("/").pop()!, text }))));
+    await resetExpo();
+    await loadShippedTips();
   });
 
   it("pushes one tip to each eligible user at 09:00 their time, none on a second run, and /tips/today shows the same tip", async () => {
@@ -69,6 +62,20 @@ describe("the daily tips", () => {
     expect(await pushes()).toHaveLength(1);
   });
 
+  it("translates and pushes a user's tip once when QStash delivers the same message twice at once", async () => {
+    const spanish = await tipUser("UTC");
+    await testDb().update(users).set({ preferences: { language: "es" } }).where(eq(users.id, spanish.userId));
+    await resetUpstream();
+    const payload = { userId: spanish.userId, localDate: "2026-11-29" };
+    const answers = await Promise.all([1, 2].map(() => deliverJob("tip-delivery", payload, { messageId: "msg_tip_twice" })));
+    expect(answers.map((answer) => answer.status)).toEqual([200, 200]);
+    // The second delivery stops at the day's send mark, before the model is asked for a translation.
+    const translations = (await upstreamRequests()).filter((request) => JSON.stringify(request.body).includes("Translate this dating tip"));
+    expect(translations).toHaveLength(1);
+    expect(await testDb().select().from(aiCalls).where(eq(aiCalls.kind, "tip"))).toHaveLength(1);
+    expect((await pushes()).map((message) => message.to)).toEqual([spanish.pushToken]);
+  });
+
   it("fans 250 users due in one hour out in pages of 100, one delivery each, and Expo gets every push in requests of at most 100", async () => {
     const db = testDb();
     const created = await db
@@ -86,7 +93,7 @@ describe("the daily tips", () => {
     // Pages 1 and 2 were full: each handed the rest to a fan-out delivery of its own.
     expect(published.filter((message) => message.url.endsWith("/jobs/daily-tips"))).toHaveLength(2);
     await eventually(async () => ((await pushes()).length === 250 ? true : undefined), "250 pushes", 90_000);
-    const requests = ((await expo("/__messages")) as { requests: Sent[] }).requests.filter((request) => request.path === "send");
+    const requests = (await expoRequests()).filter((request) => request.path === "send");
     expect(requests.every((request) => (request.messages?.length ?? 0) <= 100)).toBe(true);
     expect(new Set((await pushes()).map((message) => message.to)).size).toBe(250);
   }, 120_000);

@@ -3,7 +3,7 @@ import { type JobContext, type JobDefinition, jobInstant, jobInstantSchema } fro
 import { sendPush } from "../notifications/service";
 import { getUser, liveTokensOf, usersDueForTip } from "../users/service";
 import { aiEngineFor } from "../../ai/engine";
-import { claimTipSend, localizedTipFor } from "./service";
+import { claimTipSend, localizeTip, tipFor } from "./service";
 
 /** Users per fan-out delivery: one batch publish, then the next page is a delivery of its own. */
 const FAN_OUT_PAGE = 100;
@@ -13,18 +13,20 @@ const dateSchema = z.string().regex(/^\d{4}-\d{2}-\d{2}$/);
 /**
  * One user's tip for one local day: the tip is the day's (the one `GET /tips/today` showed, or a
  * fresh choice recorded for the day), and the push goes out only from the delivery that marks
- * it sent, so a redelivery never sends a second one.
+ * it sent, so a redelivery never sends a second one. The mark comes before the translation, so
+ * a duplicate delivery (even one running at the same time) stops before any model call too.
  */
 export const tipDeliveryJob: JobDefinition<{ userId: string; localDate: string }> = {
   name: "tip-delivery",
   payload: z.object({ userId: z.string().min(1).max(64), localDate: dateSchema }).strict(),
   async run(ctx, { userId, localDate }) {
     const user = await getUser(ctx.db, userId);
-    const tip = await localizedTipFor({ db: ctx.db, engine: aiEngineFor(ctx.config, ctx.db), logger: ctx.logger }, user, localDate);
-    if (!tip) return { skipped: "no tip left" };
+    const chosen = await tipFor(ctx.db, userId, localDate);
+    if (!chosen) return { skipped: "no tip left" };
     if (!(await claimTipSend(ctx.db, userId, localDate))) return { skipped: "already sent" };
     const tokens = await liveTokensOf(ctx.db, userId);
-    if (tokens.length === 0) return { tipId: tip.id, pushed: 0 };
+    if (tokens.length === 0) return { tipId: chosen.id, pushed: 0 };
+    const tip = await localizeTip({ db: ctx.db, engine: aiEngineFor(ctx.config, ctx.db), logger: ctx.logger }, user, chosen);
     await sendPush(pushDeps(ctx), tokens.map((token) => ({ pushTokenId: token.id, to: token.token, title: "Today's tip", body: tip.text, data: { type: "tip", tipId: tip.id, localDate } })));
     return { tipId: tip.id, pushed: tokens.length };
   },

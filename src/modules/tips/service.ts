@@ -103,10 +103,15 @@ export async function translateTip(deps: TipDeps, tip: Tip, language: string): P
   }
 }
 
-/** The user's tip for one local day (see `tipFor`), in their language (see `tipLanguageOf`). */
+/** A tip in the user's language (see `tipLanguageOf` and `translateTip`). */
+export async function localizeTip(deps: TipDeps, user: TipReader, tip: Tip): Promise<LocalizedTip> {
+  return translateTip(deps, tip, await tipLanguageOf(deps.db, user));
+}
+
+/** The user's tip for one local day (see `tipFor`), in their language (see `localizeTip`). */
 export async function localizedTipFor(deps: TipDeps, user: TipReader, localDate: string): Promise<LocalizedTip | null> {
   const tip = await tipFor(deps.db, user.id, localDate);
-  return tip ? translateTip(deps, tip, await tipLanguageOf(deps.db, user)) : null;
+  return tip ? localizeTip(deps, user, tip) : null;
 }
 
 /**

@@ -1,19 +1,17 @@
 import { and, asc, eq } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
 import { callAs, json, resetDatabase, signedInUser, testConfig, testDb } from "../../../test/helpers";
+import { shippedTipSeeds } from "../../../test/tips";
 import { injectFault, resetUpstream, upstreamRequests } from "../../../test/upstream";
 import { aiEngineFor } from "../../ai/engine";
 import { sessions, tipDeliveries, tips, tipTranslations } from "../../db/schema";
 import { createLogger } from "../../lib/logger";
-import { parseTipFiles, type TipSeed } from "./catalog";
+import type { TipSeed } from "./catalog";
 import { loadTips } from "./load";
 import { localDateIn } from "./local-date";
 import { chooseTip, todaysTip } from "./service";
 
-// The shipped tip files, as `npm run tips:load` reads them.
 const tipDeps = () => ({ db: testDb(), engine: aiEngineFor(testConfig(), testDb()), logger: createLogger({ level: "error" }) });
-const shipped = import.meta.glob("../../../content/tips/*.md", { query: "?raw", import: "default", eager: true }) as Record<string, string>;
-const shippedSeeds = () => parseTipFiles(Object.entries(shipped).map(([path, text]) => ({ name: path.split("/").pop()!, text })));
 
 const allTips = () => testDb().select().from(tips).orderBy(asc(tips.id));
 const deliveriesOf = (userId: string) => testDb().select().from(tipDeliveries).where(eq(tipDeliveries.userId, userId)).orderBy(asc(tipDeliveries.localDate));
@@ -35,7 +33,7 @@ let seeds: TipSeed[];
 
 beforeEach(async () => {
   await resetDatabase();
-  seeds = await shippedSeeds();
+  seeds = await shippedTipSeeds();
   await loadTips(testDb(), seeds);
 });
 
@@ -49,7 +47,7 @@ describe("loading the tips", () => {
 
   it("leaves the same rows when run again", async () => {
     const before = await allTips();
-    const again = await loadTips(testDb(), await shippedSeeds());
+    const again = await loadTips(testDb(), await shippedTipSeeds());
     expect(again).toEqual({ total: seeds.length, written: 0, deactivated: 0 });
     expect(await allTips()).toEqual(before);
   });
