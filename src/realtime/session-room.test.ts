@@ -39,6 +39,22 @@ describe("SessionRoom WebSockets", () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
   });
 
+  it("gives a token that arrived before the deadline its check in full: a slow check ends live, not AUTH_TIMEOUT", async () => {
+    const { sessionId, token } = await seedSession();
+    const socket = await openSocket(`/api/v1/sessions/${sessionId}/ws`);
+    // WS_AUTH_TIMEOUT_MS is 1000 in tests: the token comes just in time, and the room's check
+    // (its socket-registry call waits for a busy Redis) outlasts the deadline.
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    socket.send({ type: "authenticate", token });
+    await keepRedisBusy(500);
+    expect(await socket.frame("authenticated", 0, 3_000)).toMatchObject({ type: "authenticated" });
+    socket.send({ type: "ping" });
+    await socket.frame("pong");
+    // The deadline was for the token; a socket that never sends one still goes at it.
+    const silent = await openSocket(`/api/v1/sessions/${sessionId}/ws`);
+    expect(await silent.closed(5_000)).toMatchObject({ code: 4401, reason: "AUTH_TIMEOUT" });
+  });
+
   it("books no alarm for a socket it has closed, so a client that never answers the close cannot keep the alarm running", async () => {
     const { sessionId } = await seedSession();
     const socket = await openSocket(`/api/v1/sessions/${sessionId}/ws`);

@@ -33,6 +33,11 @@ type SocketState = {
    * verified); `live` sockets receive room events; `closed` once the room closed it or saw it close.
    */
   phase: "pending" | "authenticating" | "live" | "closed";
+  /**
+   * While not live: when the socket is closed AUTH_TIMEOUT. The upgrade plus WS_AUTH_TIMEOUT_MS
+   * for the token to arrive; once it has, as long again for the room to check it, so a token that
+   * came in time is never cut off by the room's own slowness.
+   */
   authDeadline: number;
   /** Set when live: whose socket it is, when its token expires, its entry in the user's registry. */
   owner?: RoomGrant;
@@ -340,7 +345,7 @@ export abstract class RoomObject extends DurableObject<Bindings> {
     if (state.phase === "live") return this.refresh(socket, state, token, afterSeq);
     // One verification at a time; the deadline still runs for a client that keeps sending.
     if (state.phase !== "pending") return;
-    this.update(socket, { phase: "authenticating" });
+    this.update(socket, { phase: "authenticating", authDeadline: Date.now() + this.config().WS_AUTH_TIMEOUT_MS });
     const session = await this.verifyToken(socket, token);
     const userId = session && (await this.ownerOf(socket, state.room, session.clerkUserId));
     if (!session || !userId) return;
@@ -399,12 +404,13 @@ export abstract class RoomObject extends DurableObject<Bindings> {
     await this.scheduleAlarm(expiresAt);
   }
 
-  /** Closes a socket still waiting for `authenticate` at its deadline. */
+  /** Closes a socket still not live at its deadline (waiting again if the deadline moved: its token is being checked). */
   private closeIfUnauthenticated(socket: WebSocket): void {
     const state = socket.deserializeAttachment() as SocketState | null;
-    if (state && (state.phase === "pending" || state.phase === "authenticating") && socket.readyState === WebSocket.OPEN) {
-      this.closeWith(socket, "AUTH_TIMEOUT");
-    }
+    if (!state || (state.phase !== "pending" && state.phase !== "authenticating") || socket.readyState !== WebSocket.OPEN) return;
+    const left = state.authDeadline - Date.now();
+    if (left > 0) setTimeout(() => this.closeIfUnauthenticated(socket), left);
+    else this.closeWith(socket, "AUTH_TIMEOUT");
   }
 
   /** Whether a live socket's token has expired (it must re-authenticate before that). */
