@@ -2,16 +2,13 @@ import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } fr
 import { beforeEach, describe, expect, it } from "vitest";
 import { call, callAs, clerkId, forgedToken, json, mintToken, resetDatabase, testConfig } from "../../test/helpers";
 import { createRedis } from "../lib/redis";
-import { isRoomEvent, openSocket, seedSession, type TestSocket } from "../../test/ws";
+import { authenticatedSocket, isRoomEvent, openSocket, seedSession, type TestSocket } from "../../test/ws";
 import { parseRoomFrames } from "./protocol";
 import { sessionRoom } from "../modules/sessions/room";
 import { roomStub } from "./rooms";
 
-async function authenticated(sessionId: string, token: string, extra: Record<string, unknown> = {}): Promise<TestSocket> {
-  const socket = await openSocket(`/api/v1/sessions/${sessionId}/ws`);
-  socket.send({ type: "authenticate", token, ...extra });
-  await socket.frame("authenticated");
-  return socket;
+function authenticated(sessionId: string, token: string, extra: Record<string, unknown> = {}): Promise<TestSocket> {
+  return authenticatedSocket(`/api/v1/sessions/${sessionId}/ws`, token, extra);
 }
 
 function publish(sessionId: string, n: number, from = 0) {
