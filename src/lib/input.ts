@@ -33,6 +33,9 @@ export function unstorableTextPath(value: unknown, path: PropertyKey[] = []): Pr
   return undefined;
 }
 
+/** A string that is storable text, for input no OpenAPI route validates (webhooks, jobs). */
+export const storableString = () => z.string().refine(isStorableText, UNSTORABLE_TEXT_MESSAGE);
+
 /** Zod issues for the first unstorable text in `value` (none when all of it is storable). */
 export function unstorableTextIssues(value: unknown): Array<{ path: PropertyKey[]; message: string; code: "custom" }> {
   const path = unstorableTextPath(value);
