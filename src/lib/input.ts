@@ -33,7 +33,7 @@ export function unstorableTextPath(value: unknown, path: PropertyKey[] = []): Pr
   return undefined;
 }
 
-/** A string that is storable text, for input no OpenAPI route validates (webhooks, jobs). */
+/** A string that is storable text, for input no OpenAPI route validates (token claims, Clerk events). */
 export const storableString = () => z.string().refine(isStorableText, UNSTORABLE_TEXT_MESSAGE);
 
 /** Zod issues for the first unstorable text in `value` (none when all of it is storable). */
