@@ -1,4 +1,4 @@
-import { createExecutionContext, env, SELF } from "cloudflare:test";
+import { createExecutionContext, env, SELF, waitOnExecutionContext } from "cloudflare:test";
 import { generateKeyPair, type JWK, SignJWT } from "jose";
 import { type MintOptions, mintSessionToken } from "../local/clerk/token";
 import { sql } from "drizzle-orm";
@@ -32,12 +32,8 @@ export async function resetDatabase(): Promise<void> {
 let direct = false;
 
 /**
- * From now on this file's requests (`call`, `callAs` and every helper built on them) reach the
- * Worker's default export in this isolate instead of going through the pool's `SELF` binding.
- * The same Worker code answers either way; but `SELF` in @cloudflare/vitest-pool-workers 0.23.0
- * wraps a prototype in one more Proxy on every request (cloudflare/workers-sdk #15092), so each
- * request of a file is slower than the one before: past a few hundred, ten to a hundred times
- * slower. For a file that makes thousands of requests (test/resilience).
+ * From now on this file's requests (`call`, `callAs` and every helper built on them) go through
+ * `callWorker` instead of the pool's `SELF` binding. For a file that makes thousands of requests.
  */
 export function callTheEntryDirectly(): void {
   direct = true;
@@ -45,13 +41,28 @@ export function callTheEntryDirectly(): void {
 
 /** A request to the Worker as deployed (its default export), by path. */
 export function call(path: string, init?: RequestInit): Promise<Response> {
-  const url = `http://127.0.0.1:8787${path}`;
-  if (!direct) return SELF.fetch(url, init);
-  const request = new Request(url, init);
-  // Sent over the wire, a body of known size carries its Content-Length; a Request built in place does not.
-  const size = bodySize(init?.body);
-  if (size !== undefined && !request.headers.has("content-length")) request.headers.set("content-length", String(size));
-  return Promise.resolve(worker.fetch!(request as Parameters<NonNullable<typeof worker.fetch>>[0], env, createExecutionContext()));
+  return direct ? callWorker(path, init) : SELF.fetch(`http://127.0.0.1:8787${path}`, init);
+}
+
+/**
+ * A request straight to the Worker's default export in this isolate. The same Worker code answers
+ * as through `SELF`; but `SELF` in @cloudflare/vitest-pool-workers 0.23.0 wraps a prototype in one
+ * more Proxy on every request (cloudflare/workers-sdk #15092, #15446), so each request of a file is
+ * slower than the one before: past a few hundred, ten to a hundred times slower. `settle` waits for
+ * the request's waitUntil work too, for a caller that then counts what the request changed.
+ */
+export async function callWorker(path: string, init: RequestInit = {}, options: { settle?: boolean } = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  // Sent over the wire, a body of known size carries its Content-Length (a stream is chunked); a Request built in place does not.
+  const size = bodySize(init.body);
+  if (size !== undefined && !headers.has("content-length")) headers.set("content-length", String(size));
+  else if (init.body instanceof ReadableStream && !headers.has("content-length")) headers.set("transfer-encoding", "chunked");
+  const ctx = createExecutionContext();
+  const response = await worker.fetch(new Request(`http://127.0.0.1:8787${path}`, { ...init, headers }), env, ctx);
+  const settled = waitOnExecutionContext(ctx);
+  if (options.settle) await settled;
+  else settled.catch(() => undefined);
+  return response;
 }
 
 function bodySize(body: RequestInit["body"]): number | undefined {

@@ -107,7 +107,7 @@ describe("bad input", () => {
   });
 
   it("answers every generated request to every documented route without a 5xx, a hang or a code outside the catalog", async ({ task }) => {
-    // Through SELF, as a client reads it; the cases then go straight to the Worker (worker-call.ts).
+    // Through SELF, as a client reads it; the cases then go straight to the Worker (callWorker).
     const response = await call("/api/v1/openapi.json");
     expect(response.status).toBe(200);
     const document = (await response.json()) as Document;

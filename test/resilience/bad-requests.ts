@@ -1,6 +1,6 @@
 // Bad HTTP requests for the bad-input part of the resilience suite: every route the Worker's API
 // document lists, a valid-looking request built from its schemas and then broken one way (see
-// arbitraries.ts), sent straight to the Worker (worker-call.ts) with a 5 s deadline.
+// arbitraries.ts), sent straight to the Worker (callWorker in test/helpers.ts) with a 5 s deadline.
 import { env } from "cloudflare:test";
 import fc from "fast-check";
 import { z } from "zod";
@@ -11,11 +11,10 @@ import { errorCatalog } from "../../src/lib/errors";
 import { failureCallbackSchema } from "../../src/modules/jobs/routes";
 import { signedUploadQuerySchema } from "../../src/modules/uploads/schemas";
 import { clerkDeletedDataSchema, clerkUserDataSchema } from "../../src/modules/webhooks/schemas";
-import { clerkId, forgedToken, json, mintToken, testDb } from "../helpers";
+import { callWorker, clerkId, forgedToken, json, mintToken, testDb } from "../helpers";
 import { pngBytes } from "../images";
 import { signed as signedJob } from "../jobs";
 import { signedWebhookBody } from "../webhooks";
-import { callWorker } from "../worker-call";
 import { randomIp, seedSession } from "../ws";
 import {
   BODY_CLASSES,
