@@ -11,6 +11,7 @@ import { parseArgs } from "node:util";
 import { benchApi } from "./api.ts";
 import { benchGenerations, generationsBenchVars } from "./generations.ts";
 import { benchLoad } from "./load.ts";
+import { benchOpeners } from "./openers.ts";
 import { type BenchRun, formatTable, type Measure, passes, readRun, writeRun } from "./measures.ts";
 import { benchRoom, roomBenchVars } from "./room.ts";
 import { withBenchStack } from "./stack.ts";
@@ -20,8 +21,8 @@ const { values } = parseArgs({ options: { compare: { type: "string" }, quick: { 
 const previous = values.compare === undefined ? undefined : readRun(values.compare);
 // --quick: a smoke run of every bench with few samples, to check the command itself.
 const size = values.quick
-  ? { api: { samples: 30, warmup: 5, messages: 30 }, load: { users: 20, connections: 10, seconds: 5, rate: 20 }, generations: { users: 5, generations: 10, count: 3 }, stream: { generations: 4, tokenDelayMs: 5 }, room: { sockets: 20, events: 100, batch: 1 } }
-  : { api: { samples: 300, warmup: 30, messages: 30 }, load: { users: 200, connections: 50, seconds: 30, rate: 300 }, generations: { users: 100, generations: 200, count: 3 }, stream: { generations: 30, tokenDelayMs: 5 }, room: { sockets: 1000, events: 1000, batch: 1 } };
+  ? { api: { samples: 30, warmup: 5, messages: 30 }, load: { users: 20, connections: 10, seconds: 5, rate: 20 }, generations: { users: 5, generations: 10, count: 3 }, openers: { generations: 3, count: 3 }, stream: { generations: 4, tokenDelayMs: 5 }, room: { sockets: 20, events: 100, batch: 1 } }
+  : { api: { samples: 300, warmup: 30, messages: 30 }, load: { users: 200, connections: 50, seconds: 30, rate: 300 }, generations: { users: 100, generations: 200, count: 3 }, openers: { generations: 20, count: 3 }, stream: { generations: 30, tokenDelayMs: 5 }, room: { sockets: 1000, events: 1000, batch: 1 } };
 
 const measures: Measure[] = [];
 // Every bench's vars at once: none touches the user, IP or AI rate limits the load bench runs under.
@@ -32,6 +33,7 @@ await withBenchStack(vars, async (stack) => {
     ["load", () => benchLoad(stack, size.load)],
     ["stream", () => benchStream(stack, size.stream)],
     ["generations", () => benchGenerations(stack, size.generations)],
+    ["openers", () => benchOpeners(stack, size.openers)],
     ["room", () => benchRoom(stack, size.room)],
   ] as const) {
     const began = performance.now();

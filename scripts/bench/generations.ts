@@ -18,6 +18,8 @@ const PACING = { firstTokenDelayMs: 400, tokenDelayMs: 30 };
 const FOLLOW_MS = 180_000;
 const now = () => performance.timeOrigin + performance.now();
 
+/** A suggestion.delta as a socket got it: which suggestion, how many characters, when. */
+type Arrival = { index: number; length: number; at: number };
 type Frame = { type: string; seq?: number; generationId?: string; index?: number; delta?: string; suggestions?: Array<{ text: string }>; code?: string };
 
 /** Budgets and the per-IP upgrade limit (every socket comes from this one address) out of the way; user and AI rate limits stay. */
@@ -76,17 +78,31 @@ export async function benchGenerations(stack: BenchStack, options: { users: numb
   const broken = ends.flatMap((end, i) => (end.problem ? [`${targets[i]!.sessionId}: ${end.problem}`] : []));
   if (broken.length > 0) throw new Error(`${broken.length} of ${targets.length} generations broken, e.g. ${broken.slice(0, 3).join("; ")}`);
 
-  // Relay under load: the k-th delta a socket got came from the upstream token that yielded it.
+  // Relay under load: a delta came from the upstream token that brought its last character. Two
+  // tokens read in one chunk (TCP coalesces under load) leave the Worker as one delta.
   const relay: number[] = [];
   const requests = stack.aiUpstream.requests();
   targets.forEach((target, i) => {
-    const request = requests.find((r) => JSON.stringify(r.body).includes(SUGGESTIONS_REQUEST) && JSON.stringify(r.body).includes(target.marker));
+    // In brackets: "bench-chat-…-1" is also the start of "…-10".
+    const request = requests.find((r) => JSON.stringify(r.body).includes(SUGGESTIONS_REQUEST) && JSON.stringify(r.body).includes(`(${target.marker})`));
     if (!request) throw new Error(`no upstream suggestions request for ${target.marker}`);
     const reader = createFieldStream("suggestions", "text");
-    const origins = request.streamed.flatMap((token) => reader.feed(token.text).filter((d) => d.index < options.count).map(() => token.at));
-    const arrivals = ends[i]!.deltaArrivals;
-    if (arrivals.length !== origins.length) throw new Error(`${target.marker}: ${arrivals.length} deltas for ${origins.length} upstream`);
-    arrivals.forEach((at, k) => relay.push(at - origins[k]!));
+    const written = new Map<number, Array<{ end: number; at: number }>>();
+    for (const token of request.streamed) {
+      for (const { index, delta } of reader.feed(token.text)) {
+        const ends = written.get(index) ?? [];
+        ends.push({ end: (ends.at(-1)?.end ?? 0) + delta.length, at: token.at });
+        written.set(index, ends);
+      }
+    }
+    const received = new Map<number, number>();
+    for (const delta of ends[i]!.deltas) {
+      const end = (received.get(delta.index) ?? 0) + delta.length;
+      received.set(delta.index, end);
+      const origin = written.get(delta.index)?.find((token) => token.end >= end);
+      if (!origin) throw new Error(`${target.marker}: suggestion ${delta.index} got more text than the upstream wrote`);
+      relay.push(delta.at - origin.at);
+    }
   });
   relay.sort((a, b) => a - b);
 
@@ -137,7 +153,7 @@ async function follow(url: string, sessionId: string, token: string) {
   });
   return {
     end: (generationId: string, timeoutMs: number) =>
-      new Promise<{ problem?: string; deltaArrivals: number[] }>((resolve) => {
+      new Promise<{ problem?: string; deltas: Arrival[] }>((resolve) => {
         const check = () => {
           const last = frames.find(({ frame }) => frame.generationId === generationId && ["suggestion.completed", "generation.failed", "generation.cancelled"].includes(frame.type));
           if (!last) return false;
@@ -145,7 +161,7 @@ async function follow(url: string, sessionId: string, token: string) {
           resolve(judge(frames, generationId));
           return true;
         };
-        const timer = setTimeout(() => resolve({ problem: "no end within the timeout", deltaArrivals: [] }), timeoutMs);
+        const timer = setTimeout(() => resolve({ problem: "no end within the timeout", deltas: [] }), timeoutMs);
         if (!check()) onFrame = () => void check();
       }),
     close: () => ws.close(),
@@ -169,7 +185,7 @@ function judge(frames: Array<{ frame: Frame; at: number }>, generationId: string
         : completed.suggestions?.some((suggestion, i) => spelled.get(i) !== suggestion.text)
           ? "deltas do not spell the completed suggestions"
           : undefined;
-  return { ...(problem ? { problem } : {}), deltaArrivals: deltas.map(({ at }) => at) };
+  return { ...(problem ? { problem } : {}), deltas: deltas.map(({ frame, at }): Arrival => ({ index: frame.index!, length: frame.delta!.length, at })) };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
