@@ -18,11 +18,10 @@ export function clerkUser(id: string, overrides: Record<string, unknown> = {}) {
   };
 }
 
-/** Signs like Svix does for Clerk: the same standard-webhooks scheme, the Worker's secret. */
-export function signedWebhook(payload: unknown, options: { svixId?: string; timestamp?: Date; secret?: string } = {}) {
+/** A raw body signed like Svix does for Clerk: the same standard-webhooks scheme, the Worker's secret. */
+export function signedWebhookBody(body: string, options: { svixId?: string; timestamp?: Date; secret?: string } = {}) {
   const svixId = options.svixId ?? `msg_${crypto.randomUUID()}`;
   const timestamp = options.timestamp ?? new Date();
-  const body = JSON.stringify(payload);
   const signature = new Webhook(options.secret ?? env.CLERK_WEBHOOK_SECRET!).sign(svixId, timestamp, body);
   return {
     svixId,
@@ -37,6 +36,11 @@ export function signedWebhook(payload: unknown, options: { svixId?: string; time
       body,
     } satisfies RequestInit,
   };
+}
+
+/** A Clerk webhook event, signed (see signedWebhookBody). */
+export function signedWebhook(payload: unknown, options: Parameters<typeof signedWebhookBody>[1] = {}) {
+  return signedWebhookBody(JSON.stringify(payload), options);
 }
 
 /** Delivers a webhook to the Clerk endpoint. */

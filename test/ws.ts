@@ -46,6 +46,14 @@ export async function openSocket(path: string, headers: Record<string, string> =
 
 export type TestSocket = Awaited<ReturnType<typeof openSocket>>;
 
+/** A socket on a room's URL that sent `authenticate` as its first frame and was answered `authenticated`. */
+export async function authenticatedSocket(path: string, token: string, extra: Record<string, unknown> = {}): Promise<TestSocket> {
+  const socket = await openSocket(path);
+  socket.send({ type: "authenticate", token, ...extra });
+  await socket.frame("authenticated");
+  return socket;
+}
+
 /** A user with a ready text session: its Clerk id, internal id, session id and a token. */
 export async function seedSession(options: { deleted?: boolean; sub?: string } = {}) {
   const sub = options.sub ?? clerkId();

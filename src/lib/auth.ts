@@ -1,9 +1,24 @@
 import { verifyToken } from "@clerk/backend";
 import type { MiddlewareHandler } from "hono";
+import { z } from "zod";
 import type { AppEnv, UserIdentity } from "./app-env";
 import { fromBase64Url } from "./encoding";
 import type { AppConfig } from "./env";
 import { AppError } from "./errors";
+import { storableString } from "./input";
+
+/**
+ * The claims the app reads. Clerk's user ids are short (`user_…`), an email at most 320
+ * characters; anything else, or text Postgres cannot store, is not a token we accept. A
+ * malformed `sid` or `email` is ignored, as Clerk may leave either out.
+ */
+const sessionClaimsSchema = z.object({
+  sub: storableString().min(1).max(255),
+  sid: storableString().max(255).optional().catch(undefined),
+  email: storableString().max(320).optional().catch(undefined),
+  exp: z.number(),
+  iat: z.number().optional().catch(undefined),
+});
 
 /** Tolerated clock difference between Clerk and this Worker when checking exp/nbf/iat. */
 const CLOCK_SKEW_MS = 5_000;
@@ -62,15 +77,17 @@ export async function verifySessionToken(token: string, config: AppConfig): Prom
     if ((error as { reason?: string }).reason === "token-expired") throw new AppError("TOKEN_EXPIRED");
     throw new AppError("UNAUTHORIZED", { message: "Invalid session token" });
   }
-  const claims = payload as { sub: string; sid?: unknown; email?: unknown; exp?: unknown; iat?: unknown };
   // verifyToken refuses a token without `exp`; the check keeps a malformed one from living forever.
-  if (typeof claims.exp !== "number") throw new AppError("UNAUTHORIZED", { message: "Invalid session token" });
+  // A signed token is still input: an id or email no row can hold makes the token invalid, not a 500.
+  const claims = sessionClaimsSchema.safeParse(payload);
+  if (!claims.success) throw new AppError("UNAUTHORIZED", { message: "Invalid session token" });
+  const { sub, sid, email, exp, iat } = claims.data;
   const session = {
-    clerkUserId: claims.sub,
-    sessionId: typeof claims.sid === "string" ? claims.sid : undefined,
-    email: typeof claims.email === "string" ? claims.email : undefined,
-    issuedAt: typeof claims.iat === "number" ? claims.iat * 1000 : undefined,
-    expiresAt: claims.exp * 1000,
+    clerkUserId: sub,
+    sessionId: sid,
+    email,
+    issuedAt: iat === undefined ? undefined : iat * 1000,
+    expiresAt: exp * 1000,
   };
   remember(token, session, session.expiresAt);
   return session;

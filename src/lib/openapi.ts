@@ -1,19 +1,17 @@
 import { OpenAPIHono, z } from "@hono/zod-openapi";
 import type { AppEnv } from "./app-env";
 import { AppError, type ErrorCode, errorCatalog, type HttpErrorCode, whereShown } from "./errors";
+import { unstorableTextIssues } from "./input";
 
-/** Every router is an OpenAPIHono: its zod schemas validate requests and document the API. */
+/**
+ * Every router is an OpenAPIHono: its zod schemas validate requests and document the API. What
+ * they accept must also be text Postgres can store, whichever field it is in (see input.ts).
+ */
 export function createRouter() {
   return new OpenAPIHono<AppEnv>({
     defaultHook: (result) => {
-      if (!result.success) {
-        throw new AppError("VALIDATION_ERROR", {
-          details: {
-            target: result.target,
-            issues: result.error.issues.map(({ path, message, code }) => ({ path, message, code })),
-          },
-        });
-      }
+      const issues = result.success ? unstorableTextIssues(result.data) : result.error.issues.map(({ path, message, code }) => ({ path, message, code }));
+      if (issues.length > 0) throw new AppError("VALIDATION_ERROR", { details: { target: result.target, issues } });
     },
   });
 }

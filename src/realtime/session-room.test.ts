@@ -1,16 +1,14 @@
 import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
-import { call, callAs, clerkId, forgedToken, json, mintToken, resetDatabase } from "../../test/helpers";
-import { isRoomEvent, openSocket, seedSession, type TestSocket } from "../../test/ws";
+import { call, callAs, clerkId, forgedToken, json, mintToken, resetDatabase, testConfig } from "../../test/helpers";
+import { createRedis } from "../lib/redis";
+import { authenticatedSocket, isRoomEvent, openSocket, seedSession, type TestSocket } from "../../test/ws";
 import { parseRoomFrames } from "./protocol";
 import { sessionRoom } from "../modules/sessions/room";
 import { roomStub } from "./rooms";
 
-async function authenticated(sessionId: string, token: string, extra: Record<string, unknown> = {}): Promise<TestSocket> {
-  const socket = await openSocket(`/api/v1/sessions/${sessionId}/ws`);
-  socket.send({ type: "authenticate", token, ...extra });
-  await socket.frame("authenticated");
-  return socket;
+function authenticated(sessionId: string, token: string, extra: Record<string, unknown> = {}): Promise<TestSocket> {
+  return authenticatedSocket(`/api/v1/sessions/${sessionId}/ws`, token, extra);
 }
 
 function publish(sessionId: string, n: number, from = 0) {
@@ -19,6 +17,12 @@ function publish(sessionId: string, n: number, from = 0) {
 }
 
 const seqs = (frames: Array<{ seq?: number }>) => frames.map((frame) => frame.seq);
+
+/** Occupies Redis (single-threaded) with a script that spins for `ms`: every other command waits. */
+function keepRedisBusy(ms: number) {
+  const spin = "local t = redis.call('TIME') local until_us = t[1] * 1000000 + t[2] + tonumber(ARGV[1]) * 1000 repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] >= until_us return 1";
+  return createRedis(testConfig(), { retries: 0 }).eval(spin, [], [String(ms)]);
+}
 
 describe("SessionRoom WebSockets", () => {
   beforeEach(resetDatabase);
@@ -30,6 +34,22 @@ describe("SessionRoom WebSockets", () => {
     expect(await socket.closed(5_000)).toMatchObject({ code: 4401, reason: "AUTH_TIMEOUT" });
     // WS_AUTH_TIMEOUT_MS is 1000 in tests: closed by the alarm, not before the deadline.
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+  });
+
+  it("gives a token that arrived before the deadline its check in full: a slow check ends live, not AUTH_TIMEOUT", async () => {
+    const { sessionId, token } = await seedSession();
+    const socket = await openSocket(`/api/v1/sessions/${sessionId}/ws`);
+    // WS_AUTH_TIMEOUT_MS is 1000 in tests: the token comes just in time, and the room's check
+    // (its socket-registry call waits for a busy Redis) outlasts the deadline.
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    socket.send({ type: "authenticate", token });
+    await keepRedisBusy(500);
+    expect(await socket.frame("authenticated", 0, 3_000)).toMatchObject({ type: "authenticated" });
+    socket.send({ type: "ping" });
+    await socket.frame("pong");
+    // The deadline was for the token; a socket that never sends one still goes at it.
+    const silent = await openSocket(`/api/v1/sessions/${sessionId}/ws`);
+    expect(await silent.closed(5_000)).toMatchObject({ code: 4401, reason: "AUTH_TIMEOUT" });
   });
 
   it("books no alarm for a socket it has closed, so a client that never answers the close cannot keep the alarm running", async () => {
@@ -153,6 +173,27 @@ describe("SessionRoom WebSockets", () => {
     await racing;
     const events = await socket.events(23);
     expect(seqs(events)).toEqual(Array.from({ length: 23 }, (_, i) => i + 3));
+  });
+
+  it("holds a resume or cancel sent right behind authenticate while the token is checked: the replay comes first, in order, and the socket stays open", async () => {
+    const { sessionId, token } = await seedSession();
+    await publish(sessionId, 5);
+    const socket = await openSocket(`/api/v1/sessions/${sessionId}/ws`);
+    // As a client that queues frames while its socket opens sends them: all at once. Redis is
+    // kept busy meanwhile, so the room's check (the socket registry) is still running when the
+    // next frames arrive.
+    socket.send({ type: "authenticate", token });
+    const busy = keepRedisBusy(300);
+    socket.send({ type: "resume", afterSeq: 2 });
+    socket.send({ type: "cancel", generationId: "gen1" });
+    await busy;
+    await socket.frame("authenticated");
+    await publish(sessionId, 1, 5);
+    expect(seqs(await socket.events(4))).toEqual([3, 4, 5, 6]);
+    expect(socket.frames.map((frame) => frame.type)).toEqual(["authenticated", "status", "status", "status", "status"]);
+    expect(await roomStub(env, sessionRoom(sessionId)).isCancelRequested("gen1")).toBe(true);
+    socket.send({ type: "ping" });
+    await socket.frame("pong");
   });
 
   it("keeps every socket working and resumable when the room is evicted mid-way", async () => {

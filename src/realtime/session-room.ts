@@ -33,11 +33,22 @@ type SocketState = {
    * verified); `live` sockets receive room events; `closed` once the room closed it or saw it close.
    */
   phase: "pending" | "authenticating" | "live" | "closed";
+  /**
+   * While not live: when the socket is closed AUTH_TIMEOUT. The upgrade plus WS_AUTH_TIMEOUT_MS
+   * for the token to arrive; once it has, as long again for the room to check it, so a token that
+   * came in time is never cut off by the room's own slowness.
+   */
   authDeadline: number;
   /** Set when live: whose socket it is, when its token expires, its entry in the user's registry. */
   owner?: RoomGrant;
   /** The room's latest seq when the socket went live: `resume` replays up to it, live covers the rest. */
   liveFromSeq: number;
+  /**
+   * What came while the socket's `authenticate` was being checked (a client may send `resume` and
+   * `cancel` right behind it, without waiting for the answer): applied once it is live — a resume
+   * as part of its atomic replay — and dropped with the socket if it is refused.
+   */
+  held?: { afterSeq?: number; cancels: string[] };
   windowStart: number;
   framesInWindow: number;
 };
@@ -214,6 +225,7 @@ export abstract class RoomObject extends DurableObject<Bindings> {
 
     if (frame.type === "ping") return this.reply(socket, { type: "pong", ts: Date.now() });
     if (frame.type === "authenticate") return this.authenticate(socket, state, frame.token, frame.afterSeq);
+    if (state.phase === "authenticating") return this.hold(socket, frame);
     if (state.phase !== "live") {
       // SPEC §6: `authenticate` comes first. Closing tells a buggy client at once, not in 10 s.
       return this.closeWith(socket, "AUTH_REQUIRED");
@@ -333,7 +345,7 @@ export abstract class RoomObject extends DurableObject<Bindings> {
     if (state.phase === "live") return this.refresh(socket, state, token, afterSeq);
     // One verification at a time; the deadline still runs for a client that keeps sending.
     if (state.phase !== "pending") return;
-    this.update(socket, { phase: "authenticating" });
+    this.update(socket, { phase: "authenticating", authDeadline: Date.now() + this.config().WS_AUTH_TIMEOUT_MS });
     const session = await this.verifyToken(socket, token);
     const userId = session && (await this.ownerOf(socket, state.room, session.clerkUserId));
     if (!session || !userId) return;
@@ -350,7 +362,10 @@ export abstract class RoomObject extends DurableObject<Bindings> {
       await releaseSocket(redisFor(this.config()), grant.userId, { room: state.room, socketId: grant.socketId }).catch(() => undefined);
       return;
     }
-    this.goLive(socket, grant, afterSeq);
+    const { held } = socket.deserializeAttachment() as SocketState;
+    const replayAfter = afterSeq === undefined || held?.afterSeq === undefined ? (afterSeq ?? held?.afterSeq) : Math.min(afterSeq, held.afterSeq);
+    this.goLive(socket, grant, replayAfter);
+    for (const generationId of held?.cancels ?? []) this.requestCancel(generationId);
     await this.scheduleAlarm(grant.expiresAt);
   }
 
@@ -358,7 +373,7 @@ export abstract class RoomObject extends DurableObject<Bindings> {
   private goLive(socket: WebSocket, owner: RoomGrant, afterSeq: number | undefined): void {
     // No await here: the seq read and the switch to live happen before any publish.
     const liveFromSeq = this.latestSeq();
-    this.update(socket, { phase: "live", liveFromSeq, owner });
+    this.update(socket, { phase: "live", liveFromSeq, owner, held: undefined });
     this.live().add(socket);
     this.reply(socket, { type: "authenticated", seq: liveFromSeq, ts: Date.now() });
     if (afterSeq !== undefined) this.replay(socket, socket.deserializeAttachment() as SocketState, afterSeq);
@@ -389,12 +404,13 @@ export abstract class RoomObject extends DurableObject<Bindings> {
     await this.scheduleAlarm(expiresAt);
   }
 
-  /** Closes a socket still waiting for `authenticate` at its deadline. */
+  /** Closes a socket still not live at its deadline (waiting again if the deadline moved: its token is being checked). */
   private closeIfUnauthenticated(socket: WebSocket): void {
     const state = socket.deserializeAttachment() as SocketState | null;
-    if (state && (state.phase === "pending" || state.phase === "authenticating") && socket.readyState === WebSocket.OPEN) {
-      this.closeWith(socket, "AUTH_TIMEOUT");
-    }
+    if (!state || (state.phase !== "pending" && state.phase !== "authenticating") || socket.readyState !== WebSocket.OPEN) return;
+    const left = state.authDeadline - Date.now();
+    if (left > 0) setTimeout(() => this.closeIfUnauthenticated(socket), left);
+    else this.closeWith(socket, "AUTH_TIMEOUT");
   }
 
   /** Whether a live socket's token has expired (it must re-authenticate before that). */
@@ -416,6 +432,14 @@ export abstract class RoomObject extends DurableObject<Bindings> {
       state.liveFromSeq,
     );
     for (const row of rows) this.trySend(socket, row.frame);
+  }
+
+  /** Keeps a `resume` or `cancel` that came while the socket's token was being checked (see `held`). */
+  private hold(socket: WebSocket, frame: Extract<ClientFrame, { type: "resume" | "cancel" }>): void {
+    const held = (socket.deserializeAttachment() as SocketState).held ?? { cancels: [] };
+    if (frame.type === "resume") held.afterSeq = Math.min(held.afterSeq ?? frame.afterSeq, frame.afterSeq);
+    else if (!held.cancels.includes(frame.generationId)) held.cancels.push(frame.generationId);
+    this.update(socket, { held });
   }
 
   /** The hook a running generation listens to (see `isCancelRequested`). */

@@ -1,27 +1,20 @@
-import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:test";
 import { expect } from "vitest";
-import worker from "../../src/index";
 import { openerRoom } from "../../src/modules/openers/room";
 import { sessionRoom } from "../../src/modules/sessions/room";
 import type { RoomAddress } from "../../src/realtime/protocol";
 import { roomStub } from "../../src/realtime/rooms";
+import { callWorker } from "../helpers";
 import type { Owned } from "../routes";
 import { randomIp } from "../ws";
 import { countFigures, type Figures } from "./figures";
 
 /**
- * A request handed to the Worker's default export in-process: the same app `call` reaches through
- * SELF, without SELF's cost per request, which grows with every request a test file has sent
- * (cloudflare/workers-sdk#15446: its entrypoint wrapper nests one more Proxy per request, ~0.5 s
- * a request after a thousand). The attack sweeps send thousands; uploads, whose bytes must cross
- * the runtime's HTTP layer, and sockets still go through SELF.
+ * A request handed to the Worker's default export in-process (see `callWorker`), its waitUntil
+ * work settled before the attack counts what changed. Uploads, whose bytes must cross the
+ * runtime's HTTP layer, and sockets still go through SELF.
  */
-export async function dispatch(path: string, init: RequestInit = {}): Promise<Response> {
-  const ctx = createExecutionContext();
-  const response = await worker.fetch(new Request(`http://127.0.0.1:8787${path}`, init), env, ctx);
-  await waitOnExecutionContext(ctx);
-  return response;
-}
+export const dispatch = (path: string, init: RequestInit = {}): Promise<Response> => callWorker(path, init, { settle: true });
 
 /** What an attack got: an HTTP answer (status and error code) or a socket's end. */
 export type Answer = { status: number; code?: string };

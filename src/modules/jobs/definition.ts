@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { Database } from "../../lib/db";
+import { instantSchema } from "../../lib/input";
 import type { AppConfig, Bindings } from "../../lib/env";
 import type { PublishJob, PublishJobBatch } from "../../lib/jobs";
 import type { Logger } from "../../lib/logger";
@@ -28,7 +29,7 @@ export type JobContext = {
  * The optional `at` of a job that runs on a clock (fan-outs, sweeps, the purge): it runs as if
  * it were that instant, so `npm run jobs:run` and tests can let days pass.
  */
-export const jobInstantSchema = z.string().datetime({ offset: true }).optional();
+export const jobInstantSchema = instantSchema.optional();
 
 /** The instant a clock-driven job runs as: `at`, or now. */
 export function jobInstant(at: string | undefined): Date {

@@ -68,6 +68,27 @@ describe("/jobs/*", () => {
     expect(await testDb().select().from(jobRuns)).toEqual([]);
   });
 
+  it("answers 400, not 500, to signed deliveries no handler can use: a callback of the wrong shape or not base64, dates Postgres refuses, NUL, an overlong message id", async () => {
+    const sign = async (name: string, body: unknown, messageId?: string) => {
+      const text = JSON.stringify(body);
+      return deliver(`/jobs/${name}`, text, await signed({ url: jobUrl(testConfig(), name), body: text }), messageId);
+    };
+    const attempts: Array<[string, () => Promise<Response>]> = [
+      ["callback of the wrong shape", () => sign("failed", { status: "x" })],
+      ["callback whose source body is not base64", () => sign("failed", { status: 500, sourceMessageId: "m", url: jobUrl(testConfig(), "ocr"), sourceBody: "!!!" })],
+      ["sweep as of year 0", () => sign("sweep-ocr", { at: "0000-01-01T00:00:00Z" })],
+      ["tip for 2024-13-45", () => sign("tip-delivery", { userId: "abc", localDate: "2024-13-45" })],
+      ["NUL in an id", () => sign("ocr", { sessionId: "a\u0000" })],
+      ["message id of 3,000 characters", () => sign("ocr", { sessionId: "abc" }, "m".repeat(3_000))],
+    ];
+    for (const [what, attempt] of attempts) {
+      const response = await attempt();
+      expect(response.status, what).toBe(400);
+      expect(await json(response), what).toMatchObject({ error: { code: "VALIDATION_ERROR" } });
+    }
+    expect(await testDb().select().from(jobRuns)).toEqual([]);
+  });
+
   it("lets the failure callback end the work it names, once", async () => {
     const generation = await queuedGeneration();
     const callback = JSON.stringify(jobFailureCallback("suggestions", { generationId: generation.id }, { status: 500, retried: 3 }));

@@ -4,6 +4,7 @@ import type { AppEnv } from "../../lib/app-env";
 import { fromBase64Url } from "../../lib/encoding";
 import { ok } from "../../lib/envelope";
 import { AppError, CodedError } from "../../lib/errors";
+import { unstorableTextIssues } from "../../lib/input";
 import { createJobBatchPublisher, createJobPublisher, jobUrl, verifyJobDelivery } from "../../lib/jobs";
 import { createRouter, errorResponses } from "../../lib/openapi";
 import type { RoomKind } from "../../realtime/kinds";
@@ -12,7 +13,7 @@ import type { JobContext, JobDefinition } from "./definition";
 import { beginJobRun, finishJobRun } from "./service";
 
 /** The body QStash posts to the failure callback (see LOCAL_STACK.md). */
-const failureCallbackSchema = z.object({
+export const failureCallbackSchema = z.object({
   status: z.number().int(),
   retried: z.number().int().default(0),
   sourceMessageId: z.string().min(1),
@@ -28,10 +29,23 @@ function parseJson(text: string): unknown {
   }
 }
 
-function parsePayload<P extends Record<string, unknown>>(definition: JobDefinition<P>, value: unknown): P {
-  const parsed = definition.payload.safeParse(value);
-  if (!parsed.success) throw new AppError("VALIDATION_ERROR", { details: { issues: parsed.error.issues.map(({ path, message }) => ({ path, message })) } });
+/** A delivery body that does not fit its schema, or holds text Postgres cannot store: 400, not a 500. */
+function parseWith<T>(schema: z.ZodType<T>, value: unknown): T {
+  const parsed = schema.safeParse(value);
+  const issues = parsed.success ? unstorableTextIssues(parsed.data) : parsed.error.issues.map(({ path, message }) => ({ path, message }));
+  if (!parsed.success || issues.length > 0) throw new AppError("VALIDATION_ERROR", { details: { issues } });
   return parsed.data;
+}
+
+/** The source delivery's body a failure callback carries, base64 as QStash sends it. */
+function sourceBodyOf(failure: z.infer<typeof failureCallbackSchema>): unknown {
+  let text: string;
+  try {
+    text = new TextDecoder().decode(fromBase64Url(failure.sourceBody));
+  } catch {
+    throw new AppError("VALIDATION_ERROR", { message: "sourceBody is not base64", details: { issues: [{ path: ["sourceBody"], message: "Not base64" }] } });
+  }
+  return parseJson(text);
 }
 
 /**
@@ -64,17 +78,18 @@ export function createJobRoutes(guards: MiddlewareHandler<AppEnv>[], definitions
     const name = c.req.param("name");
     const raw = await c.req.text();
     await verifyJobDelivery(c.var.config, { url: jobUrl(c.var.config, name), signature: c.req.header("Upstash-Signature"), body: raw });
+    // The idempotency key of job_runs: QStash's ids are short; a key that long fits no index.
     const messageId = c.req.header("Upstash-Message-Id");
-    if (!messageId) throw new AppError("VALIDATION_ERROR", { message: "Missing Upstash-Message-Id" });
+    if (!messageId || messageId.length > 255) throw new AppError("VALIDATION_ERROR", { message: "Missing or overlong Upstash-Message-Id" });
 
     let definition: JobDefinition | undefined;
     let execute: (ctx: JobContext) => Promise<Record<string, unknown> | undefined>;
     if (name === "failed") {
-      const failure = failureCallbackSchema.parse(parseJson(raw));
+      const failure = parseWith(failureCallbackSchema, parseJson(raw));
       const source = new URL(failure.url).pathname.replace(/^\/jobs\//, "");
       definition = jobs.get(source);
       if (!definition) throw new AppError("NOT_FOUND", { message: `No job ${source}` });
-      const payload = parsePayload(definition, parseJson(new TextDecoder().decode(fromBase64Url(failure.sourceBody))));
+      const payload = parseWith(definition.payload, sourceBodyOf(failure));
       execute = async (ctx) => {
         await definition!.fail(ctx, payload, { status: failure.status, retried: failure.retried, sourceMessageId: failure.sourceMessageId });
         return { failed: source };
@@ -82,7 +97,7 @@ export function createJobRoutes(guards: MiddlewareHandler<AppEnv>[], definitions
     } else {
       definition = jobs.get(name);
       if (!definition) throw new AppError("NOT_FOUND", { message: `No job ${name}` });
-      const payload = parsePayload(definition, parseJson(raw));
+      const payload = parseWith(definition.payload, parseJson(raw));
       execute = (ctx) => definition!.run(ctx, payload);
     }
 

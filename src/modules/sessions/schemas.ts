@@ -1,6 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { chatAnalysisSchema } from "../../realtime/frames";
 import { chatPlatformEnum, generationStatusEnum, messageSenderEnum, messageSourceEnum, ocrStatusEnum, sessionStatusEnum, suggestionFeedbackEnum } from "../../db/schema";
+import { instantSchema } from "../../lib/input";
 import { ROOM_ID_PATTERN } from "../../realtime/protocol";
 
 export const MAX_MESSAGES = 200;
@@ -10,7 +11,7 @@ const sender = z.enum(messageSenderEnum.enumValues);
 const messageText = z.string().trim().min(1).max(4000);
 
 export const messageInputSchema = z
-  .object({ sender, text: messageText, sentAt: z.iso.datetime({ offset: true }).optional() })
+  .object({ sender, text: messageText, sentAt: instantSchema.optional() })
   .strict()
   .openapi("MessageInput");
 
@@ -50,13 +51,16 @@ export const listSessionsQuerySchema = z.object({
   limit: z.coerce.number().int().min(1).max(50).default(20).openapi({ param: { name: "limit", in: "query" } }),
 });
 
+// A conversation holds at most MAX_MESSAGES: a position past its end means the end.
+const position = z.number().int().min(0).max(MAX_MESSAGES);
+
 export const addMessageSchema = messageInputSchema
-  .extend({ position: z.number().int().min(0).optional().openapi({ description: "Where to insert; the end when omitted" }) })
+  .extend({ position: position.optional().openapi({ description: "Where to insert; the end when omitted" }) })
   .strict()
   .openapi("AddMessage");
 
 export const updateMessageSchema = z
-  .object({ sender: sender.optional(), text: messageText.optional(), sentAt: z.iso.datetime({ offset: true }).nullable().optional(), position: z.number().int().min(0).optional() })
+  .object({ sender: sender.optional(), text: messageText.optional(), sentAt: instantSchema.nullable().optional(), position: position.optional() })
   .strict()
   .refine((patch) => Object.keys(patch).length > 0, "Change at least one field")
   .openapi("UpdateMessage");

@@ -154,6 +154,31 @@ describe("sessions API", () => {
     expect(await testDb().select().from(sessions)).toEqual([]);
   });
 
+  it("answers 400, not 500, to what Postgres cannot store: NUL, unpaired surrogates, years outside 1–9999, positions past any conversation", async () => {
+    const { token } = await signedInUser();
+    const session = await textSession(token, 2);
+    const message = session.messages[0]!.id;
+    const attempts: Array<[string, string, string, unknown]> = [
+      ["NUL in a message", "POST", "/api/v1/sessions", { type: "text", messages: [{ sender: "user", text: "hi\u0000there" }] }],
+      ["unpaired surrogate in a message", "POST", "/api/v1/sessions", { type: "text", messages: [{ sender: "user", text: "hi \ud800" }] }],
+      ["NUL in the title", "POST", "/api/v1/sessions", { type: "text", messages: conversation(1), title: "a\u0000" }],
+      ["year 0", "POST", "/api/v1/sessions", { type: "text", messages: [{ sender: "user", text: "hi", sentAt: "0000-01-01T00:00:00Z" }] }],
+      ["year 10000 through an offset", "POST", `/api/v1/sessions/${session.id}/messages`, { sender: "user", text: "hi", sentAt: "9999-12-31T23:59:59-23:59" }],
+      ["position 2^31", "POST", `/api/v1/sessions/${session.id}/messages`, { sender: "user", text: "hi", position: 2 ** 31 }],
+      ["position 2^53 - 1", "PATCH", `/api/v1/sessions/${session.id}/messages/${message}`, { position: Number.MAX_SAFE_INTEGER }],
+      ["NUL in an edit", "PATCH", `/api/v1/sessions/${session.id}/messages/${message}`, { text: "\u0000" }],
+    ];
+    for (const [what, method, path, body] of attempts) {
+      const response = await callAs(token, path, { method, json: body });
+      expect(response.status, what).toBe(400);
+      expect(await json(response), what).toMatchObject({ error: { code: "VALIDATION_ERROR" } });
+    }
+    expect(await positions(session.id)).toEqual([
+      { position: 0, text: "message 0" },
+      { position: 1, text: "message 1" },
+    ]);
+  });
+
   it("pages newest first with a cursor that neither repeats nor skips while sessions are added", async () => {
     const { token } = await signedInUser();
     const created: string[] = [];
@@ -177,7 +202,9 @@ describe("sessions API", () => {
 
     const other = await signedInUser();
     expect((await json<{ items: unknown[] }>(await callAs(other.token, "/api/v1/sessions"))).success && (await json<{ items: unknown[] }>(await callAs(other.token, "/api/v1/sessions")))).toMatchObject({ data: { items: [] } });
-    for (const cursor of ["garbage", btoa("[1,2]"), btoa('["not a date","x"]')]) {
+    // Dates JS parses and Postgres does not (year 0, a bare year, past year 9999), and ids no row has.
+    const junk = [["0000-01-01T00:00:00.000000Z", "x"], ["2030", "x"], ["+275760-09-13T00:00:00.000Z", "x"], ["2024-02-30T00:00:00.000000Z", "x"], ["2024-01-01T00:00:00.000000Z", "x\u0000"]];
+    for (const cursor of ["garbage", btoa("[1,2]"), btoa('["not a date","x"]'), ...junk.map((value) => btoa(JSON.stringify(value)))]) {
       const response = await callAs(token, `/api/v1/sessions?cursor=${encodeURIComponent(cursor)}`);
       expect(response.status).toBe(400);
       expect(await json(response)).toMatchObject({ error: { code: "VALIDATION_ERROR" } });

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { calendarDateSchema } from "../../lib/input";
 import { type JobContext, type JobDefinition, jobInstant, jobInstantSchema } from "../jobs/definition";
 import { sendPush } from "../notifications/service";
 import { getUser, liveTokensOf, usersDueForTip } from "../users/service";
@@ -8,8 +9,6 @@ import { claimTipSend, localizeTip, tipFor } from "./service";
 /** Users per fan-out delivery: one batch publish, then the next page is a delivery of its own. */
 const FAN_OUT_PAGE = 100;
 
-const dateSchema = z.string().regex(/^\d{4}-\d{2}-\d{2}$/);
-
 /**
  * One user's tip for one local day: the tip is the day's (the one `GET /tips/today` showed, or a
  * fresh choice recorded for the day), and the push goes out only from the delivery that marks
@@ -18,7 +17,7 @@ const dateSchema = z.string().regex(/^\d{4}-\d{2}-\d{2}$/);
  */
 export const tipDeliveryJob: JobDefinition<{ userId: string; localDate: string }> = {
   name: "tip-delivery",
-  payload: z.object({ userId: z.string().min(1).max(64), localDate: dateSchema }).strict(),
+  payload: z.object({ userId: z.string().min(1).max(64), localDate: calendarDateSchema }).strict(),
   async run(ctx, { userId, localDate }) {
     const user = await getUser(ctx.db, userId);
     const chosen = await tipFor(ctx.db, userId, localDate);

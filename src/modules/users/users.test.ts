@@ -162,6 +162,20 @@ describe("authentication on /api/v1/users/*", () => {
     expect(response.status).toBe(401);
     expect(await json(response)).toMatchObject({ error: { code: "UNAUTHORIZED" } });
   });
+
+  it("answers 401, not 500, to a signed token whose user id no row can hold, and ignores an email no row can hold", async () => {
+    for (const sub of [`user_${"\u0000"}`, "user_\ud800", "", `user_${crypto.randomUUID().repeat(80)}`]) {
+      const response = await callAs(await mintToken(sub), "/api/v1/users/me");
+      expect(response.status, JSON.stringify(sub.slice(0, 12))).toBe(401);
+      expect(await json(response)).toMatchObject({ error: { code: "UNAUTHORIZED" } });
+    }
+    expect(await testDb().select().from(users)).toHaveLength(0);
+    for (const email of ["a\u0000@example.com", `${crypto.randomUUID().repeat(80)}@example.com`]) {
+      const { response, body } = await me(await mintToken(clerkId(), { email }));
+      expect(response.status).toBe(200);
+      expect(body.success && body.data.email).toBeNull();
+    }
+  });
 });
 
 describe("PUT /api/v1/users/me", () => {

@@ -5,7 +5,7 @@ import type { AppEnv } from "../../lib/app-env";
 import { ok } from "../../lib/envelope";
 import { AppError } from "../../lib/errors";
 import { createRouter, errorResponses, jsonResponse } from "../../lib/openapi";
-import { webhookAckSchema } from "./schemas";
+import { clerkEventSchema, svixIdSchema, webhookAckSchema } from "./schemas";
 import { closeSocketsOfUser } from "../../realtime/rooms";
 import { applyClerkEvent } from "./service";
 
@@ -36,10 +36,14 @@ export function createWebhookRoutes(guards: MiddlewareHandler<AppEnv>[]) {
       c.var.logger.warn("clerk webhook rejected: bad signature");
       throw new AppError("WEBHOOK_SIGNATURE_INVALID");
     }
-    const svixId = c.req.header("svix-id")!;
+    // Signed by Clerk, still only input: not an object with a type, or an id no key can hold, it is not an event we know.
+    const parsed = clerkEventSchema.safeParse(event);
+    const svixId = svixIdSchema.safeParse(c.req.header("svix-id"));
+    if (!parsed.success || !svixId.success) throw new AppError("VALIDATION_ERROR", { message: "Unexpected Clerk event payload" });
+    const { type, data } = parsed.data;
     let outcome;
     try {
-      outcome = await applyClerkEvent(c.var.db, { svixId, type: event.type, data: event.data });
+      outcome = await applyClerkEvent(c.var.db, { svixId: svixId.data, type, data });
     } catch (error) {
       if (error instanceof Error && error.name === "ZodError") {
         throw new AppError("VALIDATION_ERROR", { message: "Unexpected Clerk event payload" });
@@ -48,8 +52,8 @@ export function createWebhookRoutes(guards: MiddlewareHandler<AppEnv>[]) {
     }
     const log = outcome.handled || outcome.duplicate ? c.var.logger.info : c.var.logger.warn;
     log(outcome.duplicate ? "clerk webhook replay ignored" : outcome.handled ? "clerk webhook applied" : "clerk webhook type ignored", {
-      type: event.type,
-      svixId,
+      type,
+      svixId: svixId.data,
     });
     // Like DELETE /users/me: the account's open sockets close at once (4401 ACCOUNT_DELETED).
     if (outcome.deletedUserId) await closeSocketsOfUser(c.env, c.var.config, outcome.deletedUserId, "ACCOUNT_DELETED", c.var.logger);

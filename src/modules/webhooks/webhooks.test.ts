@@ -1,7 +1,7 @@
 import { eq } from "drizzle-orm";
 import { beforeEach, describe, expect, it } from "vitest";
 import { callAs, clerkId, json, mintToken, resetDatabase, testDb } from "../../../test/helpers";
-import { clerkUser, postClerkWebhook as post, signedWebhook as signed } from "../../../test/webhooks";
+import { clerkUser, postClerkWebhook as post, signedWebhook as signed, signedWebhookBody } from "../../../test/webhooks";
 import { openSocket } from "../../../test/ws";
 import { users, webhookEvents } from "../../db/schema";
 
@@ -140,5 +140,25 @@ describe("POST /api/webhooks/clerk", () => {
     expect(response.status).toBe(400);
     expect(await json(response)).toMatchObject({ error: { code: "VALIDATION_ERROR" } });
     expect(await testDb().select().from(webhookEvents)).toHaveLength(0);
+  });
+
+  it("answers 400, not 500, to a signed body that is not an event, or whose ids or email no key can hold", async () => {
+    const long = "a".repeat(1_500) + crypto.randomUUID().repeat(40);
+    const attempts: Array<[string, RequestInit]> = [
+      ["a JSON string", signedWebhookBody('"user.created"').init],
+      ["an array", signedWebhookBody("[]").init],
+      ["no type", signed({ data: { id: clerkId() } }).init],
+      ["NUL in a name", signed({ type: "user.created", data: clerkUser(clerkId(), { first_name: "Ro\u0000bin" }) }).init],
+      ["an overlong user id", signed({ type: "user.created", data: clerkUser(long) }).init],
+      ["an overlong email", signed({ type: "user.updated", data: clerkUser(clerkId(), { email_addresses: [{ id: "idn_2", email_address: `${long}@example.com` }] }) }).init],
+      ["an overlong svix-id", signed({ type: "user.created", data: clerkUser(clerkId()) }, { svixId: long }).init],
+    ];
+    for (const [what, init] of attempts) {
+      const response = await post(init);
+      expect(response.status, what).toBe(400);
+      expect(await json(response), what).toMatchObject({ error: { code: "VALIDATION_ERROR" } });
+    }
+    expect(await testDb().select().from(webhookEvents)).toHaveLength(0);
+    expect(await testDb().select().from(users)).toHaveLength(0);
   });
 });
