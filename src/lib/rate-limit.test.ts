@@ -1,12 +1,14 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { clerkId, controlRedis, json, mintToken, resetDatabase } from "../../test/helpers";
+import { Ratelimit } from "@upstash/ratelimit";
+import { clerkId, controlRedis, json, mintToken, resetDatabase, testConfig } from "../../test/helpers";
 import { createApp } from "../app";
 import type { Bindings } from "./env";
 import { ok } from "./envelope";
 import { createLogger } from "./logger";
 import { createRouter } from "./openapi";
 import { rateLimit } from "./rate-limit";
+import { createRedis } from "./redis";
 import { withServices } from "./services";
 
 /** The real app with its own limits: one env object per test, as one deployment would have. */
@@ -114,5 +116,45 @@ describe("rate limits", () => {
     const down = await hit(clerkId());
     expect(down.status).toBe(503);
     expect(await down.json()).toEqual({ code: "SERVICE_UNAVAILABLE" });
+  });
+
+  it("lets a read with headroom run while it is counted, still answers its refusal, and never overlaps a write or a caller near the limit", async () => {
+    const ran: string[] = [];
+    const router = createRouter();
+    router.use("*", async (c, next) => {
+      c.set("logger", createLogger({ level: "error" }));
+      await next();
+    });
+    router.use("*", withServices(), async (c, next) => {
+      c.set("user", { id: c.req.header("x-test-user") } as never);
+      await next();
+    });
+    router.use("*", rateLimit("user"));
+    router.get("/read", (c) => (ran.push("read"), ok(c, { read: true })));
+    router.post("/write", (c) => (ran.push("write"), ok(c, { wrote: true })));
+    router.onError((error, c) => c.json({ code: (error as { code?: string }).code }, (error as { status?: 429 }).status ?? 500));
+    const bindings = { ...env, RATE_LIMIT_USER: "8", RATE_LIMIT_WINDOW_SECONDS: "30" } as Bindings;
+    const hit = async (userId: string, path: "/read" | "/write") => {
+      const ctx = createExecutionContext();
+      const request = new Request(`http://127.0.0.1${path}`, { method: path === "/read" ? "GET" : "POST", headers: { "x-test-user": userId } });
+      const response = await router.fetch(request, bindings, ctx);
+      await waitOnExecutionContext(ctx);
+      return { status: response.status, remaining: response.headers.get("RateLimit-Remaining") };
+    };
+    const userId = clerkId();
+    expect(await hit(userId, "/read")).toEqual({ status: 200, remaining: "7" });
+    // Another instance of the Worker spends the rest of the window: this isolate still thinks 7 are left.
+    const elsewhere = new Ratelimit({ redis: createRedis(testConfig(), { retries: 0 }), limiter: Ratelimit.slidingWindow(8, "30 s"), prefix: "rl:user" });
+    for (let i = 0; i < 7; i++) expect((await elsewhere.limit(`user:${userId}`)).success).toBe(true);
+
+    ran.length = 0;
+    // With headroom last time, the read ran alongside its count; the count refused it, so its answer is the 429.
+    expect(await hit(userId, "/read")).toEqual({ status: 429, remaining: "0" });
+    expect(ran).toEqual(["read"]);
+    // Now known to be at its limit: counted first, refused before the handler.
+    expect(await hit(userId, "/read")).toEqual({ status: 429, remaining: "0" });
+    // A write is always counted first.
+    expect(await hit(userId, "/write")).toEqual({ status: 429, remaining: "0" });
+    expect(ran).toEqual(["read"]);
   });
 });

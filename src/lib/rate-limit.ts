@@ -57,12 +57,27 @@ export function clientIp(c: Context<AppEnv>): string {
   );
 }
 
+/** What a tier allowed in its window and what was left after an identifier's latest request, per isolate. */
+const headroom = new Map<string, { limit: number; remaining: number }>();
+const HEADROOM_ENTRIES = 10_000;
+
+function rememberHeadroom(key: string, limit: number, remaining: number): void {
+  headroom.delete(key);
+  // Map keeps insertion order: the first key is the least recently seen.
+  if (headroom.size >= HEADROOM_ENTRIES) headroom.delete(headroom.keys().next().value!);
+  headroom.set(key, { limit, remaining });
+}
+
+function identifierOf(c: Context<AppEnv>, tier: RateLimitTier): string {
+  return keyedByIp[tier] ? `ip:${clientIp(c)}` : `user:${c.var.user.id}`;
+}
+
 /**
  * Counts this request against `tier` and sets the RateLimit headers; throws 429 RATE_LIMITED
  * when the window is used up. For a route where only some requests spend (see `rateLimit`).
  */
 export async function applyRateLimit(c: Context<AppEnv>, tier: RateLimitTier): Promise<void> {
-  const identifier = keyedByIp[tier] ? `ip:${clientIp(c)}` : `user:${c.var.user.id}`;
+  const identifier = identifierOf(c, tier);
   let outcome: Awaited<ReturnType<Ratelimit["limit"]>>;
   try {
     outcome = await limitersFor(c.var.config)[tier].limit(identifier);
@@ -71,10 +86,12 @@ export async function applyRateLimit(c: Context<AppEnv>, tier: RateLimitTier): P
     c.var.logger.warn("rate limiter unavailable", { tier, error });
   }
   if (outcome.reason === "timeout") {
+    headroom.delete(`${tier}:${identifier}`);
     if (failClosed[tier]) throw new AppError("SERVICE_UNAVAILABLE", { message: "Rate limiting is unavailable; try again shortly" });
     c.var.logger.warn("rate limit skipped: Redis unavailable", { tier });
     return;
   }
+  rememberHeadroom(`${tier}:${identifier}`, outcome.limit, outcome.success ? outcome.remaining : 0);
   c.executionCtx.waitUntil(outcome.pending);
   const resetSeconds = Math.max(0, Math.ceil((outcome.reset - Date.now()) / 1000));
   c.header("RateLimit-Limit", String(outcome.limit));
@@ -86,9 +103,32 @@ export async function applyRateLimit(c: Context<AppEnv>, tier: RateLimitTier): P
   }
 }
 
+/**
+ * Whether this request may run while the limiter counts it: a plain read (GET or HEAD, not a
+ * socket upgrade) by a caller that had over a quarter of its window left last time. A read
+ * changes nothing, so a refused one only has its answer replaced by the 429; a caller near its
+ * limit, or not seen yet by this isolate, waits for the count first, so a flood still sheds load.
+ */
+function mayOverlap(c: Context<AppEnv>, tier: RateLimitTier): boolean {
+  if ((c.req.method !== "GET" && c.req.method !== "HEAD") || c.req.header("Upgrade") !== undefined || tier === "upgrade") return false;
+  const seen = headroom.get(`${tier}:${identifierOf(c, tier)}`);
+  return seen !== undefined && seen.remaining > seen.limit / 4;
+}
+
 export function rateLimit(tier: RateLimitTier): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    await applyRateLimit(c, tier);
+    if (!mayOverlap(c, tier)) {
+      await applyRateLimit(c, tier);
+      await next();
+      return;
+    }
+    // The count and the read in parallel: the answer waits for the longer of the two, not both.
+    const counted = applyRateLimit(c, tier).then(
+      () => undefined,
+      (error: unknown) => ({ error }),
+    );
     await next();
+    const refused = await counted;
+    if (refused) throw refused.error;
   };
 }
