@@ -9,8 +9,8 @@
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { expectJson } from "../../local/api-client.ts";
-import { createFieldStream } from "../../src/ai/json-stream.ts";
 import { formatTable, type Measure } from "./measures.ts";
+import { type DeltaArrival, relayDelays } from "./relay.ts";
 import { type BenchStack, SUGGESTIONS_REQUEST, withBenchStack } from "./stack.ts";
 import { count, percentile } from "./stats.ts";
 
@@ -18,8 +18,6 @@ const PACING = { firstTokenDelayMs: 400, tokenDelayMs: 30 };
 const FOLLOW_MS = 180_000;
 const now = () => performance.timeOrigin + performance.now();
 
-/** A suggestion.delta as a socket got it: which suggestion, how many characters, when. */
-type Arrival = { index: number; length: number; at: number };
 type Frame = { type: string; seq?: number; generationId?: string; index?: number; delta?: string; suggestions?: Array<{ text: string }>; code?: string };
 
 /** Budgets and the per-IP upgrade limit (every socket comes from this one address) out of the way; user and AI rate limits stay. */
@@ -86,23 +84,7 @@ export async function benchGenerations(stack: BenchStack, options: { users: numb
     // In brackets: "bench-chat-…-1" is also the start of "…-10".
     const request = requests.find((r) => JSON.stringify(r.body).includes(SUGGESTIONS_REQUEST) && JSON.stringify(r.body).includes(`(${target.marker})`));
     if (!request) throw new Error(`no upstream suggestions request for ${target.marker}`);
-    const reader = createFieldStream("suggestions", "text");
-    const written = new Map<number, Array<{ end: number; at: number }>>();
-    for (const token of request.streamed) {
-      for (const { index, delta } of reader.feed(token.text)) {
-        const ends = written.get(index) ?? [];
-        ends.push({ end: (ends.at(-1)?.end ?? 0) + delta.length, at: token.at });
-        written.set(index, ends);
-      }
-    }
-    const received = new Map<number, number>();
-    for (const delta of ends[i]!.deltas) {
-      const end = (received.get(delta.index) ?? 0) + delta.length;
-      received.set(delta.index, end);
-      const origin = written.get(delta.index)?.find((token) => token.end >= end);
-      if (!origin) throw new Error(`${target.marker}: suggestion ${delta.index} got more text than the upstream wrote`);
-      relay.push(delta.at - origin.at);
-    }
+    relay.push(...relayDelays(request.streamed, ends[i]!.deltas, { array: "suggestions", field: "text", count: options.count }));
   });
   relay.sort((a, b) => a - b);
 
@@ -153,7 +135,7 @@ async function follow(url: string, sessionId: string, token: string) {
   });
   return {
     end: (generationId: string, timeoutMs: number) =>
-      new Promise<{ problem?: string; deltas: Arrival[] }>((resolve) => {
+      new Promise<{ problem?: string; deltas: DeltaArrival[] }>((resolve) => {
         const check = () => {
           const last = frames.find(({ frame }) => frame.generationId === generationId && ["suggestion.completed", "generation.failed", "generation.cancelled"].includes(frame.type));
           if (!last) return false;
