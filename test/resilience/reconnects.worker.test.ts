@@ -53,6 +53,8 @@ const TOKEN_DELAY_MS = 250;
  * dozen keep the rooms as fast as they are.
  */
 const MAX_RESTARTS = 30;
+/** Room restarts the run must reach: the rooms stream on past the disconnects until they have (a slow machine evicts less often). */
+const MIN_RESTARTS = 5;
 /** Words only the suggestions prompt has: the pacing leaves the phase call alone. */
 const SUGGESTIONS_PROMPT = "Write replies the user could send next";
 
@@ -335,6 +337,8 @@ describe("forced disconnects and room restarts during live generations", () => {
     })();
 
     await Promise.all(lanes);
+    const enough = Date.now() + 30_000;
+    while (restarts < MIN_RESTARTS && Date.now() < enough) await sleep(100);
     churning = false;
     stopping = true;
     await evictions;
@@ -378,6 +382,6 @@ describe("forced disconnects and room restarts during live generations", () => {
     // Spread over live generations, several per room, with rooms restarted under them.
     expect(midStream / disconnects, JSON.stringify(summary)).toBeGreaterThan(0.8);
     expect(generationIds.length, JSON.stringify(summary)).toBeGreaterThanOrEqual(ROOMS * 2);
-    expect(restarts, JSON.stringify(summary)).toBeGreaterThanOrEqual(5);
+    expect(restarts, JSON.stringify(summary)).toBeGreaterThanOrEqual(MIN_RESTARTS);
   });
 });
