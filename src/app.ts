@@ -98,6 +98,15 @@ const docsContentSecurityPolicy: MiddlewareHandler<AppEnv> = async (c, next) => 
   );
 };
 
+/** The request's ExecutionContext; none when the app is called without one (hono's `app.request`). */
+function executionContextOf(c: Context<AppEnv>): Context<AppEnv>["executionCtx"] | undefined {
+  try {
+    return c.executionCtx;
+  } catch {
+    return undefined;
+  }
+}
+
 function errorCodeForHttpException(error: HTTPException): HttpErrorCode {
   if (error.status === 400 && /malformed json/i.test(error.message)) return "INVALID_JSON";
   if (error.status === 413) return "PAYLOAD_TOO_LARGE";
@@ -119,12 +128,13 @@ export function createApp() {
     c.set("logger", createLogger({ level: loaded.ok ? loaded.config.LOG_LEVEL : "info", base: { requestId: c.var.requestId } }));
     const started = Date.now();
     await next();
-    c.var.logger.info("request", {
-      method: c.req.method,
-      route: c.req.routePath,
-      status: c.res.status,
-      latencyMs: Date.now() - started,
-    });
+    const fields = { method: c.req.method, route: c.req.routePath, status: c.res.status, latencyMs: Date.now() - started };
+    const { logger } = c.var;
+    // Written once the answer has gone: a console write is not free (measured: 1.38× → 1.26× of
+    // the bare query in the api bench), and no client should wait for its request's log line.
+    const ctx = executionContextOf(c);
+    if (ctx) ctx.waitUntil(new Promise<void>((resolve) => setTimeout(() => resolve(logger.info("request", fields)), 0)));
+    else logger.info("request", fields);
   });
   app.use(secureHeaders());
   app.use(corsFromConfig());

@@ -199,4 +199,15 @@ describe("request logs", () => {
     expect(everything).not.toContain(email);
     expect(everything).not.toContain("secret garden");
   });
+
+  it("are written after the answer, so no client waits for its request's line", async () => {
+    const lines: string[] = [];
+    vi.spyOn(console, "log").mockImplementation((...args: unknown[]) => void lines.push(args.map(String).join(" ")));
+    const ctx = createExecutionContext();
+    const response = await createApp().fetch(new Request("http://127.0.0.1/api/v1/health"), { ...env, LOG_LEVEL: "info" }, ctx);
+    expect(response.status).toBe(200);
+    expect(lines.filter((line) => line.includes('"msg":"request"'))).toEqual([]);
+    await waitOnExecutionContext(ctx);
+    expect(lines.filter((line) => line.includes('"msg":"request"')).map((line) => JSON.parse(line))).toMatchObject([{ route: "/api/v1/health", status: 200 }]);
+  });
 });
