@@ -7,7 +7,7 @@ import type { Bindings } from "./env";
 import { ok } from "./envelope";
 import { createLogger } from "./logger";
 import { createRouter } from "./openapi";
-import { rateLimit } from "./rate-limit";
+import { rateLimit, type RateLimitTier } from "./rate-limit";
 import { createRedis } from "./redis";
 import { withServices } from "./services";
 
@@ -30,6 +30,22 @@ async function until(check: () => Promise<boolean>, timeoutMs: number): Promise<
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   return false;
+}
+
+/** A router limited by `tier` for the user named in `x-test-user`; errors answer their code and status. */
+function limitedRouter(tier: RateLimitTier) {
+  const router = createRouter();
+  router.use("*", async (c, next) => {
+    c.set("logger", createLogger({ level: "error" }));
+    await next();
+  });
+  router.use("*", withServices(), async (c, next) => {
+    c.set("user", { id: c.req.header("x-test-user") } as never);
+    await next();
+  });
+  router.use("*", rateLimit(tier));
+  router.onError((error, c) => c.json({ code: (error as { code?: string }).code }, (error as { status?: 429 | 503 }).status ?? 500));
+  return router;
 }
 
 describe("rate limits", () => {
@@ -89,18 +105,8 @@ describe("rate limits", () => {
   });
 
   it("refuses AI-spending routes while Redis is down (fails closed), and limits them tighter", async () => {
-    const router = createRouter();
-    router.use("*", async (c, next) => {
-      c.set("logger", createLogger({ level: "error" }));
-      await next();
-    });
-    router.use("*", withServices(), async (c, next) => {
-      c.set("user", { id: c.req.header("x-test-user") } as never);
-      await next();
-    });
-    router.use("*", rateLimit("ai"));
+    const router = limitedRouter("ai");
     router.get("/spend", (c) => ok(c, { spent: true }));
-    router.onError((error, c) => c.json({ code: (error as { code?: string }).code }, (error as { status?: 503 }).status ?? 500));
     const bindings = { ...env, RATE_LIMIT_AI: "1" } as Bindings;
     const hit = async (userId: string) => {
       const ctx = createExecutionContext();
@@ -120,19 +126,9 @@ describe("rate limits", () => {
 
   it("lets a read with headroom run while it is counted, still answers its refusal, and never overlaps a write or a caller near the limit", async () => {
     const ran: string[] = [];
-    const router = createRouter();
-    router.use("*", async (c, next) => {
-      c.set("logger", createLogger({ level: "error" }));
-      await next();
-    });
-    router.use("*", withServices(), async (c, next) => {
-      c.set("user", { id: c.req.header("x-test-user") } as never);
-      await next();
-    });
-    router.use("*", rateLimit("user"));
+    const router = limitedRouter("user");
     router.get("/read", (c) => (ran.push("read"), ok(c, { read: true })));
     router.post("/write", (c) => (ran.push("write"), ok(c, { wrote: true })));
-    router.onError((error, c) => c.json({ code: (error as { code?: string }).code }, (error as { status?: 429 }).status ?? 500));
     const bindings = { ...env, RATE_LIMIT_USER: "8", RATE_LIMIT_WINDOW_SECONDS: "30" } as Bindings;
     const hit = async (userId: string, path: "/read" | "/write") => {
       const ctx = createExecutionContext();
