@@ -167,7 +167,7 @@ function judge(frames: Array<{ frame: Frame; at: number }>, generationId: string
         : completed.suggestions?.some((suggestion, i) => spelled.get(i) !== suggestion.text)
           ? "deltas do not spell the completed suggestions"
           : undefined;
-  return { ...(problem ? { problem } : {}), deltas: deltas.map(({ frame, at }): Arrival => ({ index: frame.index!, length: frame.delta!.length, at })) };
+  return { ...(problem ? { problem } : {}), deltas: deltas.map(({ frame, at }): DeltaArrival => ({ index: frame.index!, length: frame.delta!.length, at })) };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
