@@ -64,12 +64,7 @@ export abstract class RoomObject extends DurableObject<Bindings> {
   protected abstract readonly kinds: ReadonlyArray<RoomKind>;
   private readonly sql: SqlStorage;
   /** Derived from attachments and rebuilt after every wake-up; never the source of truth. */
-  /**
-   * The live sockets and when each one's token expires, rebuilt from the attachments after the
-   * room wakes. Kept in memory because a publish checks every socket: reading each attachment
-   * (a structured-clone decode) per socket per event was most of a 1,000-socket fan-out.
-   */
-  private liveSockets: Map<WebSocket, number> | undefined;
+  private liveSockets: Set<WebSocket> | undefined;
   /** Whether this instance made sure a cleanup alarm is booked (the alarm itself is durable). */
   private cleanupBooked = false;
   private tablesExist = false;
@@ -161,9 +156,9 @@ export abstract class RoomObject extends DurableObject<Bindings> {
       .toArray() as [{ seq: number }];
     const frame = JSON.stringify({ ...event.data, type: event.type, seq, ts });
     sql.exec("UPDATE events SET frame = ? WHERE seq = ?", frame, seq);
-    for (const [socket, expiresAt] of this.live()) {
+    for (const socket of this.live()) {
       // An alarm may run late: a socket whose token expired gets nothing more.
-      if (expiresAt <= ts) this.closeWith(socket, "TOKEN_EXPIRED");
+      if (this.expired(socket, ts)) this.closeWith(socket, "TOKEN_EXPIRED");
       else this.trySend(socket, frame);
     }
     if (!this.cleanupBooked) {
@@ -310,14 +305,10 @@ export abstract class RoomObject extends DurableObject<Bindings> {
     return loaded.config;
   }
 
-  private live(): Map<WebSocket, number> {
-    if (!this.liveSockets) {
-      this.liveSockets = new Map();
-      for (const socket of this.ctx.getWebSockets()) {
-        const state = socket.deserializeAttachment() as SocketState | null;
-        if (state?.phase === "live" && state.owner) this.liveSockets.set(socket, state.owner.expiresAt);
-      }
-    }
+  private live(): Set<WebSocket> {
+    this.liveSockets ??= new Set(
+      this.ctx.getWebSockets().filter((socket) => (socket.deserializeAttachment() as SocketState | null)?.phase === "live"),
+    );
     return this.liveSockets;
   }
 
@@ -383,6 +374,7 @@ export abstract class RoomObject extends DurableObject<Bindings> {
     // No await here: the seq read and the switch to live happen before any publish.
     const liveFromSeq = this.latestSeq();
     this.update(socket, { phase: "live", liveFromSeq, owner, held: undefined });
+    this.live().add(socket);
     this.reply(socket, { type: "authenticated", seq: liveFromSeq, ts: Date.now() });
     if (afterSeq !== undefined) this.replay(socket, socket.deserializeAttachment() as SocketState, afterSeq);
   }
@@ -476,11 +468,7 @@ export abstract class RoomObject extends DurableObject<Bindings> {
 
   private update(socket: WebSocket, patch: Partial<SocketState>): void {
     // Re-read: an await elsewhere may have changed the attachment since the caller read it.
-    const state: SocketState = { ...(socket.deserializeAttachment() as SocketState), ...patch };
-    socket.serializeAttachment(state);
-    // The in-memory live set follows: a socket going live, or a refreshed token's new expiry.
-    if (state.phase === "live" && state.owner) this.live().set(socket, state.owner.expiresAt);
-    else this.liveSockets?.delete(socket);
+    socket.serializeAttachment({ ...(socket.deserializeAttachment() as SocketState), ...patch });
   }
 
   /**
