@@ -130,11 +130,12 @@ export function createApp() {
     await next();
     const fields = { method: c.req.method, route: c.req.routePath, status: c.res.status, latencyMs: Date.now() - started };
     const { logger } = c.var;
-    // Written once the answer has gone: a console write is not free (measured: 1.38× → 1.26× of
-    // the bare query in the api bench), and no client should wait for its request's log line.
+    // Written once the answer has gone: a console write is not free (the api bench's app ran at
+    // 1.38× of the bare query with request logs, 1.26× without), and no client should wait for it.
+    const write = () => logger.info("request", fields);
     const ctx = executionContextOf(c);
-    if (ctx) ctx.waitUntil(new Promise<void>((resolve) => setTimeout(() => resolve(logger.info("request", fields)), 0)));
-    else logger.info("request", fields);
+    if (ctx) ctx.waitUntil(new Promise<void>((resolve) => setTimeout(() => (write(), resolve()), 0)));
+    else write();
   });
   app.use(secureHeaders());
   app.use(corsFromConfig());

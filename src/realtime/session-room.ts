@@ -363,8 +363,9 @@ export abstract class RoomObject extends DurableObject<Bindings> {
       return;
     }
     const { held } = socket.deserializeAttachment() as SocketState;
-    const replayAfter = afterSeq === undefined || held?.afterSeq === undefined ? (afterSeq ?? held?.afterSeq) : Math.min(afterSeq, held.afterSeq);
-    this.goLive(socket, grant, replayAfter);
+    // The earlier of the two resume points the client gave, if it gave any.
+    const resumePoints = [afterSeq, held?.afterSeq].filter((seq) => seq !== undefined);
+    this.goLive(socket, grant, resumePoints.length > 0 ? Math.min(...resumePoints) : undefined);
     for (const generationId of held?.cancels ?? []) this.requestCancel(generationId);
     await this.scheduleAlarm(grant.expiresAt);
   }
