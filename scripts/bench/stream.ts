@@ -97,8 +97,9 @@ async function streamRuns(url: string, token: string, aiUpstream: BenchStack["ai
     const deltas = mine("suggestion.delta").map(({ frame, at }) => ({ index: frame.index!, length: frame.delta!.length, at }));
     perDelta.push(...relayDelays(request.streamed, deltas, texts));
     firstToken.push(deltas[0]!.at - request.streamed[0]!.at);
-    firstText.push(deltas[0]!.at - firstTextAt(request.streamed, texts));
-    preamble.push(firstTextAt(request.streamed, texts) - request.streamed[0]!.at);
+    const textStarted = firstTextAt(request.streamed, texts);
+    firstText.push(deltas[0]!.at - textStarted);
+    preamble.push(textStarted - request.streamed[0]!.at);
   }
   socket.close(1000);
   return { perDelta, firstToken, firstText, preamble };
