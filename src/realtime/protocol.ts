@@ -22,6 +22,12 @@ export type RoomFrame = Extract<ServerFrame, { type: RoomEventType }>;
 /** What a publisher hands the room; the room adds `seq` and `ts`. Each type's data is declared in frames.ts. */
 export type RoomEvent = { [T in RoomEventType]: { type: T; data: RoomEventData<T> } }[RoomEventType];
 
+/** How to publish: `key` makes a second publish of the same event a no-op; `cancelOf` asks after a generation's cancel. */
+export type PublishOptions = { key?: string; cancelOf?: string };
+
+/** A room's answer to a publish; `cancelRequested` only when the publish named `cancelOf`. */
+export type PublishAnswer = { seq: number; duplicate: boolean; cancelRequested?: boolean };
+
 /**
  * A room: one record's realtime channel, e.g. `{kind: "session", id}`. The kinds are declared
  * by the features that own them (see kinds.ts).

@@ -12,7 +12,7 @@ import { rateLimit } from "../lib/rate-limit";
 import { redisFor } from "../lib/services";
 import { issueTicket, ROOM_GRANT_HEADER, type RoomGrant, redeemTicket, type TicketHolder } from "./access";
 import { type RoomKind, roomBasePath, roomUrl } from "./kinds";
-import { ROOM_ID_PATTERN, type RoomAddress, type RoomEvent, roomName } from "./protocol";
+import { type PublishAnswer, type PublishOptions, ROOM_ID_PATTERN, type RoomAddress, type RoomEvent, roomName } from "./protocol";
 import { releaseSocket, reserveSocket, roomsOfUser } from "./registry";
 import type { RoomObject } from "./session-room";
 
@@ -222,18 +222,20 @@ export async function closeSocketsOfUser(
   return { closedSockets: closed.reduce((sum, n) => sum + n, 0) };
 }
 
-export type Broadcast = (room: RoomAddress, event: RoomEvent, options?: { key?: string }) => Promise<void>;
+export type Broadcast = (room: RoomAddress, event: RoomEvent, options?: PublishOptions) => Promise<PublishAnswer | undefined>;
 
 /**
  * Publishes to a room. Postgres already holds the change when this runs, so a room that
- * cannot be reached is logged and the request still succeeds: clients catch up by GET.
+ * cannot be reached is logged and the request still succeeds (answered `undefined`): clients
+ * catch up by GET.
  */
 export function createBroadcast(env: Pick<Bindings, "SESSION_ROOM">, logger: Logger): Broadcast {
   return async (room, event, options) => {
     try {
-      await roomStub(env, room).publish(event, options);
+      return await roomStub(env, room).publish(event, options);
     } catch (error) {
       logger.error("room publish failed", { room: room.kind, event: event.type, error });
+      return undefined;
     }
   };
 }
@@ -246,13 +248,21 @@ export async function forgetRoom(env: Pick<Bindings, "SESSION_ROOM">, room: Room
   return roomStub(env, room).forget(code);
 }
 
-/** How often a run asks its room whether a socket sent `cancel` (SPEC: stop within 1 s). */
+/** How often a run checks for a `cancel` of its generation (a cancel stops it within a second). */
 const CANCEL_POLL_MS = 100;
 
+/** The latest answer a run's own publishes got from its room (see `PublishOptions.cancelOf`). */
+export type RoomHearing = { at: number; cancelRequested: boolean };
+
 /**
- * Watches a room for a `cancel` of one generation (a frame any socket of the room may send):
- * asks the room every CANCEL_POLL_MS and aborts `abort` once it was asked for. Answers the
- * function that stops watching.
+ * Watches a room for a `cancel` of one generation (a frame any socket of the room may send) and
+ * aborts `abort` once it was asked for. Every CANCEL_POLL_MS it looks at `lastHeard`, the
+ * answer to the run's latest publish: while the run streams, that answer is fresh and says
+ * whether a cancel came, so the room is not asked again. Only a run that has published nothing
+ * lately (still reading the chat, or waiting for the model's first token) asks the room, and
+ * never with a question still unanswered: a slow room gets one poll per run at a time, not a
+ * pile of them. Answers the function that stops watching, which waits for a question still
+ * out so none outlives the run.
  */
 export function watchForCancel(
   env: Pick<Bindings, "SESSION_ROOM">,
@@ -260,14 +270,23 @@ export function watchForCancel(
   generationId: string,
   abort: AbortController,
   logger: Logger,
-): () => void {
+  lastHeard: () => RoomHearing | undefined = () => undefined,
+): () => Promise<void> {
   const stub = roomStub(env, room);
+  const cancel = () => abort.abort(new Error("cancelled by the user"));
   let failing = false;
+  let asking: Promise<void> | undefined;
   const timer = setInterval(() => {
-    stub.isCancelRequested(generationId).then(
+    const heard = lastHeard();
+    if (heard && Date.now() - heard.at < CANCEL_POLL_MS) {
+      if (heard.cancelRequested) cancel();
+      return;
+    }
+    if (asking) return;
+    asking = stub.isCancelRequested(generationId).then(
       (cancelled) => {
         failing = false;
-        if (cancelled) abort.abort(new Error("cancelled by the user"));
+        if (cancelled) cancel();
       },
       (error: unknown) => {
         // Once per outage, not ten times a second.
@@ -275,6 +294,10 @@ export function watchForCancel(
         failing = true;
       },
     );
+    void asking.finally(() => (asking = undefined));
   }, CANCEL_POLL_MS);
-  return () => clearInterval(timer);
+  return async () => {
+    clearInterval(timer);
+    await asking;
+  };
 }

@@ -253,6 +253,23 @@ describe("SessionRoom WebSockets", () => {
     expect(await room.isCancelRequested("gen1")).toBe(true);
   });
 
+  it("tells a publisher that names its generation whether a cancel was asked for, and no one else", async () => {
+    const { sessionId, token } = await seedSession();
+    const socket = await authenticated(sessionId, token);
+    const room = roomStub(env, sessionRoom(sessionId));
+    const event = (progress: number) => ({ type: "status", data: { status: "ready", progress } }) as const;
+    expect(await room.publish(event(1), { cancelOf: "gen1" })).toEqual({ seq: 1, duplicate: false, cancelRequested: false });
+    socket.send({ type: "cancel", generationId: "gen1" });
+    socket.send({ type: "ping" });
+    await socket.frame("pong");
+    expect(await room.publish(event(2), { cancelOf: "gen1" })).toEqual({ seq: 2, duplicate: false, cancelRequested: true });
+    expect(await room.publish(event(3), { cancelOf: "gen2" })).toEqual({ seq: 3, duplicate: false, cancelRequested: false });
+    expect(await room.publish(event(4))).toEqual({ seq: 4, duplicate: false });
+    // A duplicate still answers the question: a redelivered run hears of the cancel too.
+    expect(await room.publish(event(5), { key: "k" })).toEqual({ seq: 5, duplicate: false });
+    expect(await room.publish(event(5), { key: "k", cancelOf: "gen1" })).toEqual({ seq: 5, duplicate: true, cancelRequested: true });
+  });
+
   it("forgets a room: closes its sockets with ROOM_DELETED and deletes its events, cancellations and alarm", async () => {
     const { sessionId, token } = await seedSession();
     const [first, second] = [await authenticated(sessionId, token), await authenticated(sessionId, token)];

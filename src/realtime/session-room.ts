@@ -11,6 +11,8 @@ import {
   type ClientFrame,
   clientFrameSchema,
   MAX_FRAME_BYTES,
+  type PublishAnswer,
+  type PublishOptions,
   type RoomAddress,
   type RoomEvent,
 } from "./protocol";
@@ -142,13 +144,16 @@ export abstract class RoomObject extends DurableObject<Bindings> {
   /**
    * Numbers, stores and sends one event to every live socket, in one synchronous step, so all
    * sockets see the same order. With a `key`, a second publish of the same event (a job
-   * delivered twice) returns the first one's seq and sends nothing.
+   * delivered twice) returns the first one's seq and sends nothing. With `cancelOf`, the answer
+   * also says whether a socket asked to cancel that generation: a run that is streaming hears
+   * of a cancel from its own publishes and need not ask separately (see `watchForCancel`).
    */
-  async publish(event: RoomEvent, options: { key?: string } = {}): Promise<{ seq: number; duplicate: boolean }> {
+  async publish(event: RoomEvent, options: PublishOptions = {}): Promise<PublishAnswer> {
     const sql = this.tables();
+    const cancel = options.cancelOf === undefined ? {} : { cancelRequested: this.cancelRequested(options.cancelOf) };
     if (options.key !== undefined) {
       const existing = sql.exec<{ seq: number }>("SELECT seq FROM events WHERE key = ?", options.key).toArray()[0];
-      if (existing) return { seq: existing.seq, duplicate: true };
+      if (existing) return { seq: existing.seq, duplicate: true, ...cancel };
     }
     const ts = Date.now();
     const [{ seq }] = sql
@@ -165,7 +170,7 @@ export abstract class RoomObject extends DurableObject<Bindings> {
       await this.scheduleAlarm(ts + CLEANUP_EVERY_MS);
       this.cleanupBooked = true;
     }
-    return { seq, duplicate: false };
+    return { seq, duplicate: false, ...cancel };
   }
 
   /**
@@ -180,10 +185,9 @@ export abstract class RoomObject extends DurableObject<Bindings> {
       .map((row) => row.frame);
   }
 
-  /** Whether a socket asked to cancel this generation; the generation's runner polls it. */
+  /** Whether a socket asked to cancel this generation; its run asks while it publishes nothing. */
   async isCancelRequested(generationId: string): Promise<boolean> {
-    if (!this.hasTables()) return false;
-    return this.sql.exec("SELECT 1 FROM cancellations WHERE generation_id = ?", generationId).toArray().length > 0;
+    return this.cancelRequested(generationId);
   }
 
   /**
@@ -441,6 +445,11 @@ export abstract class RoomObject extends DurableObject<Bindings> {
     if (frame.type === "resume") held.afterSeq = Math.min(held.afterSeq ?? frame.afterSeq, frame.afterSeq);
     else if (!held.cancels.includes(frame.generationId)) held.cancels.push(frame.generationId);
     this.update(socket, { held });
+  }
+
+  private cancelRequested(generationId: string): boolean {
+    if (!this.hasTables()) return false;
+    return this.sql.exec("SELECT 1 FROM cancellations WHERE generation_id = ?", generationId).toArray().length > 0;
   }
 
   /** The hook a running generation listens to (see `isCancelRequested`). */

@@ -1,15 +1,16 @@
 import { describe, expect, it } from "vitest";
-import type { RoomEvent } from "../../realtime/protocol";
+import type { PublishAnswer, PublishOptions, RoomEvent } from "../../realtime/protocol";
 import type { JobContext } from "./definition";
 import { createRunPublisher } from "./generation-run";
 
 /** A room whose publishes wait until released, as a busy room's round trip does. */
-function slowRoom() {
-  const sent: Array<{ event: RoomEvent; key: string }> = [];
+function slowRoom(answer: (n: number) => PublishAnswer | undefined = () => undefined) {
+  const sent: Array<{ event: RoomEvent; key: string; cancelOf?: string }> = [];
   const gates: Array<() => void> = [];
-  const broadcast = (_room: unknown, event: RoomEvent, options: { key: string }) => {
-    sent.push({ event: structuredClone(event), key: options.key });
-    return new Promise<void>((resolve) => gates.push(resolve));
+  const broadcast = (_room: unknown, event: RoomEvent, options: Required<PublishOptions>) => {
+    sent.push({ event: structuredClone(event), key: options.key, cancelOf: options.cancelOf });
+    const n = sent.length;
+    return new Promise<PublishAnswer | undefined>((resolve) => gates.push(() => resolve(answer(n))));
   };
   const ctx = { broadcast, messageId: "msg_1", retried: 0 } as unknown as JobContext;
   const settle = async () => {
@@ -61,5 +62,26 @@ describe("createRunPublisher", () => {
     ]);
     // Keys stay one per event sent, in order: a duplicate delivery's events are still recognised.
     expect(room.sent.map(({ key }) => key)).toEqual(["gen:gen_1:msg_1:0:0", "gen:gen_1:msg_1:0:1", "gen:gen_1:msg_1:0:2", "gen:gen_1:msg_1:0:3", "gen:gen_1:done", "gen:gen_1:msg_1:0:4"]);
+  });
+
+  it("asks after its generation's cancel with every publish, and keeps the room's latest answer", async () => {
+    // The second publish finds the room unreachable (no answer): the first answer stays the latest.
+    const room = slowRoom((n) => (n === 2 ? undefined : { seq: n, duplicate: false, cancelRequested: n >= 3 }));
+    const events = createRunPublisher(room.ctx, { kind: "session", id: "s" }, "gen_1");
+    expect(events.lastHeard()).toBeUndefined();
+    const before = Date.now();
+    void events.publish(delta(0, "Hey"));
+    await room.settle();
+    expect(events.lastHeard()).toEqual({ at: expect.any(Number), cancelRequested: false });
+    expect(events.lastHeard()!.at).toBeGreaterThanOrEqual(before);
+    const first = events.lastHeard();
+    void events.publish(delta(1, "So"));
+    await room.settle();
+    expect(events.lastHeard()).toBe(first);
+    void events.publish(delta(0, " there"));
+    await room.settle();
+    await events.settled();
+    expect(events.lastHeard()).toMatchObject({ cancelRequested: true });
+    expect(room.sent.map(({ cancelOf }) => cancelOf)).toEqual(["gen_1", "gen_1", "gen_1"]);
   });
 });

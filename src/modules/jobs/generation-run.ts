@@ -4,7 +4,7 @@ import { AiError, type EngineEvent } from "../../ai/strategy";
 import type { AiCallKind, GenerateRequest } from "../../ai/types";
 import { AppError, errorMessage, type OutcomeErrorCode } from "../../lib/errors";
 import type { RoomAddress, RoomEvent } from "../../realtime/protocol";
-import type { Broadcast } from "../../realtime/rooms";
+import type { Broadcast, RoomHearing } from "../../realtime/rooms";
 import type { JobContext } from "./definition";
 
 /**
@@ -30,6 +30,7 @@ export function createRunPublisher(ctx: JobContext, room: RoomAddress, generatio
   // A run's events are keyed by the delivery, so a retry (which starts over) is never mistaken
   // for a duplicate, while a duplicate of the same delivery publishes nothing twice.
   const run = `${ctx.messageId}:${ctx.retried}`;
+  let heard: RoomHearing | undefined;
   return {
     publish(event: RoomEvent, key?: string) {
       const last = waiting?.event;
@@ -41,11 +42,15 @@ export function createRunPublisher(ctx: JobContext, room: RoomAddress, generatio
       waiting = queued;
       chain = chain.then(() => {
         if (waiting === queued) waiting = undefined;
-        return ctx.broadcast(room, queued.event, { key: queued.key });
+        return ctx.broadcast(room, queued.event, { key: queued.key, cancelOf: generationId }).then((answer) => {
+          if (answer) heard = { at: Date.now(), cancelRequested: answer.cancelRequested === true };
+        });
       });
       return chain;
     },
     settled: () => chain,
+    /** The room's latest answer: whether a cancel of this generation was asked for, and when it said so. */
+    lastHeard: () => heard,
   };
 }
 

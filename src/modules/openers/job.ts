@@ -198,7 +198,7 @@ async function runOpenerJob(ctx: JobContext, { generationId }: { generationId: s
   if (ctx.retried > 0) await run.events.publish({ type: "generation.restarted", data: { generationId, reason: "retry" } });
 
   const heartbeat = holdGeneration(run);
-  const stopCancelWatch = watchForCancel(ctx.env, room, generationId, heartbeat.abort, ctx.logger);
+  const stopCancelWatch = watchForCancel(ctx.env, room, generationId, heartbeat.abort, ctx.logger, run.events.lastHeard);
   const modelRun: ModelRun = { ...run, engine: aiEngineFor(ctx.config, ctx.db), signal: heartbeat.abort.signal };
   try {
     const photoDescription = await describePhoto(modelRun);
@@ -214,7 +214,7 @@ async function runOpenerJob(ctx: JobContext, { generationId }: { generationId: s
           .where(and(eq(openerGenerations.id, generationId), eq(openerGenerations.status, "streaming"), run.held)),
     });
   } finally {
-    stopCancelWatch();
+    await stopCancelWatch();
     await heartbeat.stop();
   }
 }

@@ -263,7 +263,7 @@ async function runSuggestionJob(ctx: JobContext, { generationId }: { generationI
   }
 
   const heartbeat = holdGeneration(run);
-  const stopCancelPoll = watchForCancel(ctx.env, sessionRoom(generation.sessionId), generationId, heartbeat.abort, ctx.logger);
+  const stopCancelPoll = watchForCancel(ctx.env, sessionRoom(generation.sessionId), generationId, heartbeat.abort, ctx.logger, run.events.lastHeard);
   const modelRun: ModelRun = { ...run, ...session, engine: aiEngineFor(ctx.config, ctx.db), signal: heartbeat.abort.signal };
   try {
     const reading = await readConversation(modelRun);
@@ -280,7 +280,7 @@ async function runSuggestionJob(ctx: JobContext, { generationId }: { generationI
           .where(and(eq(suggestionGenerations.id, generation.id), eq(suggestionGenerations.status, "streaming"), run.held)),
     });
   } finally {
-    stopCancelPoll();
+    await stopCancelPoll();
     await heartbeat.stop();
   }
 }
