@@ -80,18 +80,32 @@ export async function benchGenerations(stack: BenchStack, options: { users: numb
   // tokens read in one chunk (TCP coalesces under load) leave the Worker as one delta.
   const relay: number[] = [];
   const requests = stack.aiUpstream.requests();
-  targets.forEach((target, i) => {
+  const suggestionsRequestOf = (marker: string) => {
     // In brackets: "bench-chat-…-1" is also the start of "…-10".
-    const request = requests.find((r) => JSON.stringify(r.body).includes(SUGGESTIONS_REQUEST) && JSON.stringify(r.body).includes(`(${target.marker})`));
-    if (!request) throw new Error(`no upstream suggestions request for ${target.marker}`);
-    relay.push(...relayDelays(request.streamed, ends[i]!.deltas, { array: "suggestions", field: "text", count: options.count }));
+    const request = requests.find((r) => JSON.stringify(r.body).includes(SUGGESTIONS_REQUEST) && JSON.stringify(r.body).includes(`(${marker})`));
+    if (!request) throw new Error(`no upstream suggestions request for ${marker}`);
+    return request;
+  };
+  targets.forEach((target, i) => {
+    relay.push(...relayDelays(suggestionsRequestOf(target.marker).streamed, ends[i]!.deltas, { array: "suggestions", field: "text", count: options.count }));
   });
   relay.sort((a, b) => a - b);
+  // Where the time went, per generation: start to the suggestions request reaching the
+  // upstream (claim, phase, embedding, retrieval), the upstream's own stream, and its last
+  // token to the last delta on the socket.
+  const t0 = performance.timeOrigin + began;
+  const stages = targets.map((target, i) => {
+    const streamed = suggestionsRequestOf(target.marker).streamed;
+    const arrived = streamed[0]!.at - PACING.firstTokenDelayMs;
+    return { before: arrived - t0, streaming: streamed.at(-1)!.at - arrived, after: ends[i]!.deltas.at(-1)!.at - streamed.at(-1)!.at };
+  });
+  const median = (pick: (stage: (typeof stages)[number]) => number) => (percentile(stages.map(pick).sort((a, b) => a - b), 50) / 1000).toFixed(2);
+  const stageNote = `p50 per generation: ${median((s) => s.before)} s to its suggestions request, ${median((s) => s.streaming)} s of upstream stream, ${median((s) => s.after)} s from its last token to its last delta`;
 
   const cost = await costPerGeneration(stack, run);
   const name = `${options.generations} generations at once (${options.users} users)`;
   return [
-    { name: `${name}: all completed in`, value: totalSeconds, unit: "s", note: `upstream paced ${PACING.firstTokenDelayMs} ms + ${PACING.tokenDelayMs} ms/token for the suggestions stream; every delta in seq order and spelling its suggestion` },
+    { name: `${name}: all completed in`, value: totalSeconds, unit: "s", note: `upstream paced ${PACING.firstTokenDelayMs} ms + ${PACING.tokenDelayMs} ms/token for the suggestions stream; every delta in seq order and spelling its suggestion; ${stageNote}` },
     { name: `${name}: token relay p50`, value: percentile(relay, 50), unit: "ms", target: { max: 1 } },
     { name: `${name}: token relay p99`, value: percentile(relay, 99), unit: "ms", target: { max: 5 } },
     {

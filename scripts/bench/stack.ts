@@ -14,6 +14,9 @@ import { startEphemeralStandIns } from "../../local/stand-ins.ts";
 // Loopback only: no wrangler telemetry, no Request.cf download.
 process.env.WRANGLER_SEND_METRICS = "false";
 process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false";
+// No local trace collector: wrangler streams every invocation's trace to one in the same
+// runtime, which took more than half of its CPU under bench:generations (see local/dev-stack.ts).
+process.env.X_LOCAL_OBSERVABILITY = "false";
 
 /**
  * What only a suggestions request's body holds at the local upstream (its JSON Schema's name in
