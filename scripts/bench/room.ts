@@ -128,7 +128,7 @@ export async function benchRoom({ url, token: mint }: BenchStack, { sockets: soc
       unit: "ms",
       note:
         `every socket got every event in order; from stamping the event before POSTing it to the bench Worker to a socket's handler: the HTTP hop, the RPC publish, ` +
-        `the room's fan-out, WebSocket delivery, and this one Node process (${availableParallelism()} CPUs shared with workerd) reading and parsing every socket's frames in turn; no compression: workerd leaves permessage-deflate off without the web_socket_compression flag`,
+        `the room's fan-out, WebSocket delivery, and this one Node process (${availableParallelism()} CPUs shared with workerd) reading and parsing every socket's frames in turn; permessage-deflate on (Node's WebSocket offers it; the compatibility date turns it on in workerd), so the room deflates each frame once per socket`,
     },
     { name: `${name}: publish → receive p99`, value: percentile(latencies, 99), unit: "ms", target: { max: 50 } },
     { name: `${name}: total`, value: (finished - started) / 1000, unit: "s" },

@@ -2,6 +2,7 @@
 // tests start them), and the bench Worker (scripts/bench/worker) under
 // wrangler's programmatic API, so each bench is one self-contained command.
 import { randomBytes } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { neon, neonConfig } from "@neondatabase/serverless";
 import { unstable_startWorker } from "wrangler";
@@ -33,6 +34,12 @@ export interface BenchStack {
   aiUpstream: AiUpstream;
   /** One statement against the stack's Postgres (the Worker's own database), rows as arrays. */
   sql(query: string, params?: unknown[]): Promise<unknown[][]>;
+  /**
+   * CPU used so far, in ms: by the runtime (every workerd this process started: wrangler's dev
+   * proxy and the Worker itself) and by this process (the stand-ins, Postgres among them, and
+   * the bench's own client). NaN for the runtime where /proc cannot be read.
+   */
+  cpuMs(): { runtime: number; bench: number };
 }
 
 /**
@@ -86,5 +93,38 @@ async function start(vars: Record<string, string>, stops: Array<() => Promise<vo
     token: (sub) => mintSessionToken(clerk.privateJwk, { sub, ttlSeconds: 3600 }),
     aiUpstream: standIns.aiUpstream,
     sql: (query, params = []) => database.query(query, params) as Promise<unknown[][]>,
+    cpuMs: () => {
+      const used = process.cpuUsage();
+      return { runtime: runtimeCpuMs(), bench: (used.user + used.system) / 1000 };
+    },
   };
+}
+
+/** CPU time of the workerd processes descending from this one, from /proc (Linux); NaN elsewhere. */
+function runtimeCpuMs(): number {
+  let processes: Array<{ pid: number; parent: number; name: string; cpuMs: number }>;
+  try {
+    processes = readdirSync("/proc")
+      .filter((entry) => /^\d+$/.test(entry))
+      .flatMap((pid) => {
+        try {
+          const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+          // After "pid (name) ": state, ppid, … utime and stime are the 12th and 13th fields, in clock ticks (100 a second).
+          const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+          const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+          return [{ pid: Number(pid), parent: Number(fields[1]), name, cpuMs: (Number(fields[11]) + Number(fields[12])) * 10 }];
+        } catch {
+          return []; // exited while listed
+        }
+      });
+  } catch {
+    return NaN;
+  }
+  const ours = new Set([process.pid]);
+  // Parents are listed before their children only by chance: repeat until nothing joins.
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const entry of processes) if (!ours.has(entry.pid) && ours.has(entry.parent)) (ours.add(entry.pid), (grew = true));
+  }
+  return processes.filter((entry) => entry.name === "workerd" && ours.has(entry.pid)).reduce((sum, entry) => sum + entry.cpuMs, 0);
 }
