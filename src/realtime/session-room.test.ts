@@ -364,6 +364,8 @@ describe("SessionRoom WebSockets", () => {
       state.storage.sql.exec("UPDATE events SET ts = ?", old);
       for (let i = 1; i < 1_010; i++) state.storage.sql.exec("INSERT INTO events (ts, frame) VALUES (?, ?)", old, JSON.stringify({ type: "status", status: "ready", seq: i + 1, ts: old }));
     });
+    // Written behind the object's back: a fresh instance reads the seq they reached.
+    await evictDurableObject(room);
     await publish(sessionId, 1);
     expect(await runDurableObjectAlarm(room)).toBe(true);
     const kept = parseRoomFrames(await room.eventsAfter(0, 2_000));

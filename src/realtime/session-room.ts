@@ -70,6 +70,8 @@ export abstract class RoomObject extends DurableObject<Bindings> {
   /** Whether this instance made sure a cleanup alarm is booked (the alarm itself is durable). */
   private cleanupBooked = false;
   private tablesExist = false;
+  /** The highest seq issued, once read from storage; this object is the only writer of events. */
+  private lastSeq: number | undefined;
 
   constructor(ctx: DurableObjectState, env: Bindings) {
     super(ctx, env);
@@ -151,16 +153,19 @@ export abstract class RoomObject extends DurableObject<Bindings> {
   async publish(event: RoomEvent, options: PublishOptions = {}): Promise<PublishAnswer> {
     const sql = this.tables();
     const cancel = options.cancelOf === undefined ? {} : { cancelRequested: this.cancelRequested(options.cancelOf) };
-    if (options.key !== undefined) {
-      const existing = sql.exec<{ seq: number }>("SELECT seq FROM events WHERE key = ?", options.key).toArray()[0];
-      if (existing) return { seq: existing.seq, duplicate: true, ...cancel };
-    }
+    // One statement per event: the seq is the next one, known before the insert, so the frame
+    // that carries it is stored as it is written; a key already stored makes it a no-op.
+    const seq = (this.lastSeq ??= this.latestSeq()) + 1;
     const ts = Date.now();
-    const [{ seq }] = sql
-      .exec<{ seq: number }>("INSERT INTO events (ts, frame, key) VALUES (?, '', ?) RETURNING seq", ts, options.key ?? null)
-      .toArray() as [{ seq: number }];
     const frame = JSON.stringify({ ...event.data, type: event.type, seq, ts });
-    sql.exec("UPDATE events SET frame = ? WHERE seq = ?", frame, seq);
+    const inserted = sql
+      .exec("INSERT INTO events (seq, ts, frame, key) VALUES (?, ?, ?, ?) ON CONFLICT (key) DO NOTHING RETURNING seq", seq, ts, frame, options.key ?? null)
+      .toArray().length > 0;
+    if (!inserted) {
+      const existing = sql.exec<{ seq: number }>("SELECT seq FROM events WHERE key = ?", options.key ?? null).one();
+      return { seq: existing.seq, duplicate: true, ...cancel };
+    }
+    this.lastSeq = seq;
     for (const socket of this.live()) {
       // An alarm may run late: a socket whose token expired gets nothing more.
       if (this.expired(socket, ts)) this.closeWith(socket, "TOKEN_EXPIRED");
@@ -541,6 +546,7 @@ export abstract class RoomObject extends DurableObject<Bindings> {
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
     this.tablesExist = false;
+    this.lastSeq = undefined;
     this.cleanupBooked = false;
   }
 
