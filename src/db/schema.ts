@@ -1,4 +1,4 @@
-import { createId } from "@paralleldrive/cuid2";
+import { newId } from "../lib/ids";
 import { sql } from "drizzle-orm";
 import {
   boolean,
@@ -26,7 +26,7 @@ export const EMBEDDING_DIMENSIONS = 1536;
 const id = () =>
   text("id")
     .primaryKey()
-    .$defaultFn(() => createId());
+    .$defaultFn(() => newId());
 const createdAt = () => timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow();
 const updatedAt = () =>
   timestamp("updated_at", { withTimezone: true, mode: "date" })

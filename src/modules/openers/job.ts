@@ -1,4 +1,4 @@
-import { createId } from "@paralleldrive/cuid2";
+import { newId } from "../../lib/ids";
 import { and, asc, eq, inArray, or, type SQL, sql } from "drizzle-orm";
 import { z } from "zod";
 import { type AiEngine, aiEngineFor } from "../../ai/engine";
@@ -149,7 +149,7 @@ async function streamOpeners(run: ModelRun, photoDescription: string | undefined
  */
 async function storeOpeners({ ctx, generation, owner }: Run, answer: Answer) {
   const { id: generationId } = generation;
-  const rows = answer.output.map(({ text }, rank) => ({ id: createId(), rank, text }));
+  const rows = answer.output.map(({ text }, rank) => ({ id: newId(), rank, text }));
   const completedHere = sql`exists (select 1 from ${openerGenerations} where ${and(eq(openerGenerations.id, generationId), eq(openerGenerations.status, "completed"), leaseHeldBy(lease, owner))})`;
   const [[completed]] = await ctx.db.batch([
     ctx.db

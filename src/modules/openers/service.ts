@@ -1,4 +1,4 @@
-import { createId } from "@paralleldrive/cuid2";
+import { newId } from "../../lib/ids";
 import { and, desc, eq, exists, inArray, sql } from "drizzle-orm";
 import type { z } from "zod";
 import { magicOpeners, openerGenerations } from "../../db/schema";
@@ -39,7 +39,7 @@ export async function startOpenerGeneration(deps: OpenerDeps, userId: string, in
     throw new AppError("UPLOAD_NOT_FOUND", { details: { missingKeys: 1 } });
   }
   const { preferences } = await getUser(deps.db, userId);
-  const generationId = createId();
+  const generationId = newId();
   await deps.db.insert(openerGenerations).values({
     id: generationId,
     userId,

@@ -1,5 +1,5 @@
 import type { z } from "@hono/zod-openapi";
-import { createId } from "@paralleldrive/cuid2";
+import { newId } from "../../lib/ids";
 import { and, asc, eq, inArray, sql, type SQL } from "drizzle-orm";
 import { messages, sessions } from "../../db/schema";
 import type { Database } from "../../lib/db";
@@ -25,7 +25,7 @@ export function insertMessagesStatement(
   ocrConfidences: number[] = [],
 ) {
   const rows = list.map((message, position) => ({
-    id: createId(),
+    id: newId(),
     sender: message.sender,
     text: message.text,
     position,
@@ -97,7 +97,7 @@ export async function addMessage(db: Database, owner: Owner, input: z.infer<type
       .where(and(eq(messages.sessionId, owner.sessionId), sql`${messages.position} >= ${at}`, editable, room)),
     db.execute<MessageRow>(sql`
       insert into ${messages} (id, session_id, sender, text, position, source, sent_at)
-      select ${createId()}, ${owner.sessionId}, ${input.sender}::message_sender, ${input.text}, ${at}, 'manual', ${input.sentAt ?? null}::timestamptz
+      select ${newId()}, ${owner.sessionId}, ${input.sender}::message_sender, ${input.text}, ${at}, 'manual', ${input.sentAt ?? null}::timestamptz
       where ${editable} and ${room}
       returning id, sender, text, position, source, ocr_confidence as "ocrConfidence", sent_at as "sentAt"`),
   ]);

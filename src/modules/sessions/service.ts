@@ -1,5 +1,5 @@
 import type { z } from "@hono/zod-openapi";
-import { createId } from "@paralleldrive/cuid2";
+import { newId } from "../../lib/ids";
 import { and, desc, eq, getTableColumns, inArray, isNotNull, sql } from "drizzle-orm";
 import { messages, type SessionAnalysis, sessions } from "../../db/schema";
 import type { Database } from "../../lib/db";
@@ -144,7 +144,7 @@ async function queueOcr(deps: SessionDeps, owner: { sessionId: string; userId: s
 
 export async function createSession(deps: SessionDeps, userId: string, input: z.infer<typeof createSessionSchema>): Promise<Detail> {
   // The id is made here so the session and its rows go in as one batch (one transaction).
-  const sessionId = createId();
+  const sessionId = newId();
   const fields = { id: sessionId, userId, type: input.type, title: input.title ?? null, matchName: input.matchName ?? null, platform: input.platform ?? null };
   if (input.type === "text") {
     await deps.db.batch([

@@ -1,4 +1,4 @@
-import { createId } from "@paralleldrive/cuid2";
+import { newId } from "../../lib/ids";
 import { and, asc, eq, inArray, or, type SQL, sql } from "drizzle-orm";
 import { z } from "zod";
 import { type AiEngine, aiEngineFor } from "../../ai/engine";
@@ -204,7 +204,7 @@ async function streamSuggestions(run: ModelRun, reading: Reading, knowledge: Arr
  */
 async function storeSuggestions({ ctx, generation, owner }: Run, answer: Answer) {
   const { id: generationId, sessionId } = generation;
-  const rows = answer.output.map(({ text }, rank) => ({ id: createId(), rank, tone: answer.tone, text }));
+  const rows = answer.output.map(({ text }, rank) => ({ id: newId(), rank, tone: answer.tone, text }));
   const completedHere = sql`exists (select 1 from ${suggestionGenerations} where ${and(eq(suggestionGenerations.id, generationId), eq(suggestionGenerations.status, "completed"), leaseHeldBy(lease, owner))})`;
   const [[completed], , [ready]] = await ctx.db.batch([
     ctx.db

@@ -1,5 +1,5 @@
 import type { z } from "@hono/zod-openapi";
-import { createId } from "@paralleldrive/cuid2";
+import { newId } from "../../lib/ids";
 import { and, eq, sql } from "drizzle-orm";
 import { suggestionGenerations, suggestions } from "../../db/schema";
 import type { Database } from "../../lib/db";
@@ -39,7 +39,7 @@ export async function startGeneration(deps: SuggestionDeps, userId: string, sess
   const { preferences } = await getUser(deps.db, userId);
 
   await transitionSession(deps, { ...owner, to: "generating", from: ["ready"] });
-  const generationId = createId();
+  const generationId = newId();
   try {
     await deps.db.insert(suggestionGenerations).values({
       id: generationId,
