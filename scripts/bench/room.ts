@@ -70,7 +70,7 @@ function connect(wsUrl: string, token: string): Promise<Receiver> {
  */
 export const roomBenchVars = (sockets: number) => ({ RATE_LIMIT_WS_UPGRADE: String(sockets + 10), WS_MAX_SOCKETS_PER_USER: String(sockets) });
 
-export async function benchRoom({ url, token: mint }: BenchStack, { sockets: socketCount, events: eventCount, batch }: { sockets: number; events: number; batch: number }): Promise<Measure[]> {
+export async function benchRoom({ url, token: mint, cpuMs }: BenchStack, { sockets: socketCount, events: eventCount, batch }: { sockets: number; events: number; batch: number }): Promise<Measure[]> {
   const user = `user_bench_room_${Date.now()}`;
   const sessionId = await seedSession(url, await mint(user), 2);
   const wsUrl = `${url.replace(/^http/, "ws")}/api/v1/sessions/${sessionId}/ws`;
@@ -84,6 +84,7 @@ export async function benchRoom({ url, token: mint }: BenchStack, { sockets: soc
   // `publish` in turn and requests go one after another, so the room numbers them in send
   // order. They are shaped like the busiest real event, a streamed suggestion token.
   const published: number[] = [];
+  const cpuBefore = cpuMs();
   const started = now();
   for (let i = 0; i < eventCount; i += batch) {
     const events = Array.from({ length: Math.min(batch, eventCount - i) }, () => ({
@@ -103,6 +104,10 @@ export async function benchRoom({ url, token: mint }: BenchStack, { sockets: soc
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   const finished = Math.max(...receivers.map((r) => r.lastArrival));
+  const cpuAfter = cpuMs();
+  // Where each event's CPU goes: the room fans it out, wrangler's dev proxy relays every frame,
+  // this process reads it on every socket.
+  const cpuPerEvent = (side: keyof typeof cpuAfter) => ((cpuAfter[side] - cpuBefore[side]) / eventCount).toFixed(1);
 
   // Nothing else publishes to this room, so its seqs must be consecutive; every socket must
   // then have received exactly that list, in that order, and nothing but it.
@@ -131,7 +136,12 @@ export async function benchRoom({ url, token: mint }: BenchStack, { sockets: soc
         `the room's fan-out, WebSocket delivery, and this one Node process (${availableParallelism()} CPUs shared with workerd) reading and parsing every socket's frames in turn; permessage-deflate on (Node's WebSocket offers it; the compatibility date turns it on in workerd), so the room deflates each frame once per socket`,
     },
     { name: `${name}: publish → receive p99`, value: percentile(latencies, 99), unit: "ms", target: { max: 50 } },
-    { name: `${name}: total`, value: (finished - started) / 1000, unit: "s" },
+    {
+      name: `${name}: total`,
+      value: (finished - started) / 1000,
+      unit: "s",
+      note: `CPU per event: ${cpuPerEvent("worker")} ms in the Worker's runtime (the request, the room's ${socketCount} sends), ${cpuPerEvent("proxy")} ms in wrangler's dev proxy (relaying the request and ${socketCount} frames), ${cpuPerEvent("bench")} ms in this process (reading ${socketCount} frames)`,
+    },
   ];
 }
 

@@ -2,7 +2,7 @@
 // tests start them), and the bench Worker (scripts/bench/worker) under
 // wrangler's programmatic API, so each bench is one self-contained command.
 import { randomBytes } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { neon, neonConfig } from "@neondatabase/serverless";
 import { unstable_startWorker } from "wrangler";
@@ -35,11 +35,12 @@ export interface BenchStack {
   /** One statement against the stack's Postgres (the Worker's own database), rows as arrays. */
   sql(query: string, params?: unknown[]): Promise<unknown[][]>;
   /**
-   * CPU used so far, in ms: by the runtime (every workerd this process started: wrangler's dev
-   * proxy and the Worker itself) and by this process (the stand-ins, Postgres among them, and
-   * the bench's own client). NaN for the runtime where /proc cannot be read.
+   * CPU used so far, in ms: by wrangler's dev proxy (the workerd that listens on `url` and
+   * relays every request and frame; production has no such hop), by the runtime that runs the
+   * Worker and its Durable Objects, and by this process (the stand-ins, Postgres among them,
+   * and the bench's own client). NaN for the two workerd where /proc cannot be read (not Linux).
    */
-  cpuMs(): { runtime: number; bench: number };
+  cpuMs(): { proxy: number; worker: number; bench: number };
 }
 
 /**
@@ -95,14 +96,18 @@ async function start(vars: Record<string, string>, stops: Array<() => Promise<vo
     sql: (query, params = []) => database.query(query, params) as Promise<unknown[][]>,
     cpuMs: () => {
       const used = process.cpuUsage();
-      return { runtime: runtimeCpuMs(), bench: (used.user + used.system) / 1000 };
+      return { ...workerdCpuMs(port), bench: (used.user + used.system) / 1000 };
     },
   };
 }
 
-/** CPU time of the workerd processes descending from this one, from /proc (Linux); NaN elsewhere. */
-function runtimeCpuMs(): number {
+/**
+ * CPU time of the workerd processes descending from this one, from /proc (Linux): the one that
+ * listens on `port` is wrangler's dev proxy, the rest run the Worker. NaN where /proc is absent.
+ */
+function workerdCpuMs(port: number): { proxy: number; worker: number } {
   let processes: Array<{ pid: number; parent: number; name: string; cpuMs: number }>;
+  let listening: Set<string>;
   try {
     processes = readdirSync("/proc")
       .filter((entry) => /^\d+$/.test(entry))
@@ -117,8 +122,17 @@ function runtimeCpuMs(): number {
           return []; // exited while listed
         }
       });
+    // /proc/net/tcp rows: local address as hex ip:port, state 0A is LISTEN, the 10th column the socket's inode.
+    const hexPort = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+    listening = new Set(
+      readFileSync("/proc/net/tcp", "utf8")
+        .split("\n")
+        .map((line) => line.trim().split(/\s+/))
+        .filter((columns) => columns[1]?.endsWith(hexPort) && columns[3] === "0A")
+        .map((columns) => `socket:[${columns[9]}]`),
+    );
   } catch {
-    return NaN;
+    return { proxy: NaN, worker: NaN };
   }
   const ours = new Set([process.pid]);
   // Parents are listed before their children only by chance: repeat until nothing joins.
@@ -126,5 +140,23 @@ function runtimeCpuMs(): number {
     grew = false;
     for (const entry of processes) if (!ours.has(entry.pid) && ours.has(entry.parent)) (ours.add(entry.pid), (grew = true));
   }
-  return processes.filter((entry) => entry.name === "workerd" && ours.has(entry.pid)).reduce((sum, entry) => sum + entry.cpuMs, 0);
+  const holdsPort = (pid: number) => {
+    try {
+      return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+        try {
+          return listening.has(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        } catch {
+          return false;
+        }
+      });
+    } catch {
+      return false;
+    }
+  };
+  const cpu = { proxy: 0, worker: 0 };
+  for (const entry of processes) {
+    if (entry.name !== "workerd" || !ours.has(entry.pid)) continue;
+    cpu[holdsPort(entry.pid) ? "proxy" : "worker"] += entry.cpuMs;
+  }
+  return cpu;
 }
