@@ -1,15 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { ROOM_ID_PATTERN } from "../realtime/protocol";
 import { newId } from "./ids";
 
 describe("newId", () => {
   const ids = Array.from({ length: 20_000 }, newId);
 
-  it("gives 24 characters, a lower-case letter first, then lower-case letters and digits, as the API's id patterns expect", () => {
-    for (const id of ids) {
-      expect(id).toMatch(/^[a-z][a-z0-9]{23}$/);
-      expect(id).toMatch(ROOM_ID_PATTERN);
-    }
+  it("gives 24 characters, a lower-case letter first, then lower-case letters and digits (what the API's id patterns accept)", () => {
+    for (const id of ids) expect(id).toMatch(/^[a-z][a-z0-9]{23}$/);
   });
 
   it("never repeats, and uses every character about equally in every position", () => {
