@@ -1,6 +1,7 @@
 // The benches' own Worker (wrangler.toml beside it): the real app, plus /__bench/* routes the
 // real Worker must never have. The app publishes to rooms only over RPC, so nobody on the
 // Internet can push events to a user's sockets; here a bench script may.
+import { DurableObject } from "cloudflare:workers";
 import { createApp } from "../../../src/app";
 import { type Bindings, loadConfig } from "../../../src/lib/env";
 import { databaseFor } from "../../../src/lib/services";
@@ -10,6 +11,26 @@ import type { RoomEvent } from "../../../src/realtime/protocol";
 import { roomStub } from "../../../src/realtime/rooms";
 
 export { SessionRoom } from "../../../src/index";
+
+type BenchBindings = Bindings & { BARE_RELAY: DurableObjectNamespace<BareRelayRoom> };
+
+/**
+ * bench:stream's baseline: a room that only accepts sockets and sends them what it is given —
+ * no authentication, no storage, no seq. With the bare route below it is the same path a token
+ * takes (upstream → the Worker's fetch stream → RPC to a Durable Object → WebSocket) doing
+ * nothing else.
+ */
+export class BareRelayRoom extends DurableObject<BenchBindings> {
+  override async fetch(): Promise<Response> {
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+    this.ctx.acceptWebSocket(server);
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  send(text: string): void {
+    for (const socket of this.ctx.getWebSockets()) socket.send(text);
+  }
+}
 
 const app = createApp();
 
@@ -36,6 +57,27 @@ export default {
       return Response.json({ seqs });
     }
 
+    // bench:stream's baseline: the socket of a bare relay room, and a run that sends the given
+    // chat request to the AI upstream and relays each chunk of its stream, as read, to the room.
+    const bare = /^\/__bench\/bare-relay\/([^/]+)\/(ws|run)$/.exec(pathname);
+    if (bare) {
+      const stub = env.BARE_RELAY.getByName(bare[1]!);
+      if (bare[2] === "ws") return stub.fetch(request);
+      const upstream = await fetch(`${env.OPENAI_BASE_URL}/chat/completions`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${env.OPENAI_API_KEY}`, "Content-Type": "application/json" },
+        body: request.body,
+      });
+      const reader = upstream.body!.pipeThrough(new TextDecoderStream()).getReader();
+      let sent = Promise.resolve();
+      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+        const text = chunk.value;
+        sent = sent.then(() => stub.send(text));
+      }
+      await sent;
+      return new Response(null, { status: 204 });
+    }
+
     return app.fetch(request, env, ctx);
   },
-} satisfies ExportedHandler<Bindings>;
+} satisfies ExportedHandler<BenchBindings>;
