@@ -1,4 +1,3 @@
-import { newId } from "../lib/ids";
 import { sql } from "drizzle-orm";
 import {
   boolean,
@@ -19,6 +18,7 @@ import {
   vector,
 } from "drizzle-orm/pg-core";
 import type { AiCallErrorCode, ErrorCode, OutcomeErrorCode } from "../lib/errors";
+import { newId } from "../lib/ids";
 
 /** Dimension of `text-embedding-3-small`; every embedding the knowledge base stores has it. */
 export const EMBEDDING_DIMENSIONS = 1536;

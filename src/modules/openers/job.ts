@@ -1,4 +1,3 @@
-import { newId } from "../../lib/ids";
 import { and, asc, eq, inArray, or, type SQL, sql } from "drizzle-orm";
 import { z } from "zod";
 import { type AiEngine, aiEngineFor } from "../../ai/engine";
@@ -8,6 +7,7 @@ import { AiError, parseJsonOutput } from "../../ai/strategy";
 import { magicOpeners, openerGenerations } from "../../db/schema";
 import { toBase64 } from "../../lib/encoding";
 import { AppError } from "../../lib/errors";
+import { newId } from "../../lib/ids";
 import { holdLease, leaseHeldBy, leaseLapsed, newLeaseOwner, releaseLease, staleRun, takeLease } from "../../lib/lease";
 import { watchForCancel } from "../../realtime/rooms";
 import { type JobContext, type JobDefinition, jobInstant, jobInstantSchema } from "../jobs/definition";

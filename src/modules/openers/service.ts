@@ -1,10 +1,10 @@
-import { newId } from "../../lib/ids";
 import { and, desc, eq, exists, inArray, sql } from "drizzle-orm";
 import type { z } from "zod";
 import { magicOpeners, openerGenerations } from "../../db/schema";
 import { afterCursor, cursorTime, decodeCursor, encodeCursor } from "../../lib/cursor";
 import type { Database } from "../../lib/db";
 import { AppError } from "../../lib/errors";
+import { newId } from "../../lib/ids";
 import type { PublishJob } from "../../lib/jobs";
 import type { Logger } from "../../lib/logger";
 import { roomUrl } from "../../realtime/kinds";

@@ -1,9 +1,9 @@
 import type { z } from "@hono/zod-openapi";
-import { newId } from "../../lib/ids";
 import { and, asc, eq, inArray, sql, type SQL } from "drizzle-orm";
 import { messages, sessions } from "../../db/schema";
 import type { Database } from "../../lib/db";
 import { AppError } from "../../lib/errors";
+import { newId } from "../../lib/ids";
 import { EDITABLE_STATUSES, explainRefusal, sessionIn } from "./lifecycle";
 import { liveSession } from "./live";
 import { type addMessageSchema, MAX_MESSAGES, type messageInputSchema, type updateMessageSchema } from "./schemas";

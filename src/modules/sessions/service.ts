@@ -1,11 +1,11 @@
 import type { z } from "@hono/zod-openapi";
-import { newId } from "../../lib/ids";
 import { and, desc, eq, getTableColumns, inArray, isNotNull, sql } from "drizzle-orm";
 import { messages, type SessionAnalysis, sessions } from "../../db/schema";
 import type { Database } from "../../lib/db";
 import type { AppConfig } from "../../lib/env";
 import { afterCursor, cursorTime, decodeCursor, encodeCursor } from "../../lib/cursor";
 import { AppError } from "../../lib/errors";
+import { newId } from "../../lib/ids";
 import type { PublishJob } from "../../lib/jobs";
 import type { Logger } from "../../lib/logger";
 import { roomUrl } from "../../realtime/kinds";

@@ -1,4 +1,3 @@
-import { newId } from "../../lib/ids";
 import { and, asc, eq, inArray, or, type SQL, sql } from "drizzle-orm";
 import { z } from "zod";
 import { type AiEngine, aiEngineFor } from "../../ai/engine";
@@ -7,6 +6,7 @@ import { buildSuggestionsRequest, suggestionsOutputSchema } from "../../ai/promp
 import { AiError, parseJsonOutput } from "../../ai/strategy";
 import { type SessionAnalysis, suggestionGenerations, suggestions } from "../../db/schema";
 import { AppError } from "../../lib/errors";
+import { newId } from "../../lib/ids";
 import { holdLease, leaseHeldBy, leaseLapsed, newLeaseOwner, releaseLease, staleRun, takeLease } from "../../lib/lease";
 import { watchForCancel } from "../../realtime/rooms";
 import { type JobContext, type JobDefinition, jobInstant, jobInstantSchema } from "../jobs/definition";
@@ -263,7 +263,7 @@ async function runSuggestionJob(ctx: JobContext, { generationId }: { generationI
   }
 
   const heartbeat = holdGeneration(run);
-  const stopCancelPoll = watchForCancel(ctx.env, sessionRoom(generation.sessionId), generationId, heartbeat.abort, ctx.logger, run.events.lastHeard);
+  const stopCancelWatch = watchForCancel(ctx.env, sessionRoom(generation.sessionId), generationId, heartbeat.abort, ctx.logger, run.events.lastHeard);
   const modelRun: ModelRun = { ...run, ...session, engine: aiEngineFor(ctx.config, ctx.db), signal: heartbeat.abort.signal };
   try {
     const reading = await readConversation(modelRun);
@@ -280,7 +280,7 @@ async function runSuggestionJob(ctx: JobContext, { generationId }: { generationI
           .where(and(eq(suggestionGenerations.id, generation.id), eq(suggestionGenerations.status, "streaming"), run.held)),
     });
   } finally {
-    await stopCancelPoll();
+    await stopCancelWatch();
     await heartbeat.stop();
   }
 }

@@ -1,9 +1,9 @@
 import type { z } from "@hono/zod-openapi";
-import { newId } from "../../lib/ids";
 import { and, eq, sql } from "drizzle-orm";
 import { suggestionGenerations, suggestions } from "../../db/schema";
 import type { Database } from "../../lib/db";
 import { AppError } from "../../lib/errors";
+import { newId } from "../../lib/ids";
 import type { PublishJob } from "../../lib/jobs";
 import type { Logger } from "../../lib/logger";
 import type { Broadcast } from "../../realtime/rooms";
