@@ -20,15 +20,16 @@ export async function benchApi(stack: BenchStack, options: { samples: number; wa
   const { url } = stack;
   type Route = { path: string; headers: Record<string, string>; sessionId: string };
   // Each user owns a session of `messages` messages; the app route reads it with the user's token.
-  const users: Array<{ app: Route; bare: Route }> = [];
-  const total = options.warmup + options.samples;
-  for (let i = 0; i * REQUESTS_PER_USER < total; i++) {
-    const token = await stack.token(`user_bench_api_${Date.now()}_${i}`);
+  const newUser = async (name: string): Promise<{ app: Route; bare: Route }> => {
+    const token = await stack.token(`${name}_${Date.now()}`);
     const auth = { Authorization: `Bearer ${token}` };
     const sessionId = await seedSession(url, token, options.messages);
     const me = await expectJson<{ data: { id: string } }>(await fetch(`${url}/api/v1/users/me`, { headers: auth }), 200, "GET /api/v1/users/me");
-    users.push({ app: { path: `/api/v1/sessions/${sessionId}`, headers: auth, sessionId }, bare: { path: `/__bench/sessions/${sessionId}?userId=${me.data.id}`, headers: {}, sessionId } });
-  }
+    return { app: { path: `/api/v1/sessions/${sessionId}`, headers: auth, sessionId }, bare: { path: `/__bench/sessions/${sessionId}?userId=${me.data.id}`, headers: {}, sessionId } };
+  };
+  const users: Array<{ app: Route; bare: Route }> = [];
+  const total = options.warmup + options.samples;
+  for (let i = 0; i * REQUESTS_PER_USER < total; i++) users.push(await newUser(`user_bench_api_${i}`));
   const once = async (route: Route, side: string) => {
     const started = performance.now();
     const response = await fetch(url + route.path, { headers: route.headers });
@@ -49,12 +50,7 @@ export async function benchApi(stack: BenchStack, options: { samples: number; wa
   }
   // CPU per request, each side alone in a block (interleaved, the two could not be told apart):
   // where the app's extra time goes, in the runtime and in the stand-ins.
-  const cpuUsers = await Promise.all([0, 1].map(async (i) => {
-    const token = await stack.token(`user_bench_api_cpu_${Date.now()}_${i}`);
-    const sessionId = await seedSession(url, token, options.messages);
-    const me = await expectJson<{ data: { id: string } }>(await fetch(`${url}/api/v1/users/me`, { headers: { Authorization: `Bearer ${token}` } }), 200, "GET /api/v1/users/me");
-    return { app: { path: `/api/v1/sessions/${sessionId}`, headers: { Authorization: `Bearer ${token}` }, sessionId }, bare: { path: `/__bench/sessions/${sessionId}?userId=${me.data.id}`, headers: {}, sessionId } };
-  }));
+  const cpuUsers = await Promise.all([0, 1].map((i) => newUser(`user_bench_api_cpu_${i}`)));
   type Cpu = ReturnType<BenchStack["cpuMs"]>;
   const cpu: Record<"app" | "bare", Cpu> = { app: { proxy: 0, worker: 0, bench: 0 }, bare: { proxy: 0, worker: 0, bench: 0 } };
   for (const side of ["bare", "app"] as const) {

@@ -86,16 +86,14 @@ export async function benchGenerations(stack: BenchStack, options: { users: numb
     if (!request) throw new Error(`no upstream suggestions request for ${marker}`);
     return request;
   };
-  targets.forEach((target, i) => {
-    relay.push(...relayDelays(suggestionsRequestOf(target.marker).streamed, ends[i]!.deltas, { array: "suggestions", field: "text", count: options.count }));
-  });
+  const streams = targets.map((target) => suggestionsRequestOf(target.marker).streamed);
+  streams.forEach((streamed, i) => relay.push(...relayDelays(streamed, ends[i]!.deltas, { array: "suggestions", field: "text", count: options.count })));
   relay.sort((a, b) => a - b);
   // Where the time went, per generation: start to the suggestions request reaching the
   // upstream (claim, phase, embedding, retrieval), the upstream's own stream, and its last
   // token to the last delta on the socket.
   const t0 = performance.timeOrigin + began;
-  const stages = targets.map((target, i) => {
-    const streamed = suggestionsRequestOf(target.marker).streamed;
+  const stages = streams.map((streamed, i) => {
     const arrived = streamed[0]!.at - PACING.firstTokenDelayMs;
     return { before: arrived - t0, streaming: streamed.at(-1)!.at - arrived, after: ends[i]!.deltas.at(-1)!.at - streamed.at(-1)!.at };
   });

@@ -113,6 +113,9 @@ async function streamRuns(url: string, token: string, aiUpstream: BenchStack["ai
   return { perDelta, firstToken, firstText, preamble };
 }
 
+/** The upstream tokens in a relayed chunk: one SSE event each; the stream's closing events carry no content. */
+const tokensIn = (chunk: string) => chunk.split('"content":').length - 1;
+
 /**
  * The relay's floor on this stack: the app's own suggestions request sent again, its stream
  * relayed chunk by chunk by the bench Worker's bare route and room. Each frame carries one or
@@ -136,13 +139,12 @@ async function bareRelay(url: string, aiUpstream: BenchStack["aiUpstream"], runs
     const response = await fetch(`${url}/__bench/bare-relay/${room}/run`, { method: "POST", body: JSON.stringify(template.body) });
     if (response.status !== 204) throw new Error(`bare relay run answered ${response.status}`);
     const streamed = aiUpstream.requests().findLast((r) => JSON.stringify(r.body).includes(SUGGESTIONS_REQUEST))!.streamed;
-    const tokensIn = (list: typeof frames) => list.reduce((sum, frame) => sum + frame.text.split('"content":').length - 1, 0);
+    const tokensSoFar = () => frames.slice(from).reduce((sum, frame) => sum + tokensIn(frame.text), 0);
     // The route answers once the room has sent the last chunk; the socket may still be carrying it.
-    for (const deadline = Date.now() + 5_000; tokensIn(frames.slice(from)) < streamed.length && Date.now() < deadline; ) await new Promise((resolve) => setTimeout(resolve, 5));
+    for (const deadline = Date.now() + 5_000; tokensSoFar() < streamed.length && Date.now() < deadline; ) await new Promise((resolve) => setTimeout(resolve, 5));
     let token = 0;
     for (const frame of frames.slice(from)) {
-      // One SSE event per upstream token; the stream's closing events carry no content.
-      const events = frame.text.split('"content":').length - 1;
+      const events = tokensIn(frame.text);
       if (events === 0) continue;
       token += events;
       delays.push(frame.at - streamed[token - 1]!.at);
